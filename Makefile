@@ -1,0 +1,97 @@
+# codeassist: a C host with LuaJIT on top. `make demo` and `make test` set everything up.
+VERSION     := 0.1.0
+PREFIX      ?= /usr/local
+CC          ?= cc
+PKG_CONFIG  ?= pkg-config
+LUAJIT      ?= luajit
+PKGS        := luajit libcurl yaml-0.1
+BUILD       ?= build
+
+# Recursive (=) on purpose: evaluated when a recipe runs, i.e. after `deps` installed them.
+PKG_CFLAGS   = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS     = $(shell $(PKG_CONFIG) --libs $(PKGS))
+# Debian's lua5.1-cjson.pc names a lua5.1.pc that does not exist: link the archive directly.
+CJSON_LIB    = $(firstword $(wildcard /usr/lib/*/liblua5.1-cjson.a /usr/lib/liblua5.1-cjson.a))
+
+WARN        := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+OPT         ?= -O2
+CFLAGS      ?=
+CPPFLAGS_ALL = -D_GNU_SOURCE -DCODEASSIST_VERSION='"$(VERSION)"' -Iruntime -I$(BUILD) $(PKG_CFLAGS)
+CFLAGS_ALL   = -std=c11 $(OPT) -g $(WARN) $(CFLAGS)
+LDLIBS_ALL   = $(CJSON_LIB) $(PKG_LIBS) -lm
+
+C_SOURCES   := $(wildcard runtime/*.c)
+C_OBJECTS    = $(C_SOURCES:runtime/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
+# The pure pieces the C unit tests link against (no Lua state needed).
+PURE_OBJECTS = $(BUILD)/yaml_scalar.o $(BUILD)/outbuf.o
+
+# The Lua library: scripts/<dir>/<name>.lua is module <dir>.<name>; init.lua is <dir>.
+LUA_SOURCES := $(sort $(wildcard scripts/*/*.lua))
+ARGPARSE    ?= /usr/share/lua/5.1/argparse.lua
+modname      = $(patsubst %.init,%,$(subst /,.,$(patsubst scripts/%.lua,%,$(1))))
+EMBED_SPECS  = $(foreach f,$(LUA_SOURCES),$(f)=$(call modname,$(f))) $(ARGPARSE)=argparse
+
+C_TESTS     := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
+
+.PHONY: all deps demo test asan bench install uninstall clean
+
+all: deps
+	@$(MAKE) --no-print-directory codeassist
+
+deps:
+	@sh tools/deps.sh
+
+codeassist: $(BUILD)/codeassist
+	@cp $< $@
+
+$(BUILD)/codeassist: $(C_OBJECTS)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/%.o: runtime/%.c runtime/*.h | $(BUILD)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/embedded.c: $(LUA_SOURCES) tools/embed.sh | $(BUILD)
+	LUAJIT=$(LUAJIT) sh tools/embed.sh $@ $(EMBED_SPECS)
+
+$(BUILD)/embedded.o: $(BUILD)/embedded.c runtime/embedded.h
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/test_%: tests/c/test_%.c tests/c/tap.h $(PURE_OBJECTS) $(BUILD)/fs.o
+	$(CC) $(CPPFLAGS_ALL) -Itests/c $(CFLAGS_ALL) -o $@ $< $(PURE_OBJECTS) $(BUILD)/fs.o $(LDLIBS_ALL)
+
+$(BUILD):
+	@mkdir -p $@
+
+c-tests: $(C_TESTS:%=$(BUILD)/%)
+
+demo: all
+	@./codeassist run examples/demo.lua
+
+test: deps
+	@$(MAKE) --no-print-directory codeassist c-tests
+	@BUILD=$(BUILD) sh tests/run.sh ./codeassist
+
+# The whole suite again with AddressSanitizer and UBSan, in a separate build folder.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
+	    CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    LDFLAGS="-fsanitize=address,undefined" build/asan/codeassist c-tests
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    BUILD=build/asan sh tests/run.sh build/asan/codeassist
+
+bench: all
+	@sh tests/bench/run.sh ./codeassist
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 codeassist $(DESTDIR)$(PREFIX)/bin/codeassist
+	install -d $(DESTDIR)$(PREFIX)/share/codeassist/presets
+	@if ls presets/*.lua >/dev/null 2>&1; then \
+	    install -m 0644 presets/*.lua $(DESTDIR)$(PREFIX)/share/codeassist/presets/; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/codeassist
+	rm -rf $(DESTDIR)$(PREFIX)/share/codeassist
+
+clean:
+	rm -rf build codeassist

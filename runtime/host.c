@@ -1,0 +1,142 @@
+/* The `codeassist.host` module and signal handling.
+ *
+ * First SIGINT/SIGTERM: if Lua has said it polls (host.graceful(true)), only a flag is set,
+ * so the loop can finish its step and save state; otherwise a hook raises an "interrupted"
+ * error at the next Lua instruction (the technique of LuaJIT's luajit.c). Either way,
+ * blocking primitives (proc.run) see the flag and return early.
+ * Second signal: kill the process groups we started and _exit(130) at once. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <luajit.h>
+#include <yaml.h>
+
+#include "host.h"
+
+volatile sig_atomic_t host_interrupts;
+int host_debug;
+
+static lua_State *main_state;
+static volatile sig_atomic_t graceful;
+static volatile sig_atomic_t last_signal;
+
+#define MAX_TRACKED 64
+static volatile pid_t tracked[MAX_TRACKED];
+
+void host_track_child(pid_t pgid)
+{
+    for (int i = 0; i < MAX_TRACKED; i++)
+        if (tracked[i] == 0) {
+            tracked[i] = pgid;
+            return;
+        }
+}
+
+void host_untrack_child(pid_t pgid)
+{
+    for (int i = 0; i < MAX_TRACKED; i++)
+        if (tracked[i] == pgid)
+            tracked[i] = 0;
+}
+
+int host_interrupted(void)
+{
+    return host_interrupts > 0;
+}
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    lua_createtable(L, 0, 2);
+    set_string(L, "message", last_signal == SIGTERM ? "terminated" : "interrupted");
+    lua_pushinteger(L, EXIT_INTERRUPTED);
+    lua_setfield(L, -2, "code");
+    lua_error(L);
+}
+
+static void on_signal(int sig)
+{
+    last_signal = sig;
+    if (++host_interrupts >= 2) {
+        for (int i = 0; i < MAX_TRACKED; i++)
+            if (tracked[i] > 0)
+                kill(-tracked[i], SIGKILL);
+        static const char msg[] = "\ncodeassist: second interrupt, exiting now\n";
+        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)ignored;
+        _exit(EXIT_INTERRUPTED);
+    }
+    if (!graceful && main_state)
+        lua_sethook(main_state, interrupt_hook,
+                    LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+void host_install_signals(lua_State *L)
+{
+    struct sigaction sa;
+
+    main_state = L;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;   /* no SA_RESTART: blocking waits must wake up and look at the flag */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* A closed pipe is an error to report, not a reason to die. */
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* host.graceful(on): Lua promises to poll host.interrupted() and stop cleanly. */
+static int l_graceful(lua_State *L)
+{
+    graceful = lua_toboolean(L, 1);
+    return 0;
+}
+
+/* host.interrupted() -> false | "interrupted" | "terminated" */
+static int l_interrupted(lua_State *L)
+{
+    if (host_interrupts == 0)
+        lua_pushboolean(L, 0);
+    else
+        lua_pushstring(L, last_signal == SIGTERM ? "terminated" : "interrupted");
+    return 1;
+}
+
+static int l_versions(lua_State *L)
+{
+    curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+
+    lua_createtable(L, 0, 4);
+    set_string(L, "codeassist", CODEASSIST_VERSION);
+    set_string(L, "luajit", LUAJIT_VERSION);
+    set_string(L, "libcurl", cv->version);
+    set_string(L, "ssl", cv->ssl_version ? cv->ssl_version : "none");
+    set_string(L, "libyaml", yaml_get_version_string());
+    return 1;
+}
+
+static const luaL_Reg host_functions[] = {
+    { "graceful",    l_graceful },
+    { "interrupted", l_interrupted },
+    { "versions",    l_versions },
+    { NULL, NULL }
+};
+
+int luaopen_codeassist_host(lua_State *L)
+{
+    lua_newtable(L);
+    luaL_register(L, NULL, host_functions);
+    set_boolean(L, "debug", host_debug);
+    lua_createtable(L, 0, 5);
+    set_number(L, "ok", EXIT_OK);
+    set_number(L, "goal_not_met", EXIT_GOAL_NOT_MET);
+    set_number(L, "usage", EXIT_USAGE);
+    set_number(L, "internal", EXIT_INTERNAL);
+    set_number(L, "interrupted", EXIT_INTERRUPTED);
+    lua_setfield(L, -2, "exit_codes");
+    return 1;
+}

@@ -1,0 +1,63 @@
+/* Shared declarations of the codeassist C host: exit codes, module openers, and the
+ * process-wide interrupt state every blocking primitive consults. */
+#ifndef CODEASSIST_HOST_H
+#define CODEASSIST_HOST_H
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#ifndef CODEASSIST_VERSION
+#define CODEASSIST_VERSION "0.0.0-dev"
+#endif
+
+/* The documented exit-code table (README.md, "Exit codes"). */
+enum {
+    EXIT_OK          = 0,
+    EXIT_GOAL_NOT_MET = 1,   /* target missed, BLOCKED, doctor unhealthy */
+    EXIT_USAGE       = 2,   /* usage or config error, error in a user script */
+    EXIT_INTERNAL    = 3,   /* a bug in codeassist itself */
+    EXIT_INTERRUPTED = 130
+};
+
+/* host.c: signals. The first SIGINT/SIGTERM asks running work to stop (a flag, or an
+ * "interrupted" error raised at the next Lua instruction when no code has said it polls);
+ * the second kills the process groups we started and exits 130 at once. */
+extern volatile sig_atomic_t host_interrupts;
+extern int host_debug;   /* --debug or CODEASSIST_DEBUG: tracebacks on errors */
+void host_install_signals(lua_State *L);
+int  host_interrupted(void);
+/* Children in their own process group, killed on the second signal. */
+void host_track_child(pid_t pgid);
+void host_untrack_child(pid_t pgid);
+
+/* main.c: the one protected call. Runs the function below nargs arguments with a
+ * traceback handler; on error leaves an error record (see main.c) on the stack. */
+int host_pcall(lua_State *L, int nargs, int nresults);
+
+/* preload.c: registers built-in C modules and the embedded Lua library. */
+void preload_register(lua_State *L, const char *override_path);
+
+/* One opener per built-in module. */
+int luaopen_codeassist_host(lua_State *L);
+int luaopen_yaml(lua_State *L);
+int luaopen_fs(lua_State *L);
+int luaopen_proc(lua_State *L);
+int luaopen_term(lua_State *L);
+int luaopen_clock(lua_State *L);
+
+/* fs.c: shared with yaml.c and the unit tests. */
+char *read_file_capped(const char *path, size_t cap, size_t *len, char *err, size_t errlen);
+int fs_confine(const char *root, const char *path, char *out, char *err, size_t errlen);
+
+/* term.c: the colour switch set by --no-color before any Lua runs. */
+void term_force_no_color(void);
+
+/* Sets t[name] = v for a string/number/boolean without repeating the push/setfield pair. */
+#define set_string(L, name, v)  (lua_pushstring((L), (v)),  lua_setfield((L), -2, (name)))
+#define set_number(L, name, v)  (lua_pushnumber((L), (v)),  lua_setfield((L), -2, (name)))
+#define set_boolean(L, name, v) (lua_pushboolean((L), (v)), lua_setfield((L), -2, (name)))
+
+#endif

@@ -1,0 +1,107 @@
+-- The command line: global flags, subcommands, dispatch. Each command's work lives in its
+-- own module, loaded only when that command runs, so start-up stays flat.
+local errors = require "codeassist.errors"
+
+local M = {}
+
+local PROGRAM = "codeassist"
+
+-- Global flags that take a value; the C host has already acted on them (see main.c).
+local GLOBAL_WITH_VALUE = { ["--lua-path"] = true }
+
+local EPILOG = [[
+Exit codes:
+  0    success
+  1    goal not met (target score missed, BLOCKED, doctor found a problem)
+  2    usage or configuration error, or an error in your Lua file
+  3    internal error (a bug in codeassist: rerun with --debug and report it)
+  130  interrupted (first Ctrl-C stops cleanly, the second at once)
+
+Environment:
+  CODEASSIST_PATH   folders searched for library modules before the built-in ones
+  CODEASSIST_DEBUG  set to 1 for tracebacks, like --debug
+  NO_COLOR          disables colours, like --no-color]]
+
+local function versions_text()
+  local v = require("codeassist.host").versions()
+  return ("%s %s\n%s\nlibcurl %s (%s)\nlibyaml %s"):format(
+    PROGRAM, v.codeassist, jit and jit.version or v.luajit, v.libcurl, v.ssl, v.libyaml)
+end
+
+local function build_parser()
+  local argparse = require "argparse"
+  local parser = argparse(PROGRAM, "Autonomous development loops on a repository, with "
+      .. "Claude and local Ollama models.")
+    :epilog(EPILOG)
+    :command_target("command")
+    :require_command(false)
+    :help_max_width(100)
+  parser:flag("--version", "Print the versions of codeassist, LuaJIT, libcurl and libyaml.")
+  parser:flag("--debug", "Show Lua tracebacks with errors (also CODEASSIST_DEBUG=1).")
+  parser:flag("--no-color", "Never colour the output (also NO_COLOR=1).")
+  parser:option("--lua-path", "Load library modules from DIR before the built-in ones.")
+    :argname("<dir>")
+
+  local run = parser:command("run", "Run a Lua file (a script or a preset) with the runtime API.")
+    :description("Runs FILE like `lua FILE`: the arguments after FILE reach it as `...` and "
+      .. "in the global `arg` (arg[0] is FILE). The built-in modules (fs, proc, yaml, "
+      .. "cjson, term, clock) are available through require. Options of `run` go before "
+      .. "FILE; everything after FILE belongs to the script.")
+  run:argument("file", "The Lua file to run.")
+  run:argument("args", "Arguments handed to the file."):args("*")
+  return parser
+end
+
+-- Splits argv into the part argparse parses and the arguments of a script run with
+-- `run FILE ...`, which must reach the script untouched (even `--issue 12` or `--help`).
+local function split_run_args(argv)
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--" then i = i + 1; break end
+    if a:sub(1, 1) ~= "-" then break end
+    i = i + (GLOBAL_WITH_VALUE[a] and 2 or 1)
+  end
+  if argv[i] ~= "run" then return argv, nil end
+  local j = i + 1
+  while j <= #argv do
+    local a = argv[j]
+    if a == "--" then
+      j = j + 1
+      break
+    end
+    if a:sub(1, 1) ~= "-" or a == "-" then break end
+    j = j + 1
+  end
+  if j > #argv then return argv, nil end
+  local head, rest = {}, {}
+  for k = 1, j do head[#head + 1] = argv[k] end
+  for k = j + 1, #argv do rest[#rest + 1] = argv[k] end
+  return head, rest
+end
+
+local function usage_error(parser, message)
+  io.stderr:write(parser:get_usage(), "\n")
+  errors.usage("%s", message)
+end
+
+function M.main(argv)
+  local head, script_args = split_run_args(argv)
+  local parser = build_parser()
+  local ok, args = parser:pparse(head)
+  if not ok then usage_error(parser, args) end
+
+  if args.version then
+    print(versions_text())
+    return 0
+  end
+  if args.no_color then require("term").set_color(false) end
+
+  if args.command == "run" then
+    return require("codeassist.run_file").run(args.file, script_args or {})
+  end
+  io.stderr:write(parser:get_help(), "\n")
+  return 2
+end
+
+return M

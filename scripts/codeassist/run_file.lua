@@ -1,0 +1,42 @@
+-- `codeassist run FILE args...`: runs FILE the way `lua FILE args...` would (a `#!` first
+-- line is skipped; `...` and the global `arg` carry the arguments), with FILE's folder
+-- first on package.path so a preset can require its neighbours.
+local errors = require "codeassist.errors"
+
+local M = {}
+
+local function folder_of(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+function M.run(file, args)
+  local chunk, err = loadfile(file)
+  if not chunk then
+    if err:find("^cannot open") then
+      errors.usage("run: cannot open '%s': %s", file,
+        err:match(": ([^:]+)$") or "no such file")
+    end
+    errors.usage("%s", err)   -- a syntax error: "file:line: message"
+  end
+
+  local dir = folder_of(file)
+  package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
+
+  arg = { [0] = file, [-1] = "codeassist run" }
+  for i, a in ipairs(args) do arg[i] = a end
+
+  local result = chunk(unpack(args, 1, #args))
+  if result == nil or result == true then return 0 end
+  if result == false then return 1 end
+  if type(result) == "number" and result >= 0 and result <= 255 and result % 1 == 0 then
+    return result
+  end
+  if type(result) == "table" or type(result) == "function" then
+    errors.usage("%s returned a preset, but this build of codeassist cannot run the "
+      .. "development loop yet; run a script that does its own work instead", file)
+  end
+  errors.usage("%s returned a %s; a script may return nothing, a boolean, or an exit "
+    .. "code from 0 to 255", file, type(result))
+end
+
+return M
