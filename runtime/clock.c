@@ -1,4 +1,4 @@
-/* The `clock` module: monotonic time for durations and timeouts, wall time for records. */
+/* The `codeassist.clock` module: monotonic time for durations and timeouts, wall time for records. */
 #include <errno.h>
 #include <time.h>
 

@@ -1,4 +1,4 @@
-/* The `fs` module: the file primitives the runtime and the agent's tools stand on.
+/* The `codeassist.fs` module: the file primitives the runtime and the agent's tools stand on.
  *
  *   fs.read(path [, {max_bytes = n}])        -> string | nil, err   (default cap 64 MiB)
  *   fs.write_atomic(path, data [, {mode}])   -> true | nil, err     (temp, fsync, rename, fsync dir)

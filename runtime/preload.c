@@ -14,12 +14,14 @@ extern int luaopen_cjson_safe(lua_State *L);
 static const luaL_Reg c_modules[] = {
     { "cjson",           luaopen_cjson },
     { "cjson.safe",      luaopen_cjson_safe },
-    { "yaml",            luaopen_yaml },
-    { "fs",              luaopen_fs },
-    { "proc",            luaopen_proc },
-    { "term",            luaopen_term },
-    { "clock",           luaopen_clock },
-    { "codeassist.host", luaopen_codeassist_host },
+    /* Namespaced: a bare "term" or "yaml" would shadow lua-term or lua-yaml for any
+     * third-party Lua code run in the host (busted needs lua-term). */
+    { "codeassist.yaml",  luaopen_yaml },
+    { "codeassist.fs",    luaopen_fs },
+    { "codeassist.proc",  luaopen_proc },
+    { "codeassist.term",  luaopen_term },
+    { "codeassist.clock", luaopen_clock },
+    { "codeassist.host",  luaopen_codeassist_host },
     { NULL, NULL }
 };
 

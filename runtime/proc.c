@@ -1,4 +1,4 @@
-/* The `proc` module: run a program, capture its output, never hang.
+/* The `codeassist.proc` module: run a program, capture its output, never hang.
  *
  *   proc.run{ "make", "test",              -- argv (or argv = {...}); no shell unless asked
  *             shell = false,               -- true: argv[1] is a /bin/sh -c script

@@ -1,4 +1,4 @@
-/* The `term` module: terminal facts and the colour policy.
+/* The `codeassist.term` module: terminal facts and the colour policy.
  * Colour is off when NO_COLOR is set (https://no-color.org), when --no-color was given
  * (or term.set_color(false) was called), when TERM=dumb, or when the stream is not a TTY. */
 #include <stdlib.h>

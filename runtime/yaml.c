@@ -1,4 +1,4 @@
-/* The `yaml` module: libyaml's event parser turned into Lua tables.
+/* The `codeassist.yaml` module: libyaml's event parser turned into Lua tables.
  *
  *   yaml.load(text [, {name = "file.yml", marks = {}}]) -> value | nil, "file:line:col: message"
  *   yaml.load_file(path [, {marks = {}, max_bytes = n}]) -> value | nil, err
@@ -97,7 +97,8 @@ static void fail_parser(struct reader *r)
         return;
     }
     size_t at = p->problem_mark.index;
-    if (at < r->len && r->text[at] == '\t' && strstr(problem, "cannot start any token")) {
+    if ((at < r->len && r->text[at] == '\t' && strstr(problem, "cannot start any token"))
+        || strstr(problem, "tab character")) {
         fail_at(r, line, col, "tab character used for indentation; YAML allows only spaces", NULL, NULL);
         return;
     }

@@ -42,10 +42,12 @@ local function build_parser()
   parser:option("--lua-path", "Load library modules from DIR before the built-in ones.")
     :argname("<dir>")
 
-  local run = parser:command("run", "Run a Lua file (a script or a preset) with the runtime API.")
+  local run = parser:command("run")
+    :summary("Run a Lua file (a script or a preset) with the runtime API.")
     :description("Runs FILE like `lua FILE`: the arguments after FILE reach it as `...` and "
-      .. "in the global `arg` (arg[0] is FILE). The built-in modules (fs, proc, yaml, "
-      .. "cjson, term, clock) are available through require. Options of `run` go before "
+      .. "in the global `arg` (arg[0] is FILE). The built-in modules (codeassist.fs, "
+      .. "codeassist.proc, codeassist.yaml, codeassist.term, codeassist.clock, cjson) are "
+      .. "available through require. Options of `run` go before "
       .. "FILE; everything after FILE belongs to the script.")
   run:argument("file", "The Lua file to run.")
   run:argument("args", "Arguments handed to the file."):args("*")
@@ -95,7 +97,7 @@ function M.main(argv)
     print(versions_text())
     return 0
   end
-  if args.no_color then require("term").set_color(false) end
+  if args.no_color then require("codeassist.term").set_color(false) end
 
   if args.command == "run" then
     return require("codeassist.run_file").run(args.file, script_args or {})
