@@ -4,7 +4,11 @@
  * so the loop can finish its step and save state; otherwise a hook raises an "interrupted"
  * error at the next Lua instruction (the technique of LuaJIT's luajit.c). Either way,
  * blocking primitives (proc.run) see the flag and return early.
- * Second signal: kill the process groups we started and _exit(130) at once. */
+ * Second signal: kill the process groups we started and _exit(130) at once.
+ *
+ * LuaJIT does not run hooks inside compiled traces, so a hot loop such as `while true do end`
+ * never sees the hook; an alarm armed with it exits after INTERRUPT_GRACE seconds if the hook
+ * has not fired by then. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -46,9 +50,34 @@ int host_interrupted(void)
     return host_interrupts > 0;
 }
 
+#define INTERRUPT_GRACE 1
+
+static void kill_tracked_children(void)
+{
+    for (int i = 0; i < MAX_TRACKED; i++)
+        if (tracked[i] > 0)
+            kill(-tracked[i], SIGKILL);
+}
+
+static void exit_now(const char *msg, size_t len)
+{
+    kill_tracked_children();
+    ssize_t ignored = write(STDERR_FILENO, msg, len);
+    (void)ignored;
+    _exit(EXIT_INTERRUPTED);
+}
+
+static void on_alarm(int sig)
+{
+    static const char msg[] = "\ncodeassist: interrupted\n";
+    (void)sig;
+    exit_now(msg, sizeof msg - 1);
+}
+
 static void interrupt_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
+    alarm(0);
     lua_sethook(L, NULL, 0, 0);
     lua_createtable(L, 0, 2);
     set_string(L, "message", last_signal == SIGTERM ? "terminated" : "interrupted");
@@ -61,17 +90,14 @@ static void on_signal(int sig)
 {
     last_signal = sig;
     if (++host_interrupts >= 2) {
-        for (int i = 0; i < MAX_TRACKED; i++)
-            if (tracked[i] > 0)
-                kill(-tracked[i], SIGKILL);
         static const char msg[] = "\ncodeassist: second interrupt, exiting now\n";
-        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
-        (void)ignored;
-        _exit(EXIT_INTERRUPTED);
+        exit_now(msg, sizeof msg - 1);
     }
-    if (!graceful && main_state)
+    if (!graceful && main_state) {
         lua_sethook(main_state, interrupt_hook,
                     LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+        alarm(INTERRUPT_GRACE);
+    }
 }
 
 void host_install_signals(lua_State *L)
@@ -85,6 +111,8 @@ void host_install_signals(lua_State *L)
     sa.sa_flags = 0;   /* no SA_RESTART: blocking waits must wake up and look at the flag */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
     /* A closed pipe is an error to report, not a reason to die. */
     signal(SIGPIPE, SIG_IGN);
 }

@@ -61,31 +61,32 @@ static int blamed_on_library(lua_State *L, const char *msg)
 
 static int error_record(lua_State *L)
 {
-    int code;
-    const char *msg;
+    int code = -1;
 
+    /* A structured error (codeassist.errors, the interrupt hook) carries its own exit code. */
     if (lua_istable(L, 1)) {
-        /* A structured error from the library (codeassist.errors) or the interrupt hook. */
         lua_getfield(L, 1, "code");
-        code = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : EXIT_INTERNAL;
+        if (lua_isnumber(L, -1))
+            code = (int)lua_tointeger(L, -1);
         lua_pop(L, 1);
+    }
+    if (code >= 0) {
         lua_getfield(L, 1, "message");
         if (!lua_isstring(L, -1)) {
             lua_pop(L, 1);
-            if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1))
-                ;
-            else
-                lua_pushliteral(L, "(error table without a message)");
+            lua_pushliteral(L, "(error without a message)");
         }
     } else {
         if (lua_isstring(L, 1))
             lua_pushvalue(L, 1);
-        else if (!luaL_callmeta(L, 1, "__tostring") || !lua_isstring(L, -1))
+        else if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1))
+            ;
+        else if (lua_istable(L, 1))
+            lua_pushliteral(L, "(error table without a message)");
+        else
             lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-        msg = lua_tostring(L, -1);
-        code = blamed_on_library(L, msg) ? EXIT_INTERNAL : EXIT_USAGE;
+        code = blamed_on_library(L, lua_tostring(L, -1)) ? EXIT_INTERNAL : EXIT_USAGE;
     }
-    msg = lua_tostring(L, -1);
 
     lua_createtable(L, 0, 3);
     lua_pushvalue(L, -2);
@@ -94,7 +95,6 @@ static int error_record(lua_State *L)
     lua_setfield(L, -2, "code");
     luaL_traceback(L, L, NULL, 1);
     lua_setfield(L, -2, "traceback");
-    (void)msg;
     return 1;
 }
 

@@ -157,13 +157,19 @@ return 130
     assert.matches("rc=130", r.stdout)
     assert.are.equal('{"saved":"terminated"}', require("codeassist.fs").read(dir .. "/state.json"))
 
+    -- proc.run gives up its child on the first signal; the script then spins in a compiled
+    -- loop that never polls, and only the second signal gets it out.
     support.write(dir .. "/stuck.lua", [[
 require("codeassist.host").graceful(true)
-require("codeassist.proc").run{ "sleep", "30" }
+local r = require("codeassist.proc").run{ "sleep", "30" }
+print("interrupted", r.interrupted) io.stdout:flush()
+while true do end
 ]])
-    r = support.sh(("%s run stuck.lua & pid=$!; sleep 0.3; kill -INT $pid; sleep 0.2; kill -INT $pid; wait $pid; echo rc=$?")
+    r = support.sh(("%s run stuck.lua & pid=$!; sleep 0.3; kill -INT $pid; sleep 0.3; kill -INT $pid; wait $pid; echo rc=$?")
       :format(support.bin), { cwd = dir, timeout = 10 })
+    assert.matches("interrupted\ttrue", r.stdout)
     assert.matches("rc=130", r.stdout)
+    assert.matches("second interrupt", r.stderr)
     assert.is_true(r.duration < 5)
   end)
 
