@@ -4,7 +4,9 @@
  *   fs.write_atomic(path, data [, {mode}])   -> true | nil, err     (temp, fsync, rename, fsync dir)
  *   fs.mkdir_p(path [, mode])                -> true | nil, err
  *   fs.list(dir)                             -> {names, sorted} | nil, err
- *   fs.glob(pattern [, {max = n}])           -> {paths, sorted} | nil, err ("**" = any depth)
+ *   fs.glob(pattern [, {max = n}])           -> {paths, sorted}, truncated ("**" = any depth;
+ *                                               names starting with "." match only explicitly;
+ *                                               "**" does not descend into symlinked folders)
  *   fs.stat(path [, {follow = true}])        -> {type, size, mtime, mode} | nil, err
  *   fs.confine(root, path)                   -> absolute real path inside root | nil, err
  *   fs.cwd()                                 -> string
@@ -300,6 +302,7 @@ struct glob_state {
     lua_State *L;
     int results;        /* stack index of the result array */
     int count, max;
+    int truncated;      /* a match beyond max was found */
     int segments;       /* stack index of the segment array */
     int nsegments;
 };
@@ -327,8 +330,10 @@ static int is_dir_nofollow(const char *path)
 
 static void glob_add(struct glob_state *g, const char *path)
 {
-    if (g->count >= g->max)
+    if (g->count >= g->max) {
+        g->truncated = 1;
         return;
+    }
     lua_pushstring(g->L, path);
     lua_rawseti(g->L, g->results, ++g->count);
 }
@@ -339,7 +344,7 @@ static void glob_walk(struct glob_state *g, const char *dir, int i)
     lua_State *L = g->L;
     char next[PATH_MAX];
 
-    if (g->count >= g->max)
+    if (g->truncated)
         return;
     if (i > g->nsegments) {
         if (*dir)
@@ -354,7 +359,7 @@ static void glob_walk(struct glob_state *g, const char *dir, int i)
         glob_walk(g, dir, i + 1);                       /* zero directories */
         if (push_listing(L, *dir ? dir : ".") == 0) {
             int n = (int)lua_objlen(L, -1);
-            for (int k = 1; k <= n && g->count < g->max; k++) {
+            for (int k = 1; k <= n && !g->truncated; k++) {
                 lua_rawgeti(L, -1, k);
                 const char *name = lua_tostring(L, -1);
                 join_path(next, sizeof next, dir, name);
@@ -371,7 +376,7 @@ static void glob_walk(struct glob_state *g, const char *dir, int i)
             glob_walk(g, next, i + 1);
     } else if (push_listing(L, *dir ? dir : ".") == 0) {
         int n = (int)lua_objlen(L, -1);
-        for (int k = 1; k <= n && g->count < g->max; k++) {
+        for (int k = 1; k <= n && !g->truncated; k++) {
             lua_rawgeti(L, -1, k);
             const char *name = lua_tostring(L, -1);
             if (fnmatch(seg, name, FNM_PERIOD) == 0) {
@@ -411,7 +416,8 @@ static int l_glob(lua_State *L)
 
     /* Results of one directory come out sorted; a "**" walk interleaves levels, so sort. */
     sort_array(L, g.results);
-    return 1;
+    lua_pushboolean(L, g.truncated);
+    return 2;
 }
 
 /* ===== stat, cwd ===== */
