@@ -82,12 +82,31 @@ local function split_run_args(argv)
   return head, rest
 end
 
+-- The common case, `[--debug|--no-color|--lua-path DIR] run FILE ...`, needs no parser:
+-- skipping argparse keeps start-up flat. Anything else goes through the full parser.
+local function plain_run(argv)
+  local i, no_color = 1, false
+  while argv[i] == "--debug" or argv[i] == "--no-color" or argv[i] == "--lua-path" do
+    no_color = no_color or argv[i] == "--no-color"
+    i = i + (GLOBAL_WITH_VALUE[argv[i]] and 2 or 1)
+  end
+  local file = argv[i + 1]
+  if argv[i] ~= "run" or not file or file:sub(1, 1) == "-" then return nil end
+  return file, { select(i + 2, unpack(argv)) }, no_color
+end
+
 local function usage_error(parser, message)
   io.stderr:write(parser:get_usage(), "\n")
   errors.usage("%s", message)
 end
 
 function M.main(argv)
+  local file, rest, no_color = plain_run(argv)
+  if file then
+    if no_color then require("codeassist.term").set_color(false) end
+    return require("codeassist.run_file").run(file, rest)
+  end
+
   local head, script_args = split_run_args(argv)
   local parser = build_parser()
   local ok, args = parser:pparse(head)
