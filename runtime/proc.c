@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -340,6 +341,26 @@ static void reap(struct child *c, int options)
         c->exited = 1;
 }
 
+/* SIGKILL is delivered asynchronously: wait until every member of the group has really
+ * exited. As a child subreaper (see luaopen_proc) we inherit members whose parents died, so
+ * waitpid on the group reaps them all. Bounded: a process stuck in the kernel (D state) must
+ * not hang the run. */
+#define GROUP_REAP_LIMIT 2.0
+
+static void reap_group(pid_t pgid)
+{
+    double deadline = now() + GROUP_REAP_LIMIT;
+    for (;;) {
+        pid_t r = waitpid(-pgid, NULL, WNOHANG);
+        if (r > 0 || (r < 0 && errno == EINTR))
+            continue;
+        if (r < 0 || now() >= deadline)   /* ECHILD: none left */
+            return;
+        struct timespec ts = { 0, 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Ends the group: SIGTERM, up to `grace` seconds for the leader, then SIGKILL for all. */
 static void end_group(struct child *c, double grace)
 {
@@ -356,6 +377,7 @@ static void end_group(struct child *c, double grace)
     }
     kill(-c->pid, SIGKILL);   /* leftovers, or a leader that ignored SIGTERM */
     reap(c, 0);
+    reap_group(c->pid);
 }
 
 static void wait_child(struct child *c, const struct spawn *s)
@@ -561,6 +583,9 @@ static int l_run(lua_State *L)
 
 int luaopen_proc(lua_State *L)
 {
+    /* Orphaned grandchildren are re-parented to us instead of init, so a finished run can
+     * reap its whole process group and prove nothing is left (reap_group). */
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     static const luaL_Reg functions[] = {
         { "run", l_run },
         { NULL, NULL }

@@ -44,16 +44,16 @@ function M.write(path, content)
   return path
 end
 
--- Process ids whose process group is pgid (read from /proc, no ps needed).
+-- Process ids whose process group is pgid, zombies included (read from /proc, no ps needed).
 function M.group_members(pgid)
   local members = {}
   for _, name in ipairs(fs.list("/proc")) do
     if name:match("^%d+$") then
       local stat = fs.read("/proc/" .. name .. "/stat")
       -- fields after the ")" that ends the command name: state ppid pgrp ...
-      local state, pgrp = (stat or ""):match("%) (%S+) %d+ (%d+)")
-      -- a zombie has ended already; it only waits for its parent to read its status
-      if pgrp and tonumber(pgrp) == pgid and state ~= "Z" then
+      -- zombies count too: proc.run must have reaped every member before it returns
+      local pgrp = (stat or ""):match("%) %S+ %d+ (%d+)")
+      if pgrp and tonumber(pgrp) == pgid then
         members[#members + 1] = tonumber(name)
       end
     end
