@@ -91,7 +91,8 @@ size_t outbuf_size(const struct outbuf *b)
 
 void outbuf_copy(const struct outbuf *b, char *out)
 {
-    memcpy(out, b->head, b->head_len);
+    if (b->head_len)    /* head is NULL until the first byte arrives */
+        memcpy(out, b->head, b->head_len);
     out += b->head_len;
     if (outbuf_truncated(b)) {
         char marker[96];
