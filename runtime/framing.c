@@ -1,0 +1,157 @@
+/* SSE and NDJSON framing; see framing.h for the rules. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "framing.h"
+
+void frame_init(struct framer *f, enum frame_kind kind, size_t max_size)
+{
+    memset(f, 0, sizeof *f);
+    f->kind = kind;
+    f->max_size = max_size;
+}
+
+void frame_free(struct framer *f)
+{
+    free(f->line.p);
+    free(f->data.p);
+    free(f->name.p);
+    memset(&f->line, 0, sizeof f->line);
+    memset(&f->data, 0, sizeof f->data);
+    memset(&f->name, 0, sizeof f->name);
+}
+
+static int bytes_append(struct frame_bytes *b, const char *s, size_t n, size_t max)
+{
+    if (b->len + n > max)
+        return FRAME_TOO_LARGE;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return FRAME_NO_MEMORY;
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return FRAME_OK;
+}
+
+static int sse_dispatch(struct framer *f, frame_emit emit, void *ud)
+{
+    int rc = FRAME_OK;
+    if (f->has_data || f->name.len > 0)
+        rc = emit(ud, f->name.p ? f->name.p : "", f->name.len, f->data.p ? f->data.p : "", f->data.len);
+    f->data.len = 0;
+    f->name.len = 0;
+    f->has_data = 0;
+    return rc;
+}
+
+static int sse_line(struct framer *f, const char *s, size_t n, frame_emit emit, void *ud)
+{
+    if (n == 0)
+        return sse_dispatch(f, emit, ud);
+    if (s[0] == ':')
+        return FRAME_OK;                                /* comment */
+    const char *colon = memchr(s, ':', n);
+    size_t field_len = colon ? (size_t)(colon - s) : n;
+    const char *value = colon ? colon + 1 : s + n;
+    size_t value_len = (size_t)(s + n - value);
+    if (value_len > 0 && value[0] == ' ') {
+        value++;
+        value_len--;
+    }
+    if (field_len == 4 && memcmp(s, "data", 4) == 0) {
+        int rc;
+        if (f->has_data && (rc = bytes_append(&f->data, "\n", 1, f->max_size)) != FRAME_OK)
+            return rc;
+        f->has_data = 1;
+        return bytes_append(&f->data, value, value_len, f->max_size);
+    }
+    if (field_len == 5 && memcmp(s, "event", 5) == 0) {
+        f->name.len = 0;
+        return bytes_append(&f->name, value, value_len, f->max_size);
+    }
+    return FRAME_OK;                                    /* id, retry, unknown fields */
+}
+
+static int ndjson_line(struct framer *f, const char *s, size_t n, frame_emit emit, void *ud)
+{
+    if (n == 0)
+        return FRAME_OK;                                /* blank lines carry nothing */
+    return emit(ud, NULL, 0, s, n);
+}
+
+static int one_line(struct framer *f, const char *s, size_t n, frame_emit emit, void *ud)
+{
+    if (n > f->max_size)
+        return FRAME_TOO_LARGE;
+    return f->kind == FRAME_SSE ? sse_line(f, s, n, emit, ud) : ndjson_line(f, s, n, emit, ud);
+}
+
+int frame_feed(struct framer *f, const char *bytes, size_t len, frame_emit emit, void *ud)
+{
+    const char *p = bytes, *end = bytes + len;
+    int rc;
+
+    if (f->after_cr && p < end) {
+        f->after_cr = 0;
+        if (*p == '\n')
+            p++;                                        /* the LF of a CRLF split across chunks */
+    }
+    while (p < end) {
+        /* NDJSON ends lines with LF only (a CR before it is dropped); SSE also with a lone CR. */
+        const char *eol = p;
+        if (f->kind == FRAME_SSE) {
+            while (eol < end && *eol != '\n' && *eol != '\r')
+                eol++;
+        } else {
+            eol = memchr(p, '\n', (size_t)(end - p));
+            if (!eol)
+                eol = end;
+        }
+        if (eol == end) {                               /* an unfinished line: keep it */
+            return bytes_append(&f->line, p, (size_t)(end - p), f->max_size);
+        }
+        const char *s = p;
+        size_t n = (size_t)(eol - p);
+        if (f->line.len > 0) {
+            if ((rc = bytes_append(&f->line, p, n, f->max_size)) != FRAME_OK)
+                return rc;
+            s = f->line.p;
+            n = f->line.len;
+        }
+        if (f->kind == FRAME_NDJSON && n > 0 && s[n - 1] == '\r')
+            n--;
+        rc = one_line(f, s, n, emit, ud);
+        f->line.len = 0;
+        if (rc != FRAME_OK)
+            return rc;
+        p = eol + 1;
+        if (*eol == '\r') {
+            if (p < end) {
+                if (*p == '\n')
+                    p++;
+            } else {
+                f->after_cr = 1;
+            }
+        }
+    }
+    return FRAME_OK;
+}
+
+int frame_finish(const struct framer *f)
+{
+    if (f->line.len > 0)
+        return FRAME_UNFINISHED;
+    if (f->kind == FRAME_SSE && (f->has_data || f->name.len > 0))
+        return FRAME_UNFINISHED;
+    return FRAME_OK;
+}

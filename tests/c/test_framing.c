@@ -1,0 +1,243 @@
+/* The SSE and NDJSON framers: every fixture, whole and split at every byte boundary, gives
+ * the same frames; line-ending variants; comments, multi-line data, bounds, EOF. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "framing.h"
+#include "tap.h"
+
+#define FIXTURES "tests/fixtures/protocol/"
+
+/* Frames are recorded as "name\x1f" "data\x1e" in one growing string. */
+struct record {
+    char *s;
+    size_t len, cap;
+    int count;
+};
+
+static void record_add(struct record *r, const char *s, size_t n)
+{
+    if (r->len + n + 1 > r->cap) {
+        r->cap = (r->len + n + 1) * 2;
+        r->s = realloc(r->s, r->cap);
+    }
+    memcpy(r->s + r->len, s, n);
+    r->len += n;
+    r->s[r->len] = '\0';
+}
+
+static int on_frame(void *ud, const char *name, size_t nlen, const char *data, size_t dlen)
+{
+    struct record *r = ud;
+    if (name)
+        record_add(r, name, nlen);
+    record_add(r, "\x1f", 1);
+    record_add(r, data, dlen);
+    record_add(r, "\x1e", 1);
+    r->count++;
+    return 0;
+}
+
+/* Feeds text in pieces of the given sizes (cycled); returns the finish status. */
+static int frame_text(enum frame_kind kind, const char *text, size_t len, size_t split_at,
+                      int bytewise, struct record *out)
+{
+    struct framer f;
+    int rc = FRAME_OK;
+    frame_init(&f, kind, 1 << 20);
+    memset(out, 0, sizeof *out);
+    record_add(out, "", 0);
+    if (bytewise) {
+        for (size_t i = 0; i < len && rc == FRAME_OK; i++)
+            rc = frame_feed(&f, text + i, 1, on_frame, out);
+    } else {
+        rc = frame_feed(&f, text, split_at, on_frame, out);
+        if (rc == FRAME_OK)
+            rc = frame_feed(&f, text + split_at, len - split_at, on_frame, out);
+    }
+    if (rc == FRAME_OK)
+        rc = frame_finish(&f);
+    frame_free(&f);
+    return rc;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 3);
+    *len = fread(s, 1, (size_t)n, fp);
+    s[*len] = '\0';
+    fclose(fp);
+    return s;
+}
+
+/* LF -> the given terminator. */
+static char *convert_newlines(const char *s, size_t len, const char *eol, size_t *out_len)
+{
+    char *out = malloc(len * 2 + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\n') {
+            memcpy(out + n, eol, strlen(eol));
+            n += strlen(eol);
+        } else {
+            out[n++] = s[i];
+        }
+    }
+    out[n] = '\0';
+    *out_len = n;
+    return out;
+}
+
+static void check_fixture(const char *name, enum frame_kind kind, int min_frames)
+{
+    char path[256];
+    size_t len;
+    snprintf(path, sizeof path, FIXTURES "%s", name);
+    char *raw = slurp(path, &len);
+    ok(raw != NULL, "%s: fixture readable", name);
+    if (!raw)
+        return;
+    /* The SDK fixtures end without the final blank line: complete them for the main check. */
+    if (kind == FRAME_SSE) {
+        while (len > 0 && raw[len - 1] == '\n')
+            len--;
+        memcpy(raw + len, "\n\n", 3);
+        len += 2;
+    } else if (len > 0 && raw[len - 1] != '\n') {
+        raw[len++] = '\n';
+        raw[len] = '\0';
+    }
+
+    struct record whole, part;
+    int rc = frame_text(kind, raw, len, len, 0, &whole);
+    ok(rc == FRAME_OK && whole.count >= min_frames, "%s: %d frames whole, finished cleanly",
+       name, whole.count);
+
+    int same = 1;
+    size_t bad_split = 0;
+    for (size_t i = 0; i <= len && same; i++) {
+        rc = frame_text(kind, raw, len, i, 0, &part);
+        if (rc != FRAME_OK || part.len != whole.len || memcmp(part.s, whole.s, whole.len) != 0) {
+            same = 0;
+            bad_split = i;
+        }
+        free(part.s);
+    }
+    ok(same, "%s: the same frames when split at each of %zu byte boundaries (first bad: %zu)",
+       name, len + 1, bad_split);
+
+    rc = frame_text(kind, raw, len, 0, 1, &part);
+    ok(rc == FRAME_OK && part.len == whole.len && memcmp(part.s, whole.s, whole.len) == 0,
+       "%s: the same frames fed one byte at a time", name);
+    free(part.s);
+
+    const char *eols[] = { "\r\n", "\r" };
+    for (int e = 0; e < (kind == FRAME_SSE ? 2 : 1); e++) {
+        size_t clen;
+        char *conv = convert_newlines(raw, len, eols[e], &clen);
+        int all = 1;
+        for (size_t i = 0; i <= clen && all; i++) {
+            rc = frame_text(kind, conv, clen, i, 0, &part);
+            all = rc == FRAME_OK && part.len == whole.len && memcmp(part.s, whole.s, whole.len) == 0;
+            free(part.s);
+        }
+        ok(all, "%s: the same frames with %s line ends, at every split",
+           name, e == 0 ? "CRLF" : "CR");
+        free(conv);
+    }
+
+    /* Without the final blank line (or newline), the last frame is unfinished, never emitted. */
+    size_t cut = len - (kind == FRAME_SSE ? 2 : 1);
+    rc = frame_text(kind, raw, cut, cut, 0, &part);
+    ok(rc == FRAME_UNFINISHED && part.count == whole.count - 1,
+       "%s: a stream cut before its last terminator reports an unfinished frame", name);
+    free(part.s);
+    free(whole.s);
+    free(raw);
+}
+
+static void check_sse_rules(void)
+{
+    struct record r;
+    const char *t = ": comment\nevent: a\nevent: b\ndata:x\ndata:  two spaces\ndata\nid: 7\nretry: 10\n"
+                    "foo: bar\n\n\n\ndata: {\"type\":\"x\"}   \n\n";
+    int rc = frame_text(FRAME_SSE, t, strlen(t), 5, 0, &r);
+    is_str(r.s, "b\x1fx\n two spaces\n\x1e\x1f{\"type\":\"x\"}   \x1e",
+           "comments skipped; last event name wins; one space stripped; data joined; id/retry/unknown ignored; blank lines without data dispatch nothing");
+    ok(rc == FRAME_OK, "finished cleanly");
+    free(r.s);
+
+    t = "event: ping\n\ndata:\n\n";
+    frame_text(FRAME_SSE, t, strlen(t), 3, 0, &r);
+    is_str(r.s, "ping\x1f\x1e\x1f\x1e", "an event with only a name, and an empty data line, are dispatched (as the SDKs do)");
+    free(r.s);
+
+    t = "data: \xe2\x80\xa8 stays \xc3\xa9\n\n";
+    frame_text(FRAME_SSE, t, strlen(t), 8, 0, &r);
+    is_str(r.s, "\x1f\xe2\x80\xa8 stays \xc3\xa9\x1e", "U+2028 and split multi-byte characters are bytes, not line ends");
+    free(r.s);
+
+    t = "data: a\r\r\ndata: b\r\n\r\n";
+    frame_text(FRAME_SSE, t, strlen(t), 8, 0, &r);
+    is_str(r.s, "\x1f" "a\x1e\x1f" "b\x1e", "CR then CRLF is two line ends (a blank line)");
+    free(r.s);
+}
+
+static void check_bounds(void)
+{
+    struct framer f;
+    struct record r = { 0 };
+    char big[300];
+    memset(big, 'x', sizeof big);
+
+    frame_init(&f, FRAME_SSE, 256);
+    int rc = frame_feed(&f, "data: ", 6, on_frame, &r);
+    for (int i = 0; i < 10 && rc == FRAME_OK; i++)
+        rc = frame_feed(&f, big, 100, on_frame, &r);
+    ok(rc == FRAME_TOO_LARGE, "an SSE line longer than the bound is refused, not buffered");
+    frame_free(&f);
+
+    frame_init(&f, FRAME_SSE, 256);
+    rc = FRAME_OK;
+    for (int i = 0; i < 10 && rc == FRAME_OK; i++)
+        rc = frame_feed(&f, "data: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n", 47, on_frame, &r);
+    ok(rc == FRAME_TOO_LARGE, "an SSE event whose data lines add up past the bound is refused");
+    frame_free(&f);
+
+    frame_init(&f, FRAME_NDJSON, 256);
+    rc = frame_feed(&f, big, sizeof big, on_frame, &r);
+    ok(rc == FRAME_TOO_LARGE, "an NDJSON line longer than the bound is refused");
+    frame_free(&f);
+    free(r.s);
+
+    const char *t = "{\"a\":1}\r\n\n{\"b\":2}\n";
+    frame_text(FRAME_NDJSON, t, strlen(t), 4, 0, &r);
+    is_str(r.s, "\x1f{\"a\":1}\x1e\x1f{\"b\":2}\x1e", "NDJSON: CRLF accepted, blank lines skipped");
+    free(r.s);
+}
+
+int main(void)
+{
+    static const struct { const char *file; enum frame_kind kind; int min; } fixtures[] = {
+        { "anthropic-sse-text.txt", FRAME_SSE, 8 },
+        { "anthropic-sse-tool-use.txt", FRAME_SSE, 10 },
+        { "anthropic-sse-tool-use-max-tokens-truncated.txt", FRAME_SSE, 8 },
+        { "anthropic-sse-refusal.txt", FRAME_SSE, 5 },
+        { "anthropic-sse-thinking-docs.txt", FRAME_SSE, 8 },
+        { "anthropic-sse-error-overloaded.txt", FRAME_SSE, 1 },
+        { "ollama-anthropic-sse-thinking-tool-use.txt", FRAME_SSE, 8 },
+        { "ollama-api-generate-stream.ndjson", FRAME_NDJSON, 3 },
+    };
+    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++)
+        check_fixture(fixtures[i].file, fixtures[i].kind, fixtures[i].min);
+    check_sse_rules();
+    check_bounds();
+    return tap_done();
+}
