@@ -81,9 +81,13 @@ static int error_record(lua_State *L)
             lua_pushvalue(L, 1);
         else if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1))
             ;
-        else if (lua_istable(L, 1))
-            lua_pushliteral(L, "(error table without a message)");
-        else
+        else if (lua_istable(L, 1)) {
+            lua_getfield(L, 1, "message");
+            if (!lua_isstring(L, -1)) {
+                lua_pop(L, 1);
+                lua_pushliteral(L, "(error table without a message)");
+            }
+        } else
             lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
         code = blamed_on_library(L, lua_tostring(L, -1)) ? EXIT_INTERNAL : EXIT_USAGE;
     }

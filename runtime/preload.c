@@ -21,6 +21,8 @@ static const luaL_Reg c_modules[] = {
     { "codeassist.proc",  luaopen_proc },
     { "codeassist.term",  luaopen_term },
     { "codeassist.clock", luaopen_clock },
+    { "codeassist.sched", luaopen_sched },
+    { "codeassist.http_core", luaopen_http_core },
     { "codeassist.host",  luaopen_codeassist_host },
     { NULL, NULL }
 };

@@ -1,0 +1,277 @@
+-- HTTP requests with streaming, on the host's event loop (codeassist.http_core).
+--
+--   local http = require "codeassist.http"
+--   local res, err = http.request{ method = "POST", url = "http://127.0.0.1:11434/api/chat",
+--     headers = { ["content-type"] = "application/json" }, body = json,
+--     stream = "ndjson",                                    -- or "sse", or nil for a plain body
+--     timeout = { connect = 10, first_byte = 600, idle = 120, total = 3600 } }
+--   if not res then print(err.kind, err.message) end        -- kinds: see KINDS below
+--   for data, event in res:events() do ... end              -- SSE: data and event name
+--   for obj in res:lines() do ... end                       -- NDJSON, decoded
+--   local text = res:body()                                  -- plain body
+--   if res.err then ... end                                  -- how a stream ended, if badly
+--
+-- request() returns once the response headers are in. A status >= 400 is a failure of kind
+-- "http" carrying status, headers and the (capped) body. Messages name the method and URL
+-- with credentials redacted; header values never appear in them.
+local core = require "codeassist.http_core"
+local sched = require "codeassist.sched"
+local task = require "codeassist.task"
+local cjson = require "cjson.safe"
+
+local M = {}
+
+M.KINDS = { "connect", "dns", "tls", "timeout_connect", "timeout_first_byte", "timeout_idle",
+            "timeout_total", "http", "protocol", "too_large", "cancelled" }
+
+local Failure = {}
+Failure.__index = Failure
+Failure.__tostring = function(e) return e.message end
+
+-- Query parameters whose values are secrets.
+local SECRET_PARAMS = { key = true, api_key = true, apikey = true, token = true, access_token = true,
+                        auth = true, password = true, secret = true, sig = true, signature = true }
+
+-- The URL with user:password@ and secret query values replaced by "***".
+function M.redact(url)
+  url = tostring(url):gsub("^(%a[%w+.-]*://)[^/@?#]*@", "%1***@")
+  url = url:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, name, value)
+    if SECRET_PARAMS[name:lower()] or name:lower():find("token", 1, true)
+       or name:lower():find("key", 1, true) then
+      return sep .. name .. "=***"
+    end
+  end)
+  return url
+end
+
+local function failure(kind, method, url, text, extra)
+  local e = extra or {}
+  e.kind, e.url, e.method = kind, M.redact(url), method
+  e.message = ("%s %s: %s"):format(method, e.url, text)
+  return setmetatable(e, Failure)
+end
+M.failure = failure
+
+-- A short, single-line excerpt of a body for a message.
+local function excerpt(body, limit)
+  limit = limit or 300
+  local s = tostring(body or ""):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  if #s > limit then s = s:sub(1, limit) .. "…" end
+  return s
+end
+M.excerpt = excerpt
+
+-- "Anthropic: {"error":{"type":..,"message":..}}" and "Ollama: {"error":"..."}": the text.
+local function error_text(body)
+  local doc = cjson.decode(body or "")
+  if type(doc) == "table" then
+    local e = doc.error
+    if type(e) == "table" and type(e.message) == "string" then
+      return (e.type and (e.type .. ": ") or "") .. e.message
+    elseif type(e) == "string" then
+      return e
+    end
+  end
+  return excerpt(body)
+end
+
+-- Concurrency caps per origin (scheme://host:port), set with http.limit.
+local limits = {}
+
+local function origin(url)
+  return (url:match("^(%a[%w+.-]*://[^/?#]*)") or url):gsub("^(%a[%w+.-]*://)[^@]*@", "%1"):lower()
+end
+
+-- At most n requests at once to the origin of base_url (nil removes the cap).
+function M.limit(base_url, n)
+  limits[origin(base_url)] = n and task.semaphore(n) or nil
+end
+
+-- CODEASSIST_RESOLVE="host:port:addr,...": fixed name resolution (tests map names to loopback).
+local function resolve_list(opts)
+  local list = {}
+  for _, r in ipairs(opts.resolve or {}) do list[#list + 1] = r end
+  for r in (os.getenv("CODEASSIST_RESOLVE") or ""):gmatch("[^,%s]+") do list[#list + 1] = r end
+  return #list > 0 and list or nil
+end
+
+local Response = {}
+Response.__index = Response
+
+local function finish(res)
+  if res._permit then
+    res._permit:release()
+    res._permit = nil
+  end
+end
+
+-- Waits for the transfer to change; false and a failure when the wait itself ended badly.
+local function await(tr, method, url)
+  local ok, why = sched.wait(tr)
+  if ok then return true end
+  tr:close()
+  if why == "cancelled" then error(task.cancelled_error(), 0) end
+  return false, failure("cancelled", method, url, why == "interrupted"
+    and "interrupted (SIGINT/SIGTERM)" or "cancelled (" .. why .. ")")
+end
+
+local function transfer_failure(tr, method, url)
+  local kind, text = tr:failure()
+  return failure(kind or "cancelled", method, url, text or "the request was closed")
+end
+
+local function wait_finished(tr, method, url)
+  while tr:body() == false do
+    local ok, err = await(tr, method, url)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+local CONTENT_TYPES = {
+  sse = { ["text/event-stream"] = true },
+  ndjson = { ["application/x-ndjson"] = true, ["application/ndjson"] = true,
+             ["application/jsonl"] = true, ["application/json"] = true },
+}
+
+function M.request(opts)
+  assert(type(opts) == "table", "http.request: give a table {url = ..., ...}")
+  assert(type(opts.url) == "string", "http.request: url must be a string")
+  local url = opts.url
+  local method = (opts.method or (opts.body and "POST" or "GET")):upper()
+
+  local permit = limits[origin(url)]
+  if permit then
+    local ok, why = permit:acquire()
+    if not ok then return nil, failure("cancelled", method, url, "interrupted while queued (" .. why .. ")") end
+  end
+
+  local ok, tr = pcall(core.open, {
+    url = url, method = method, headers = opts.headers, body = opts.body, stream = opts.stream,
+    timeout = opts.timeout, max_body = opts.max_body, max_event = opts.max_event,
+    ca_file = opts.ca_file, resolve = resolve_list(opts),
+  })
+  if not ok then
+    if permit then permit:release() end
+    error(tr, 2)
+  end
+  local res = setmetatable({ url = M.redact(url), method = method, _t = tr, _permit = permit,
+                             _raw_url = url }, Response)
+
+  while not tr:status() do
+    local st = tr:state()
+    if st == "failed" or st == "closed" then
+      finish(res)
+      return nil, transfer_failure(tr, method, url)
+    end
+    local waited, err = await(tr, method, url)
+    if not waited then finish(res); return nil, err end
+  end
+  res.status, res.headers = tr:status(), tr:headers()
+
+  if res.status >= 400 then
+    local waited, err = wait_finished(tr, method, url)
+    if not waited then finish(res); return nil, err end
+    local body = tr:body() or ""
+    tr:close()
+    finish(res)
+    return nil, failure("http", method, url, ("HTTP %d: %s"):format(res.status, error_text(body)),
+      { status = res.status, headers = res.headers, body = body })
+  end
+
+  local want = CONTENT_TYPES[opts.stream or ""]
+  if want then
+    local ctype = (res.headers["content-type"] or ""):match("^%s*([^;%s]+)") or ""
+    if not want[ctype:lower()] then
+      wait_finished(tr, method, url)
+      local body = tr:body() or ""
+      tr:close()
+      finish(res)
+      return nil, failure("protocol", method, url,
+        ("expected a %s stream but the server sent %s: %s"):format(opts.stream,
+          ctype ~= "" and ctype or "no content-type", excerpt(body, 200)),
+        { status = res.status, headers = res.headers, body = body })
+    end
+  end
+  return res
+end
+
+-- The whole body of a plain (non-streaming) response, or nil and a failure.
+function Response:body()
+  local tr, method, url = self._t, self.method, self._raw_url
+  local ok, err = wait_finished(tr, method, url)
+  if not ok then self.err = err; finish(self); return nil, err end
+  local body = tr:body()
+  if not body then
+    self.err = transfer_failure(tr, method, url)
+    finish(self)
+    return nil, self.err
+  end
+  finish(self)
+  return body
+end
+
+-- The frame after waiting; sets self.err when the stream ended badly.
+local function slow_next(self)
+  local tr = self._t
+  while true do
+    local data, name = tr:next()
+    if data then return data, name end
+    if data == nil then
+      if tr:failure() then self.err = transfer_failure(tr, self.method, self._raw_url) end
+      finish(self)
+      return nil, self.err
+    end
+    local ok, err = await(tr, self.method, self._raw_url)
+    if not ok then
+      self.err = err
+      finish(self)
+      return nil, err
+    end
+  end
+end
+
+-- for data, event_name in res:events() do ... end   (SSE; strings, undecoded)
+function Response:events()
+  local tr = self._t
+  local next_frame = tr.next
+  return function()
+    local data, name = next_frame(tr)
+    if data then return data, name end
+    return slow_next(self)
+  end
+end
+
+-- for obj in res:lines() do ... end   (NDJSON; each line decoded)
+function Response:lines()
+  local tr = self._t
+  local next_frame = tr.next
+  local decode = cjson.decode
+  return function()
+    local line = next_frame(tr)
+    if not line then
+      local err
+      line, err = slow_next(self)
+      if not line then return nil, err end
+    end
+    local obj, why = decode(line)
+    if obj == nil then
+      self.err = failure("protocol", self.method, self._raw_url,
+        ("a line of the stream is not JSON (%s): %s"):format(why, excerpt(line, 200)))
+      self:close()
+      return nil, self.err
+    end
+    return obj
+  end
+end
+
+function Response:info()
+  return self._t:info()
+end
+
+function Response:close()
+  self._t:close()
+  finish(self)
+end
+
+return M
