@@ -10,6 +10,7 @@
  *   transfer:next()     -> data, name (SSE) | line (NDJSON) | false (nothing yet) | nil (end)
  *   transfer:body()     -> whole body | false (not finished) | nil (failed)
  *   transfer:failure()  -> kind, message | nil
+ *   transfer:head()     -> the first bytes of the body (up to 512), in any mode
  *   transfer:info()     -> { bytes, frames, connect_time, first_byte_time, total_time, new_connections }
  *   transfer:close()
  *
@@ -34,6 +35,7 @@
 #define MAX_ERROR_BODY (64u << 10)
 #define DEFAULT_MAX_BODY (64u << 20)
 #define DEFAULT_MAX_EVENT (16u << 20)
+#define HEAD_BYTES 512
 
 enum mode { MODE_BODY, MODE_SSE, MODE_NDJSON };
 
@@ -61,6 +63,8 @@ struct transfer {
     double started, sent, first_byte, last_byte, ended;
     double to_connect, to_first_byte, to_idle, to_total;
     size_t bytes_in, frames;
+    char head[HEAD_BYTES];                /* the first body bytes, whatever the mode */
+    size_t head_len;
     long new_connections;
 };
 
@@ -230,6 +234,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     struct transfer *t = ud;
     size_t len = size * n;
 
+    if (t->head_len < HEAD_BYTES) {
+        size_t k = len < HEAD_BYTES - t->head_len ? len : HEAD_BYTES - t->head_len;
+        memcpy(t->head + t->head_len, p, k);
+        t->head_len += k;
+    }
     if (t->mode == MODE_BODY) {
         size_t cap = t->status >= 400 ? MAX_ERROR_BODY : t->max_body;
         if (t->body.len + len > cap) {
@@ -678,6 +687,14 @@ static int t_body(lua_State *L)
     return 1;
 }
 
+/* The first bytes of the body, e.g. to show what came instead of the expected stream. */
+static int t_head(lua_State *L)
+{
+    struct transfer *t = check_transfer(L, 1);
+    lua_pushlstring(L, t->head, t->head_len);
+    return 1;
+}
+
 static int t_failure(lua_State *L)
 {
     struct transfer *t = check_transfer(L, 1);
@@ -729,6 +746,7 @@ int luaopen_http_core(lua_State *L)
         { "next",    t_next },
         { "body",    t_body },
         { "failure", t_failure },
+        { "head",    t_head },
         { "info",    t_info },
         { "close",   t_close },
         { NULL, NULL }

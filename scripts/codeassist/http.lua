@@ -184,7 +184,7 @@ function M.request(opts)
     local ctype = (res.headers["content-type"] or ""):match("^%s*([^;%s]+)") or ""
     if not want[ctype:lower()] then
       wait_finished(tr, method, url)
-      local body = tr:body() or ""
+      local body = tr:head()
       tr:close()
       finish(res)
       return nil, failure("protocol", method, url,

@@ -9,6 +9,22 @@ local function folder_of(path)
   return path:match("^(.*)/[^/]*$") or "."
 end
 
+-- Tasks the script spawned and left running finish before the process exits (like any event
+-- loop); failures nobody asked about are reported rather than lost.
+function M.finish_tasks()
+  local sched = package.loaded["codeassist.sched"]
+  if not sched then return end
+  local ok, why = sched.run()
+  if not ok and why == "deadlock" then
+    io.stderr:write("codeassist: warning: some tasks were still waiting for something that can "
+      .. "never happen when the script ended\n")
+  end
+  for _, err in ipairs(sched.unobserved()) do
+    local text = type(err) == "table" and (err.message or tostring(err)) or tostring(err)
+    io.stderr:write("codeassist: warning: a task failed and nobody joined it: ", text, "\n")
+  end
+end
+
 function M.run(file, args)
   local chunk, err = loadfile(file)
   if not chunk then
@@ -26,6 +42,7 @@ function M.run(file, args)
   for i, a in ipairs(args) do arg[i] = a end
 
   local result = chunk(unpack(args, 1, #args))
+  M.finish_tasks()
   if result == nil or result == true then return 0 end
   if result == false then return 1 end
   if type(result) == "number" and result >= 0 and result <= 255 and result % 1 == 0 then

@@ -34,6 +34,8 @@ Control endpoints (not logged), JSON in and out:
   POST /_sim/reset      forget faults, log, loaded models and conversation positions
   GET  /_sim/log        every request: method, path, host, port, headers, body, status
   GET  /_sim/stats      {"requests": n, "loads": {model: n}, "evictions": n}
+  POST /_sim/blackhole  {"port": p}: a port where connecting never completes
+  POST /_sim/silent     {"port": p}: a port that accepts and never answers
   GET  /_sim/sleep?seconds=1            answers after a delay (concurrency benchmark)
   GET  /_sim/bench/sse?events=N         N SSE events generated once, sent in one write
 """
@@ -463,6 +465,11 @@ class Handler(BaseHTTPRequestHandler):
         self.dispatch()
 
     def dispatch(self):
+        if not self.server.accepting.is_set():
+            # "down": a request that slipped in on an open connection gets no answer
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         url = urlsplit(self.path)
         path = url.path
         raw, doc = self.read_body()
@@ -691,9 +698,11 @@ class Handler(BaseHTTPRequestHandler):
                 sim.faults.extend(doc if isinstance(doc, list) else [doc])
             return self.send_json(200, {"ok": True})
         if path == "/_sim/refuse":
-            self.send_json(200, {"ok": True})
-            self.server.refuse_for(float((doc or {}).get("seconds", 1)))
-            return None
+            # down first, then answer on a connection that closes: the client's next
+            # request must open a new connection, and be refused
+            self.server.refuse_for(float((doc or {}).get("seconds", 1)), keep=self.connection)
+            self.close_connection = True
+            return self.send_json(200, {"ok": True}, {"Connection": "close"})
         if path == "/_sim/scenario":
             sim.load_scenario(doc or {})
             return self.send_json(200, {"ok": True})
@@ -715,6 +724,10 @@ class Handler(BaseHTTPRequestHandler):
                 stats = {"requests": sim.requests, "loads": dict(sim.loads), "evictions": sim.evictions,
                          "loaded": list(sim.loaded)}
             return self.send_json(200, stats)
+        if path == "/_sim/blackhole":
+            return self.send_json(200, {"port": self.server.blackhole()})
+        if path == "/_sim/silent":
+            return self.send_json(200, {"port": self.server.silent()})
         if path == "/_sim/sleep":
             time.sleep(min(float(query.get("seconds", ["1"])[0]), 60))
             return self.send_json(200, {"ok": True})
@@ -781,6 +794,8 @@ class Server:
         self.accepting = threading.Event()
         self.accepting.set()
         self.bench_cache = {}
+        self.conns = set()
+        self.conns_lock = threading.Lock()
 
     def listen(self, port):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -794,12 +809,62 @@ class Server:
             self.bench_cache[events] = bench_sse(events)
         return self.bench_cache[events]
 
-    def refuse_for(self, seconds):
+    def blackhole(self):
+        """A port whose accept queue is full, so a new connection never completes (a
+        connect timeout without leaving loopback)."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        s.listen(0)
+        self.keep = getattr(self, "keep", [])
+        self.keep.append(s)
+        for _ in range(3):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setblocking(False)
+            try:
+                c.connect(s.getsockname())
+            except (BlockingIOError, OSError):
+                pass
+            self.keep.append(c)
+        time.sleep(0.05)
+        return s.getsockname()[1]
+
+    def silent(self):
+        """A port that accepts connections and never answers (a first-byte timeout)."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)
+        self.keep = getattr(self, "keep", [])
+        self.keep.append(s)
+
+        def hold():
+            while True:
+                c, _ = s.accept()
+                self.keep.append(c)
+        threading.Thread(target=hold, daemon=True).start()
+        return s.getsockname()[1]
+
+    def refuse_for(self, seconds, keep=None):
+        """Like a server that went down: open connections drop, new ones are refused."""
         def reopen():
             time.sleep(seconds)
-            self.listener = self.listen(self.port)
+            for attempt in range(100):
+                try:
+                    self.listener = self.listen(self.port)
+                    break
+                except OSError as e:
+                    print("llm_server: reopening port %d: %s" % (self.port, e), file=sys.stderr, flush=True)
+                    time.sleep(0.05)
             self.accepting.set()
         self.accepting.clear()
+        with self.conns_lock:
+            conns = list(self.conns)
+        for c in conns:
+            if c is keep:
+                continue
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         old = self.listener
         try:
             old.shutdown(socket.SHUT_RDWR)
@@ -819,11 +884,15 @@ class Server:
             threading.Thread(target=self.handle, args=(conn, addr), daemon=True).start()
 
     def handle(self, conn, addr):
+        with self.conns_lock:
+            self.conns.add(conn)
         try:
             Handler(conn, addr, self)
         except (ConnectionError, BrokenPipeError, OSError):
             pass
         finally:
+            with self.conns_lock:
+                self.conns.discard(conn)
             try:
                 conn.close()
             except OSError:

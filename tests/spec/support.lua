@@ -61,4 +61,48 @@ function M.group_members(pgid)
   return members
 end
 
+-- Starts the model simulator (tests/fakes/llm_server.py) on a free loopback port.
+-- It runs in its own session so proc.run's group cleanup leaves it alone, and under
+-- `timeout` so a crashed spec cannot leave it behind for long.
+local Simulator = {}
+Simulator.__index = Simulator
+
+function M.simulator(args)
+  local clock = require "codeassist.clock"
+  local dir = M.tmpdir()
+  local port_file = dir .. "/port"
+  -- The shell waits for the port file: were it to exit first, proc.run would end its process
+  -- group before setsid had moved the simulator out of it.
+  local r = M.sh(("setsid timeout 600 python3 '%s/tests/fakes/llm_server.py' --port-file '%s' %s "
+    .. "> '%s/sim.log' 2>&1 < /dev/null & echo $!; i=0; "
+    .. "while [ ! -f '%s' ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done")
+    :format(M.root, port_file, args or "", dir, port_file))
+  local sim = setmetatable({ pid = tonumber(r.stdout), dir = dir }, Simulator)
+  local deadline = clock.monotonic() + 10
+  while not fs.stat(port_file) do
+    assert(clock.monotonic() < deadline, "the simulator did not start: " .. (fs.read(dir .. "/sim.log") or ""))
+    clock.sleep(0.02)
+  end
+  sim.port = tonumber(fs.read(port_file))
+  sim.url = "http://127.0.0.1:" .. sim.port
+  return sim
+end
+
+-- POSTs (or GETs, without doc) a control endpoint and returns the decoded answer.
+function Simulator:control(path, doc)
+  local http, cjson = require "codeassist.http", require "cjson"
+  local res = assert(http.request{ url = self.url .. path, method = doc and "POST" or "GET",
+                                   body = doc and cjson.encode(doc) or nil, timeout = 10 })
+  return cjson.decode(assert(res:body()))
+end
+
+function Simulator:fault(f) return self:control("/_sim/faults", { f }) end
+function Simulator:log() return self:control("/_sim/log") end
+function Simulator:reset() return self:control("/_sim/reset", {}) end
+
+function Simulator:stop()
+  if self.pid then M.sh("kill " .. self.pid .. " 2>/dev/null; true") end
+  self.pid = nil
+end
+
 return M

@@ -1,0 +1,273 @@
+-- codeassist.http against the model simulator over real loopback sockets: requests,
+-- streams, every fault's err.kind within its timeout, backpressure, cancellation.
+local http = require "codeassist.http"
+local task = require "codeassist.task"
+local clock = require "codeassist.clock"
+local cjson = require "cjson"
+local support = require "support"
+
+local sim
+
+local function chat_body(extra)
+  local body = { model = "qwen3-coder", messages = { { role = "user", content = "hi" } } }
+  for k, v in pairs(extra or {}) do body[k] = v end
+  return cjson.encode(body)
+end
+
+local function timed(fn)
+  local t0 = clock.monotonic()
+  local a, b = fn()
+  return a, b, clock.monotonic() - t0
+end
+
+describe("codeassist.http", function()
+  setup(function() sim = support.simulator() end)
+  teardown(function() sim:stop(); support.cleanup() end)
+  before_each(function() sim:reset() end)
+
+  it("gets a plain body with status and lowercased headers", function()
+    local res = assert(http.request{ url = sim.url .. "/api/version" })
+    assert.are.equal(200, res.status)
+    assert.are.equal("application/json", res.headers["content-type"])
+    assert.are.same({ version = "0.32.15" }, cjson.decode(res:body()))
+  end)
+
+  it("sends method, headers and body, as the request log shows", function()
+    local res = assert(http.request{ url = sim.url .. "/api/show", method = "POST",
+      headers = { ["content-type"] = "application/json", "X-Probe: 1" }, body = '{"model":"llama3.2"}' })
+    assert.are.equal(200, res.status)
+    res:body()
+    local entry = sim:log()[1]
+    assert.are.equal("POST", entry.method)
+    assert.are.equal("/api/show", entry.path)
+    assert.are.equal("1", entry.headers["x-probe"])
+    assert.are.equal("llama3.2", entry.body.model)
+    assert.matches("^codeassist/", entry.headers["user-agent"])
+  end)
+
+  it("reuses the connection for a second request to the same host", function()
+    local a = assert(http.request{ url = sim.url .. "/api/version" }); a:body()
+    local b = assert(http.request{ url = sim.url .. "/api/tags" }); b:body()
+    assert.are.equal(0, b:info().new_connections)
+  end)
+
+  it("streams NDJSON lines decoded, and SSE events as strings", function()
+    local res = assert(http.request{ url = sim.url .. "/api/chat", body = chat_body(), stream = "ndjson" })
+    local text, last = {}, nil
+    for obj in res:lines() do text[#text + 1] = obj.message.content; last = obj end
+    assert.is_nil(res.err)
+    assert.matches("^Hello! This is the codeassist model simulator", table.concat(text))
+    assert.is_true(last.done)
+
+    res = assert(http.request{ url = sim.url .. "/v1/messages", stream = "sse",
+      body = chat_body{ model = "qwen3:8b", max_tokens = 50, stream = true } })
+    local names = {}
+    for data, name in res:events() do
+      names[#names + 1] = name
+      assert.is_string(data)
+    end
+    assert.is_nil(res.err)
+    assert.are.equal("message_start", names[1])
+    assert.are.equal("message_stop", names[#names])
+  end)
+
+  it("delivers a replayed real capture event for event", function()
+    sim:control("/_sim/scenario", { conversations = { { replies = { { replay = "anthropic-sse-tool-use.txt" } } } } })
+    local res = assert(http.request{ url = sim.url .. "/v1/messages", stream = "sse",
+      body = chat_body{ max_tokens = 5, stream = true } })
+    local partial = {}
+    for data, name in res:events() do
+      if name == "content_block_delta" then
+        local d = cjson.decode(data).delta
+        if d.type == "input_json_delta" then partial[#partial + 1] = d.partial_json end
+      end
+    end
+    assert.is_nil(res.err)
+    assert.are.same({ location = "Paris" }, cjson.decode(table.concat(partial)))
+  end)
+
+  it("turns an error status into kind http with the server's message", function()
+    local res, err = http.request{ url = sim.url .. "/api/chat", body = chat_body{ model = "nope" }, stream = "ndjson" }
+    assert.is_nil(res)
+    assert.are.equal("http", err.kind)
+    assert.are.equal(404, err.status)
+    assert.are.equal("POST " .. sim.url .. "/api/chat: HTTP 404: model 'nope' not found", err.message)
+
+    sim:fault{ kind = "status", status = 429, retry_after = 3 }
+    res, err = http.request{ url = sim.url .. "/v1/messages", body = chat_body{ max_tokens = 5 } }
+    assert.are.equal(429, err.status)
+    assert.are.equal("3", err.headers["retry-after"])
+    assert.matches("HTTP 429: rate_limit_error: simulated 429", err.message)
+  end)
+
+  it("reports a refused connection as kind connect", function()
+    sim:control("/_sim/refuse", { seconds = 0.5 })
+    local res, err, dt = timed(function() return http.request{ url = sim.url .. "/api/version" } end)
+    assert.is_nil(res)
+    assert.are.equal("connect", err.kind)
+    assert.matches("^GET http://127%.0%.0%.1:%d+/api/version: ", err.message)
+    assert.is_true(dt < 0.5)
+    task.sleep(0.6)
+    assert(http.request{ url = sim.url .. "/api/version" }):body()
+  end)
+
+  it("gives up connecting after timeout.connect", function()
+    local port = sim:control("/_sim/blackhole", {}).port
+    local res, err, dt = timed(function()
+      return http.request{ url = "http://127.0.0.1:" .. port .. "/", timeout = { connect = 0.3 } }
+    end)
+    assert.is_nil(res)
+    assert.are.equal("timeout_connect", err.kind)
+    assert.is_true(dt >= 0.25 and dt < 0.8, "took " .. dt)
+  end)
+
+  it("gives up waiting for the first byte after timeout.first_byte", function()
+    sim:fault{ kind = "delay", seconds = 3 }
+    local res, err, dt = timed(function()
+      return http.request{ url = sim.url .. "/api/chat", body = chat_body(), stream = "ndjson",
+                           timeout = { first_byte = 0.3 } }
+    end)
+    assert.is_nil(res)
+    assert.are.equal("timeout_first_byte", err.kind)
+    assert.matches("timeout%.first_byte", err.message)
+    assert.is_true(dt >= 0.28 and dt < 0.8, "took " .. dt)
+  end)
+
+  it("gives up on a stalled stream after timeout.idle", function()
+    sim:fault{ kind = "stall", after = 3, seconds = 5 }
+    local res = assert(http.request{ url = sim.url .. "/api/chat", body = chat_body(), stream = "ndjson",
+                                     timeout = { idle = 0.3 } })
+    local n, t0 = 0, clock.monotonic()
+    for _ in res:lines() do n = n + 1 end
+    local dt = clock.monotonic() - t0
+    assert.are.equal(3, n)
+    assert.are.equal("timeout_idle", res.err.kind)
+    assert.is_true(dt >= 0.28 and dt < 0.8, "took " .. dt)
+  end)
+
+  it("stops at timeout.total however the bytes trickle", function()
+    sim:fault{ kind = "stall", after = 2, seconds = 5 }
+    local res = assert(http.request{ url = sim.url .. "/api/chat", body = chat_body(), stream = "ndjson",
+                                     timeout = { total = 0.4, idle = 10 } })
+    local _, _, dt = timed(function() for _ in res:lines() do end end)
+    assert.are.equal("timeout_total", res.err.kind)
+    assert.is_true(dt < 0.8)
+  end)
+
+  it("reports a cut stream and a silent hang-up as protocol errors", function()
+    sim:fault{ kind = "cut", after = 4 }
+    local res = assert(http.request{ url = sim.url .. "/v1/messages", stream = "sse",
+      body = chat_body{ max_tokens = 5, stream = true } })
+    local n = 0
+    for _ in res:events() do n = n + 1 end
+    assert.are.equal(4, n)
+    assert.are.equal("protocol", res.err.kind)
+    assert.matches("cut in the middle", res.err.message)
+
+    sim:fault{ kind = "close", times = 2 }   -- libcurl retries once on a reused connection
+    local r2, err = http.request{ url = sim.url .. "/api/version" }
+    assert.is_nil(r2)
+    assert.are.equal("protocol", err.kind)
+    assert.matches("closed the connection without answering", err.message)
+  end)
+
+  it("reports a malformed NDJSON line and a wrong content type as protocol errors", function()
+    sim:fault{ kind = "malformed", at = 2 }
+    local res = assert(http.request{ url = sim.url .. "/api/chat", body = chat_body(), stream = "ndjson" })
+    local n = 0
+    for _ in res:lines() do n = n + 1 end
+    assert.are.equal(2, n)
+    assert.are.equal("protocol", res.err.kind)
+    assert.matches("not JSON", res.err.message)
+
+    sim:fault{ kind = "content_type", content_type = "text/html" }
+    local r2, err = http.request{ url = sim.url .. "/v1/messages", stream = "sse",
+      body = chat_body{ max_tokens = 5, stream = true } }
+    assert.is_nil(r2)
+    assert.are.equal("protocol", err.kind)
+    assert.matches("expected a sse stream but the server sent text/html: <html>", err.message)
+  end)
+
+  it("bounds an event's size and a plain body's size", function()
+    local res = assert(http.request{ url = sim.url .. "/api/chat", body = chat_body(), stream = "ndjson",
+                                     max_event = 40 })
+    for _ in res:lines() do end
+    assert.are.equal("too_large", res.err.kind)
+    assert.matches("max_event", res.err.message)
+    res = assert(http.request{ url = sim.url .. "/api/tags", max_body = 100 })
+    local body, err = res:body()
+    assert.is_nil(body)
+    assert.are.equal("too_large", err.kind)
+  end)
+
+  it("never puts credentials of the URL into messages", function()
+    sim:control("/_sim/refuse", { seconds = 0.3 })
+    local _, err = http.request{ url = ("http://alice:s3cret@127.0.0.1:%d/x?api_key=SECRET&model=m"):format(sim.port) }
+    assert.not_matches("s3cret", err.message)
+    assert.not_matches("SECRET", err.message)
+    assert.matches("%*%*%*@127%.0%.0%.1", err.message)
+    assert.matches("api_key=%*%*%*&model=m", err.message)
+    task.sleep(0.35)
+  end)
+
+  it("pauses a transfer Lua does not read, without buffering it all", function()
+    local res = assert(http.request{ url = sim.url .. "/_sim/bench/sse?events=100000", stream = "sse" })
+    local events = res:events()
+    assert.is_string(events())
+    task.sleep(0.3)   -- the loop keeps running; the queue must stop growing
+    local info = res:info()
+    assert.is_true(info.paused)
+    assert.is_true(info.bytes < 3 * 1024 * 1024, "received " .. info.bytes)
+    local n = 1
+    for _ in events do n = n + 1 end
+    assert.is_nil(res.err)
+    assert.are.equal(100000, n)
+  end)
+
+  it("runs eight slow requests concurrently on one thread", function()
+    local t0 = clock.monotonic()
+    local ts = {}
+    for i = 1, 8 do
+      ts[i] = task.spawn(function()
+        return assert(http.request{ url = sim.url .. "/_sim/sleep?seconds=0.4" }):body()
+      end)
+    end
+    for i = 1, 8 do assert.is_true((task.join(ts[i]))) end
+    assert.is_true(clock.monotonic() - t0 < 0.8)
+  end)
+
+  it("caps requests per endpoint with http.limit", function()
+    http.limit(sim.url, 2)
+    local t0 = clock.monotonic()
+    local ts = {}
+    for i = 1, 4 do
+      ts[i] = task.spawn(function() return assert(http.request{ url = sim.url .. "/_sim/sleep?seconds=0.2" }):body() end)
+    end
+    for i = 1, 4 do assert.is_true((task.join(ts[i]))) end
+    http.limit(sim.url, nil)
+    local dt = clock.monotonic() - t0
+    assert.is_true(dt >= 0.39 and dt < 0.8, "took " .. dt)
+  end)
+
+  it("frees the transfer of a cancelled task at once", function()
+    sim:fault{ kind = "stall", after = 2, seconds = 5 }
+    local res
+    local t = task.spawn(function()
+      res = assert(http.request{ url = sim.url .. "/api/chat", body = chat_body(), stream = "ndjson" })
+      for _ in res:lines() do end
+    end)
+    while not res do task.sleep(0.01) end
+    task.sleep(0.05)
+    task.cancel(t)
+    assert.are.equal("closed", res._t:state())
+    local ok, err = task.join(t)
+    assert.is_false(ok)
+    assert.are.equal("cancelled", err.kind)
+  end)
+
+  it("keeps caller mistakes as errors", function()
+    assert.has_error(function() http.request{ url = "ftp://x" } end)
+    assert.has_error(function() http.request{ url = sim.url, stream = "xml" } end)
+    assert.has_error(function() http.request{ url = sim.url, headers = { "X: a\r\nInjected: 1" } } end)
+  end)
+end)
