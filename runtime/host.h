@@ -44,7 +44,7 @@ void preload_register(lua_State *L, const char *override_path);
 int luaopen_codeassist_host(lua_State *L);
 int luaopen_yaml(lua_State *L);
 int luaopen_fs(lua_State *L);
-int luaopen_proc(lua_State *L);
+int luaopen_proc_core(lua_State *L);
 int luaopen_term(lua_State *L);
 int luaopen_clock(lua_State *L);
 int luaopen_sched(lua_State *L);

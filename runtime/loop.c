@@ -487,6 +487,11 @@ static void loop_step(lua_State *L, struct task *pump)
 
     if (host_interrupts != loop.seen_interrupts) {
         loop.seen_interrupts = host_interrupts;
+        for (struct watcher *w = loop.watchers, *after; w; w = after) {
+            after = w->next;
+            if (w->on_interrupt)
+                w->on_interrupt(w);
+        }
         wake_everyone(WAKE_INTERRUPT);
         return;
     }

@@ -57,6 +57,7 @@ struct watcher {
     int nfds;
     double deadline;
     void (*on_event)(struct watcher *w);
+    void (*on_interrupt)(struct watcher *w);    /* optional: SIGINT/SIGTERM arrived */
     int active;
 };
 void loop_watch(struct watcher *w);

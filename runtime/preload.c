@@ -18,7 +18,7 @@ static const luaL_Reg c_modules[] = {
      * third-party Lua code run in the host (busted needs lua-term). */
     { "codeassist.yaml",  luaopen_yaml },
     { "codeassist.fs",    luaopen_fs },
-    { "codeassist.proc",  luaopen_proc },
+    { "codeassist.proc_core", luaopen_proc_core },
     { "codeassist.term",  luaopen_term },
     { "codeassist.clock", luaopen_clock },
     { "codeassist.sched", luaopen_sched },

@@ -1,4 +1,5 @@
-/* The `codeassist.proc` module: run a program, capture its output, never hang.
+/* The `codeassist.proc_core` module: child processes on the event loop. The Lua module
+ * codeassist.proc wraps it as proc.run:
  *
  *   proc.run{ "make", "test",              -- argv (or argv = {...}); no shell unless asked
  *             shell = false,               -- true: argv[1] is a /bin/sh -c script
@@ -14,7 +15,12 @@
  *
  * The child leads its own process group; a timeout, an interrupt, or the child's own exit
  * ends the whole group (SIGTERM, then SIGKILL after kill_grace), so no grandchild is left
- * behind holding a pipe or a port. */
+ * behind holding a pipe or a port.
+ *
+ * proc_core.spawn(spec) -> child | nil, err starts the program; the child is waitable
+ * (sched.wait) and its pipes, exit and deadlines are watched by the loop, so a gate running
+ * `make` and several streaming requests progress together on one thread.
+ * child:finished(), child:result() (the table above), child:close() (SIGKILL, free). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -31,6 +37,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "loop.h"
 #include "outbuf.h"
 
 extern char **environ;
@@ -291,7 +298,24 @@ fail:
     return -1;
 }
 
-/* ===== waiting ===== */
+/* ===== a running child, driven by the event loop ===== */
+
+enum stage { RUNNING, TERMINATING, KILLED, FINISHED };
+
+#define CHILD_MT "codeassist.child"
+#define PIPE_LINGER 1.0     /* after the leader exits, how long escaped holders may keep a pipe */
+#define POLL_REAP 0.02      /* without pidfd: how often to look for the exit */
+
+struct run {
+    struct waitq waiters;   /* first member: waitable */
+    struct watcher watch;
+    struct resource owner;
+    struct child c;
+    enum stage stage;
+    char *stdin_copy;
+    size_t stdin_len;
+    double timeout, kill_grace, exited_at, stage_deadline;
+};
 
 static void drain(struct child *c, int *fd, struct outbuf *b)
 {
@@ -311,10 +335,12 @@ static void drain(struct child *c, int *fd, struct outbuf *b)
     }
 }
 
-static void feed_stdin(struct child *c, const struct spawn *s)
+
+static void feed_stdin(struct run *r)
 {
-    while (c->in_fd >= 0 && c->in_done < s->stdin_len) {
-        ssize_t n = write(c->in_fd, s->stdin_data + c->in_done, s->stdin_len - c->in_done);
+    struct child *c = &r->c;
+    while (c->in_fd >= 0 && c->in_done < r->stdin_len) {
+        ssize_t n = write(c->in_fd, r->stdin_copy + c->in_done, r->stdin_len - c->in_done);
         if (n > 0) {
             c->in_done += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
@@ -361,81 +387,137 @@ static void reap_group(pid_t pgid)
     }
 }
 
-/* Ends the group: SIGTERM, up to `grace` seconds for the leader, then SIGKILL for all. */
-static void end_group(struct child *c, double grace)
+/* The fds and the next deadline the loop should watch for this child. */
+static void rearm(struct run *r)
 {
-    if (!c->exited) {
-        kill(-c->pid, SIGTERM);
-        double deadline = now() + grace;
-        while (!c->exited && now() < deadline) {
-            reap(c, WNOHANG);
-            if (!c->exited) {
-                struct timespec ts = { 0, 5 * 1000 * 1000 };
-                nanosleep(&ts, NULL);
-            }
-        }
+    struct child *c = &r->c;
+    struct watcher *w = &r->watch;
+    w->fd[0] = c->out_fd;
+    w->events[0] = POLLIN;
+    w->fd[1] = c->err_fd;
+    w->events[1] = POLLIN;
+    w->fd[2] = c->in_fd;
+    w->events[2] = POLLOUT;
+    w->fd[3] = c->exited ? -1 : c->pidfd;
+    w->events[3] = POLLIN;
+    w->nfds = 4;
+
+    double d = 0;
+    if (r->stage == RUNNING && r->timeout > 0 && !c->exited)
+        d = c->started + r->timeout;
+    if (r->stage == TERMINATING)
+        d = r->stage_deadline;
+    if (c->exited && (c->out_fd >= 0 || c->err_fd >= 0))
+        d = r->exited_at + PIPE_LINGER;
+    if (!c->exited && c->pidfd < 0) {
+        double poll_at = now() + POLL_REAP;
+        if (d == 0 || poll_at < d)
+            d = poll_at;
     }
-    kill(-c->pid, SIGKILL);   /* leftovers, or a leader that ignored SIGTERM */
-    reap(c, 0);
-    reap_group(c->pid);
+    w->deadline = d;
 }
 
-static void wait_child(struct child *c, const struct spawn *s)
+/* SIGTERM to the group now, SIGKILL after kill_grace if the leader is still there. */
+static void terminate(struct run *r)
 {
-    double deadline = s->timeout > 0 ? c->started + s->timeout : 0;
+    if (r->stage != RUNNING)
+        return;
+    if (r->c.exited || r->kill_grace <= 0) {
+        kill(-r->c.pid, SIGKILL);
+        r->stage = KILLED;
+        return;
+    }
+    kill(-r->c.pid, SIGTERM);
+    r->stage = TERMINATING;
+    r->stage_deadline = now() + r->kill_grace;
+}
 
-    while (!c->exited || c->out_fd >= 0 || c->err_fd >= 0) {
-        struct pollfd fds[4];
-        int n = 0, timeout_ms = -1;
-        if (c->out_fd >= 0)
-            fds[n++] = (struct pollfd){ c->out_fd, POLLIN, 0 };
-        if (c->err_fd >= 0)
-            fds[n++] = (struct pollfd){ c->err_fd, POLLIN, 0 };
-        if (c->in_fd >= 0)
-            fds[n++] = (struct pollfd){ c->in_fd, POLLOUT, 0 };
-        if (!c->exited && c->pidfd >= 0)
-            fds[n++] = (struct pollfd){ c->pidfd, POLLIN, 0 };
-        if (!c->exited && c->pidfd < 0)
-            timeout_ms = 20;
-        if (deadline > 0) {
-            double left = deadline - now();
-            if (left <= 0) {
-                c->timed_out = 1;
-                break;
-            }
-            int ms = (int)(left * 1000) + 1;
-            timeout_ms = timeout_ms < 0 || ms < timeout_ms ? ms : timeout_ms;
-        }
-        int r = poll(fds, (nfds_t)n, timeout_ms);
-        if (r < 0 && errno == EINTR) {
-            if (host_interrupted()) {
-                c->interrupted = 1;
-                break;
-            }
-            continue;
-        }
-        if (c->out_fd >= 0)
-            drain(c, &c->out_fd, &c->out);
-        if (c->err_fd >= 0)
-            drain(c, &c->err_fd, &c->err);
-        if (c->in_fd >= 0)
-            feed_stdin(c, s);
-        if (!c->exited) {
-            reap(c, WNOHANG);
-            if (c->exited)
-                kill(-c->pid, SIGKILL);   /* the leader is done: end what it left running */
-        }
-    }
-    end_group(c, c->exited ? 0 : s->kill_grace);
-    /* Whatever the group wrote before it died is still in the pipes. */
-    if (c->out_fd >= 0) {
-        fcntl(c->out_fd, F_SETFL, 0);
+static void complete(struct run *r)
+{
+    struct child *c = &r->c;
+    kill(-c->pid, SIGKILL);          /* whatever the group left running */
+    reap(c, 0);
+    reap_group(c->pid);
+    host_untrack_child(c->pid);
+    close_fd(&c->pidfd);
+    close_fd(&c->in_fd);
+    close_fd(&c->out_fd);
+    close_fd(&c->err_fd);
+    r->stage = FINISHED;
+    loop_unwatch(&r->watch);
+    resource_drop(&r->owner);
+    waitq_wake_all(&r->waiters);
+}
+
+static void on_child_event(struct watcher *w)
+{
+    struct run *r = (struct run *)(void *)((char *)w - offsetof(struct run, watch));
+    struct child *c = &r->c;
+    double t = now();
+
+    if (c->out_fd >= 0 && w->revents[0])
         drain(c, &c->out_fd, &c->out);
-    }
-    if (c->err_fd >= 0) {
-        fcntl(c->err_fd, F_SETFL, 0);
+    if (c->err_fd >= 0 && w->revents[1])
         drain(c, &c->err_fd, &c->err);
+    if (c->in_fd >= 0 && w->revents[2])
+        feed_stdin(r);
+    if (!c->exited) {
+        reap(c, WNOHANG);
+        if (c->exited) {
+            r->exited_at = t;
+            kill(-c->pid, SIGKILL);  /* the leader is done: end what it left running */
+        }
     }
+    if (!c->exited && r->stage == RUNNING && r->timeout > 0 && t >= c->started + r->timeout) {
+        c->timed_out = 1;
+        terminate(r);
+    }
+    if (!c->exited && r->stage == TERMINATING && t >= r->stage_deadline) {
+        kill(-c->pid, SIGKILL);
+        r->stage = KILLED;
+    }
+    if (c->exited && (c->out_fd >= 0 || c->err_fd >= 0) && t >= r->exited_at + PIPE_LINGER) {
+        /* a process outside the group (setsid) still holds the pipe: stop reading */
+        drain(c, &c->out_fd, &c->out);
+        drain(c, &c->err_fd, &c->err);
+        close_fd(&c->out_fd);
+        close_fd(&c->err_fd);
+    }
+    if (c->exited && c->out_fd < 0 && c->err_fd < 0) {
+        complete(r);
+        return;
+    }
+    rearm(r);
+}
+
+/* The host saw SIGINT/SIGTERM: stop the child the same way a timeout would. */
+static void on_child_interrupt(struct watcher *w)
+{
+    struct run *r = (struct run *)(void *)((char *)w - offsetof(struct run, watch));
+    r->c.interrupted = 1;
+    terminate(r);
+    rearm(r);
+}
+
+/* Released by a cancelled or finished owner task, by close(), or by __gc. */
+static void release_run(struct run *r)
+{
+    if (r->stage != FINISHED && r->c.pid > 0) {
+        kill(-r->c.pid, SIGKILL);
+        r->c.interrupted = 1;
+        complete(r);
+    }
+    loop_unwatch(&r->watch);
+    resource_drop(&r->owner);
+    outbuf_free(&r->c.out);
+    outbuf_free(&r->c.err);
+    free(r->stdin_copy);
+    r->stdin_copy = NULL;
+}
+
+static void release_owned_run(struct resource *res)
+{
+    release_run((struct run *)(void *)((char *)res - offsetof(struct run, owner)));
 }
 
 static const char *signal_name(int sig)
@@ -475,16 +557,13 @@ static void push_capture(lua_State *L, struct outbuf *b, const char *field, cons
     set_number(L, count_field, (double)b->total);
 }
 
-static int l_run(lua_State *L)
+static int l_spawn(lua_State *L)
 {
     struct spawn s;
-    struct child c;
     char path[PATH_MAX], err[PATH_MAX + 256];
 
     luaL_checktype(L, 1, LUA_TTABLE);
     memset(&s, 0, sizeof s);
-    memset(&c, 0, sizeof c);
-    c.pidfd = c.out_fd = c.err_fd = c.in_fd = -1;
 
     /* Everything that can raise happens before any fd or malloc exists. */
     s.timeout = opt_number(L, "timeout", 0, 0);
@@ -545,7 +624,25 @@ static int l_run(lua_State *L)
         lua_pop(L, 1);
     }
 
-    int rc = spawn_child(&s, &c, err, sizeof err);
+    /* The userdata exists before the child does, so nothing can leak if Lua raises. */
+    struct run *r = lua_newuserdata(L, sizeof *r);
+    memset(r, 0, sizeof *r);
+    r->c.pidfd = r->c.out_fd = r->c.err_fd = r->c.in_fd = -1;
+    r->stage = FINISHED;
+    luaL_getmetatable(L, CHILD_MT);
+    lua_setmetatable(L, -2);
+    if (s.has_stdin && s.stdin_len > 0) {
+        r->stdin_copy = malloc(s.stdin_len);
+        if (!r->stdin_copy) {
+            free(s.argv);
+            free(s.envp);
+            return luaL_error(L, "proc.run: out of memory");
+        }
+        memcpy(r->stdin_copy, s.stdin_data, s.stdin_len);
+        r->stdin_len = s.stdin_len;
+    }
+
+    int rc = spawn_child(&s, &r->c, err, sizeof err);
     free(s.argv);   /* the child has its own copy now, or never started */
     free(s.envp);
     if (rc != 0) {
@@ -553,44 +650,94 @@ static int l_run(lua_State *L)
         lua_pushstring(L, err);
         return 2;
     }
-    outbuf_init(&c.out, s.max_output);
-    outbuf_init(&c.err, s.max_output);
-    wait_child(&c, &s);
-    host_untrack_child(c.pid);
-    close_fd(&c.pidfd);
-    close_fd(&c.in_fd);
-    double duration = now() - c.started;
-
-    /* From here Lua may raise (out of memory): copy, then free, field by field. */
-    lua_createtable(L, 0, 12);
-    if (WIFEXITED(c.status)) {
-        set_number(L, "code", WEXITSTATUS(c.status));
-    } else if (WIFSIGNALED(c.status)) {
-        set_number(L, "signal", WTERMSIG(c.status));
-        set_string(L, "signal_name", signal_name(WTERMSIG(c.status)));
-    }
-    push_capture(L, &c.out, "stdout", "stdout_bytes");
-    push_capture(L, &c.err, "stderr", "stderr_bytes");
-    set_boolean(L, "truncated", outbuf_truncated(&c.out) || outbuf_truncated(&c.err) || c.oom);
-    outbuf_free(&c.out);
-    outbuf_free(&c.err);
-    set_boolean(L, "timed_out", c.timed_out);
-    set_boolean(L, "interrupted", c.interrupted);
-    set_number(L, "duration", duration);
-    set_number(L, "pid", c.pid);
+    r->stage = RUNNING;
+    r->timeout = s.timeout;
+    r->kill_grace = s.kill_grace;
+    outbuf_init(&r->c.out, s.max_output);
+    outbuf_init(&r->c.err, s.max_output);
+    r->watch.on_event = on_child_event;
+    r->watch.on_interrupt = on_child_interrupt;
+    r->owner.release = release_owned_run;
+    if (r->c.in_fd >= 0 && r->stdin_len == 0)
+        close_fd(&r->c.in_fd);
+    rearm(r);
+    loop_watch(&r->watch);
+    resource_adopt(&r->owner);
     return 1;
 }
 
-int luaopen_proc(lua_State *L)
+static struct run *check_run(lua_State *L)
+{
+    return luaL_checkudata(L, 1, CHILD_MT);
+}
+
+static int c_finished(lua_State *L)
+{
+    lua_pushboolean(L, check_run(L)->stage == FINISHED);
+    return 1;
+}
+
+/* The outcome table of a finished child. */
+static int c_result(lua_State *L)
+{
+    struct run *r = check_run(L);
+    struct child *c = &r->c;
+    if (r->stage != FINISHED)
+        return luaL_error(L, "proc: the child is still running");
+    lua_createtable(L, 0, 12);
+    if (WIFEXITED(c->status)) {
+        set_number(L, "code", WEXITSTATUS(c->status));
+    } else if (WIFSIGNALED(c->status)) {
+        set_number(L, "signal", WTERMSIG(c->status));
+        set_string(L, "signal_name", signal_name(WTERMSIG(c->status)));
+    }
+    push_capture(L, &c->out, "stdout", "stdout_bytes");
+    push_capture(L, &c->err, "stderr", "stderr_bytes");
+    set_boolean(L, "truncated", outbuf_truncated(&c->out) || outbuf_truncated(&c->err) || c->oom);
+    set_boolean(L, "timed_out", c->timed_out);
+    set_boolean(L, "interrupted", c->interrupted);
+    set_number(L, "duration", (r->exited_at > 0 ? r->exited_at : now()) - c->started);
+    set_number(L, "pid", c->pid);
+    return 1;
+}
+
+/* Stops the child and its group at once (SIGKILL) and frees everything. */
+static int c_close(lua_State *L)
+{
+    release_run(check_run(L));
+    return 0;
+}
+
+static int c_gc(lua_State *L)
+{
+    struct run *r = check_run(L);
+    release_run(r);
+    waitq_detach_all(&r->waiters);
+    return 0;
+}
+
+int luaopen_proc_core(lua_State *L)
 {
     /* Orphaned grandchildren are re-parented to us instead of init, so a finished run can
      * reap its whole process group and prove nothing is left (reap_group). */
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    static const luaL_Reg functions[] = {
-        { "run", l_run },
+    static const luaL_Reg methods[] = {
+        { "finished", c_finished },
+        { "result",   c_result },
+        { "close",    c_close },
         { NULL, NULL }
     };
+    luaL_newmetatable(L, CHILD_MT);
     lua_newtable(L);
-    luaL_register(L, NULL, functions);
+    luaL_register(L, NULL, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, c_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    loop_waitable_type(L, CHILD_MT);
+
+    lua_newtable(L);
+    lua_pushcfunction(L, l_spawn);
+    lua_setfield(L, -2, "spawn");
     return 1;
 }

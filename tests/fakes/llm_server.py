@@ -27,6 +27,7 @@ Control endpoints (not logged), JSON in and out:
                                cut {after}            N frames, then the connection drops
                                malformed {at}         frame N is not valid JSON
                                content_type {content_type}
+                               pace {seconds}         a pause before every frame but the first
                                close                  accept, then close without answering
   POST /_sim/refuse     {"seconds": s}  close the listener: connections are refused
   POST /_sim/scenario   a scenario document (see load_scenario)
@@ -405,6 +406,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         kind = fault.get("kind") if fault else None
         for i, frame in enumerate(frames):
+            if kind == "pace" and i > 0:
+                time.sleep(float(fault.get("seconds", 0.05)))
             if kind in ("stall", "cut") and i == fault.get("after", 1):
                 self.wfile.flush()
                 if kind == "stall":

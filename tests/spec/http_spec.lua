@@ -236,6 +236,34 @@ describe("codeassist.http", function()
     assert.is_true(clock.monotonic() - t0 < 0.8)
   end)
 
+  it("interleaves three streams and a child process on one thread", function()
+    local proc = require "codeassist.proc"
+    sim:fault{ kind = "pace", seconds = 0.02, times = 3 }
+    local spans = {}
+    local function stream(i)
+      local res = assert(http.request{ url = sim.url .. "/api/chat", body = chat_body(), stream = "ndjson" })
+      local first, n = nil, 0
+      for _ in res:lines() do first = first or clock.monotonic(); n = n + 1 end
+      spans[i] = { first, clock.monotonic(), n }
+    end
+    local t0 = clock.monotonic()
+    local ts = { task.spawn(stream, 1), task.spawn(stream, 2), task.spawn(stream, 3) }
+    ts[4] = task.spawn(function()
+      local start = clock.monotonic()
+      local r = assert(proc.run{ "for i in 1 2 3 4; do echo $i; sleep 0.1; done", shell = true })
+      spans[4] = { start, clock.monotonic(), r.stdout }
+    end)
+    for i = 1, 4 do assert.is_true((task.join(ts[i]))) end
+    local total = clock.monotonic() - t0
+    assert.are.equal("1\n2\n3\n4\n", spans[4][3])
+    for i = 1, 3 do
+      assert.is_true(spans[i][3] > 10)
+      assert.is_true(spans[4][1] < spans[i][2], "the child started before stream " .. i .. " ended")
+      assert.is_true(spans[i][1] < spans[4][2], "stream " .. i .. " made progress while the child ran")
+    end
+    assert.is_true(total < 0.9, "took " .. total .. " s; one after another takes over 1.5 s")
+  end)
+
   it("caps requests per endpoint with http.limit", function()
     http.limit(sim.url, 2)
     local t0 = clock.monotonic()
