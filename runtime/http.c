@@ -82,7 +82,8 @@ static int bytes_add(struct frame_bytes *b, const void *s, size_t n)
         b->p = p;
         b->cap = cap;
     }
-    memcpy(b->p + b->len, s, n);
+    if (n)      /* s may be NULL for an empty piece */
+        memcpy(b->p + b->len, s, n);
     b->len += n;
     return 0;
 }

@@ -41,6 +41,16 @@ done
 # busted runs inside the real host: `codeassist run` behaves like `lua FILE`.
 run_suite "Lua specs" "$BIN" run "$BUSTED" --ignore-lua -o TAP --lpath="tests/spec/?.lua" tests/spec
 
+# The streaming paths once more under valgrind (not with the sanitizer build: they clash).
+# valgrind's own notes (e.g. about pidfd_open, which it lacks) go to a log shown on failure.
+if command -v valgrind >/dev/null 2>&1 && [ "${BUILD#build/asan}" = "$BUILD" ]; then
+    vglog=$(mktemp)
+    run_suite "valgrind: streams" valgrind -q --log-file="$vglog" --error-exitcode=99 \
+        --leak-check=full --errors-for-leak-kinds=definite "$BIN" run tests/valgrind/streams.lua
+    if [ "$rc" -ne 0 ]; then grep -v 'syscall: 434\|README_MISSING\|handler\.\|bug_reports\|consider this a bug' "$vglog"; fi
+    rm -f "$vglog"
+fi
+
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
