@@ -44,8 +44,11 @@ deps:
 codeassist: $(BUILD)/codeassist
 	@cp $< $@
 
+# The FFI hot paths look their C functions up in the executable's dynamic symbols.
+EXPORTS      = -Wl,--export-dynamic-symbol=codeassist_next_frame
+
 $(BUILD)/codeassist: $(C_OBJECTS)
-	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS) $(EXPORTS) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/%.o: runtime/%.c runtime/*.h | $(BUILD)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c -o $@ $<

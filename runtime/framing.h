@@ -43,6 +43,10 @@ struct framer {
     struct frame_bytes data;    /* SSE: data lines of the pending event */
     struct frame_bytes name;    /* SSE: event name of the pending event */
     int has_data;               /* SSE: a data field was seen since the last dispatch */
+    /* SSE: a data value or name still inside the chunk being fed, not yet copied (most
+     * events are whole within one chunk; they are emitted without an extra copy). */
+    const char *data_ref, *name_ref;
+    size_t data_ref_len, name_ref_len;
     int after_cr;               /* the previous chunk ended in CR: a leading LF belongs to it */
 };
 

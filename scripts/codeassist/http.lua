@@ -18,8 +18,19 @@ local core = require "codeassist.http_core"
 local sched = require "codeassist.sched"
 local task = require "codeassist.task"
 local cjson = require "cjson.safe"
+local ffi = require "ffi"
 
 local M = {}
+
+-- The per-event hot path goes through LuaJIT's FFI (compiled into the loop's trace); the
+-- classic transfer:next() is the fallback should the symbol be missing.
+ffi.cdef[[
+int codeassist_next_frame(void *t, const char **name, size_t *name_len,
+                          const char **data, size_t *data_len);
+]]
+local C = ffi.C
+local has_ffi_path = pcall(function() return C.codeassist_next_frame end)
+local ffi_string = ffi.string
 
 M.KINDS = { "connect", "dns", "tls", "timeout_connect", "timeout_first_byte", "timeout_idle",
             "timeout_total", "http", "protocol", "too_large", "cancelled" }
@@ -212,8 +223,8 @@ function Response:body()
 end
 
 -- The frame after waiting; sets self.err when the stream ended badly.
-local function slow_next(self)
-  local tr = self._t
+local function slow_next(self, tr)
+  tr = tr or self._t
   while true do
     local data, name = tr:next()
     if data then return data, name end
@@ -231,24 +242,42 @@ local function slow_next(self)
   end
 end
 
+-- A function returning the next queued frame (data, name) or false/nil like transfer:next().
+local function frame_reader(tr)
+  if not has_ffi_path then
+    return function() return tr:next() end
+  end
+  local ptr = ffi.cast("void *", tr:pointer())   -- a cdata pointer: compiled calls
+  local name, name_len = ffi.new("const char *[1]"), ffi.new("size_t[1]")
+  local data, data_len = ffi.new("const char *[1]"), ffi.new("size_t[1]")
+  return function()
+    local rc = C.codeassist_next_frame(ptr, name, name_len, data, data_len)
+    if rc == 1 then
+      local n = tonumber(name_len[0])
+      return ffi_string(data[0], data_len[0]), n > 0 and ffi_string(name[0], n) or nil
+    end
+    if rc == 0 then return false end
+    return nil
+  end
+end
+
 -- for data, event_name in res:events() do ... end   (SSE; strings, undecoded)
 function Response:events()
-  local tr = self._t
-  local next_frame = tr.next
+  local next_frame = frame_reader(self._t)
+  local tr = self._t   -- keeps the transfer alive while its pointer is in use
   return function()
-    local data, name = next_frame(tr)
+    local data, name = next_frame()
     if data then return data, name end
-    return slow_next(self)
+    return slow_next(self, tr)
   end
 end
 
 -- for obj in res:lines() do ... end   (NDJSON; each line decoded)
 function Response:lines()
-  local tr = self._t
-  local next_frame = tr.next
+  local next_frame = frame_reader(self._t)
   local decode = cjson.decode
   return function()
-    local line = next_frame(tr)
+    local line = next_frame()
     if not line then
       local err
       line, err = slow_next(self)

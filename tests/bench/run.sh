@@ -6,4 +6,16 @@ BIN=${1:-./codeassist}
 case "$BIN" in /*) ;; *) BIN="$(pwd)/$BIN" ;; esac
 export CODEASSIST_BIN="$BIN"
 cd "$(dirname "$0")/../.."
+
 "$BIN" run tests/bench/startup.lua
+
+# The model simulator on a free loopback port, for the streaming benchmarks.
+dir=$(mktemp -d)
+trap 'kill "$sim_pid" 2>/dev/null; rm -rf "$dir"' EXIT
+timeout 900 python3 tests/fakes/llm_server.py --port-file "$dir/port" 2>"$dir/sim.log" &
+sim_pid=$!
+i=0
+while [ ! -f "$dir/port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+[ -f "$dir/port" ] || { cat "$dir/sim.log"; echo "bench: the simulator did not start" >&2; exit 1; }
+export SIM_URL="http://127.0.0.1:$(cat "$dir/port")"
+"$BIN" run tests/bench/streams.lua
