@@ -68,7 +68,7 @@ $(BUILD):
 c-tests: $(C_TESTS:%=$(BUILD)/%)
 
 demo: all
-	@./codeassist run examples/demo.lua
+	@sh tools/demo.sh
 
 test: deps
 	@$(MAKE) --no-print-directory codeassist c-tests

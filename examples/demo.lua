@@ -1,4 +1,5 @@
--- A short tour of the runtime's built-in modules: `make demo` runs it.
+-- A short tour of the runtime's built-in modules: `make demo` runs it, with the model
+-- simulator started and its address in SIM_URL (tools/demo.sh).
 --   ./codeassist run examples/demo.lua [WORKDIR]
 -- Everything happens in a temporary folder (or WORKDIR) and touches nothing else.
 local yaml  = require "codeassist.yaml"
@@ -66,6 +67,44 @@ no(("sleep 10 (twice, with a grandchild) stopped after %.2f s: timed_out = %s, n
 step("term and clock")
 ok(("stdout is %s; colour %s; width %d"):format(term.isatty("stdout") and "a terminal" or "not a terminal",
   colored and "on" or "off (NO_COLOR, --no-color, TERM=dumb or not a terminal)", term.width("stdout")))
-ok(("the whole tour took %.0f ms"):format((clock.monotonic() - started) * 1000))
 
+local sim = os.getenv("SIM_URL")
+if sim then
+  local http, task, retry = require "codeassist.http", require "codeassist.task", require "codeassist.retry"
+  local function post(path, doc) assert(http.request{ url = sim .. path, body = cjson.encode(doc) }):body() end
+
+  step("http: a reply streamed token by token from the local model simulator (" .. sim .. ")")
+  post("/_sim/faults", { { kind = "pace", seconds = 0.03, match = { path = "/api/chat" } } })
+  local res = assert(http.request{ url = sim .. "/api/chat", stream = "ndjson",
+    body = cjson.encode{ model = "qwen3-coder", messages = { { role = "user", content = "Say hello" } } },
+    timeout = { connect = 5, first_byte = 60, idle = 30 } })
+  io.write("  ")
+  local last
+  for obj in res:lines() do
+    io.write(obj.message.content)
+    io.stdout:flush()
+    last = obj
+  end
+  print()
+  if res.err then no(res.err.message) else
+    ok(("done_reason=%s, %d prompt tokens, %d generated"):format(last.done_reason, last.prompt_eval_count, last.eval_count))
+  end
+
+  step("retry: a 429 with retry-after-ms, then success")
+  post("/_sim/faults", { { kind = "status", status = 429, retry_after_ms = 200, match = { path = "/api/version" } } })
+  local v = retry.call(function() return http.request{ url = sim .. "/api/version" } end, {
+    on_retry = function(info) no(("%s; retrying in %.2f s (attempt %d)"):format(info.err.message, info.delay, info.next_attempt)) end,
+  })
+  ok("then: " .. v:body():gsub("%s+$", ""))
+
+  step("task: three requests at once, each answered after 0.5 s")
+  local t0 = clock.monotonic()
+  local ts = {}
+  for i = 1, 3 do ts[i] = task.spawn(function() return assert(http.request{ url = sim .. "/_sim/sleep?seconds=0.5" }):body() end) end
+  for i = 1, 3 do assert(task.join(ts[i])) end
+  ok(("all three done in %.2f s on one thread"):format(clock.monotonic() - t0))
+end
+
+print()
+ok(("the whole tour took %.0f ms"):format((clock.monotonic() - started) * 1000))
 if not arg[1] then proc.run{ "rm", "-rf", work } end

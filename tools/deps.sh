@@ -3,7 +3,7 @@
 # Called by `make deps` (and by make itself when a header or tool is absent).
 set -eu
 
-PACKAGES="make gcc pkg-config git curl python3 valgrind
+PACKAGES="make gcc pkg-config git curl python3 valgrind openssl
 libluajit2-5.1-dev luajit2 libcurl4-openssl-dev libyaml-dev lua-cjson-dev
 lua-busted lua-argparse"
 

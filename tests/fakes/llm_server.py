@@ -6,7 +6,7 @@ Used by the tests, `make demo` and `make bench`. Python 3 standard library only;
 
     tests/fakes/llm_server.py [--flavor ollama|anthropic] [--port 0] [--port-file F]
                               [--scenario S.json] [--version 0.32.15] [--vram-gb 24]
-                              [--api-key KEY]
+                              [--api-key KEY] [--tls-cert C --tls-key K]
 
 Flavors
   ollama     /api/version /api/tags /api/show /api/ps /api/chat (NDJSON) /api/pull, and
@@ -45,6 +45,7 @@ import json
 import os
 import random
 import socket
+import ssl
 import string
 import sys
 import threading
@@ -790,8 +791,9 @@ class Server:
     """Accept loop on 127.0.0.1 with one thread per connection; can close its listener for a
     while so connections are refused for real."""
 
-    def __init__(self, sim, port):
+    def __init__(self, sim, port, tls=None):
         self.sim = sim
+        self.tls = tls
         self.listener = self.listen(port)
         self.port = self.listener.getsockname()[1]
         self.accepting = threading.Event()
@@ -890,6 +892,10 @@ class Server:
         with self.conns_lock:
             self.conns.add(conn)
         try:
+            if self.tls:
+                conn.settimeout(10)
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                conn.settimeout(None)
             Handler(conn, addr, self)
         except (ConnectionError, BrokenPipeError, OSError):
             pass
@@ -912,10 +918,16 @@ def main():
     ap.add_argument("--vram-gb", type=float, default=24.0)
     ap.add_argument("--load-seconds", type=float, default=0.0)
     ap.add_argument("--api-key", help="anthropic flavor: the only key accepted")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    ap.add_argument("--tls-key", help="and this private key (PEM)")
     args = ap.parse_args()
 
     sim = Sim(args)
-    server = Server(sim, args.port)
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    server = Server(sim, args.port, tls)
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:

@@ -299,3 +299,68 @@ describe("codeassist.http", function()
     assert.has_error(function() http.request{ url = sim.url, headers = { "X: a\r\nInjected: 1" } } end)
   end)
 end)
+
+describe("codeassist.http with proxies and TLS", function()
+  it("honours the http_proxy variable", function()
+    local sim = support.simulator()
+    local dir = support.tmpdir()
+    support.write(dir .. "/p.lua", [[
+local http = require "codeassist.http"
+local res = assert(http.request{ url = "http://models.example.invalid/api/version" })
+print(res.status, res:body())
+]])
+    local r = support.codeassist({ "run", dir .. "/p.lua" },
+      { env = { http_proxy = sim.url, no_proxy = false, NO_PROXY = false } })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("^200\t{\"version\": \"0%.32%.15\"}", r.stdout)
+    assert.are.equal("models.example.invalid", sim:log()[1].host)
+    sim:stop()
+    support.cleanup()
+  end)
+
+  it("verifies TLS certificates, and trusts an extra CA file when given", function()
+    local dir = support.tmpdir()
+    local gen = support.sh(table.concat({
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=codeassist-test-ca",
+      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1",
+      "printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf",
+      "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext.cnf",
+    }, " && "), { cwd = dir })
+    assert.are.equal(0, gen.code, gen.stderr)
+    local sim = support.simulator(("--tls-cert %s/srv.pem --tls-key %s/srv.key"):format(dir, dir))
+    local url = "https://127.0.0.1:" .. sim.port .. "/api/version"
+    local res, err = http.request{ url = url }
+    assert.is_nil(res)
+    assert.are.equal("tls", err.kind)
+    assert.matches("^GET https://127%.0%.0%.1:%d+/api/version: .*certificate", err.message)
+    res = assert(http.request{ url = url, ca_file = dir .. "/ca.pem" })
+    assert.are.equal(200, res.status)
+    assert.matches("0%.32%.15", res:body())
+    sim:stop()
+    support.cleanup()
+  end)
+end)
+
+describe("codeassist.http and signals", function()
+  it("stops a stream on Ctrl-C and exits 130 at once", function()
+    local sim = support.simulator()
+    sim:fault{ kind = "stall", after = 2, seconds = 30 }
+    local dir = support.tmpdir()
+    support.write(dir .. "/s.lua", ([[
+local http = require "codeassist.http"
+local res = assert(http.request{ url = "%s/api/chat", stream = "ndjson",
+  body = '{"model":"qwen3-coder","messages":[{"role":"user","content":"hi"}]}' })
+for obj in res:lines() do print("line") io.stdout:flush() end
+print("not reached", res.err and res.err.kind)
+]]):format(sim.url))
+    local r = support.sh(("%s run s.lua & pid=$!; sleep 0.5; kill -INT $pid; wait $pid; echo rc=$?")
+      :format(support.bin), { cwd = dir, timeout = 10 })
+    assert.matches("line\nline\n", r.stdout)
+    assert.matches("rc=130", r.stdout)
+    assert.not_matches("not reached", r.stdout)
+    assert.matches("codeassist: interrupted", r.stderr)
+    assert.is_true(r.duration < 2)
+    sim:stop()
+    support.cleanup()
+  end)
+end)
