@@ -550,10 +550,7 @@ int luaopen_fs(lua_State *L)
         { "confine",      l_confine },
         { NULL, NULL }
     };
-    luaL_newmetatable(L, DIR_MT);
-    lua_pushcfunction(L, dir_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    host_new_class(L, DIR_MT, NULL, dir_gc);
     lua_newtable(L);
     luaL_register(L, NULL, functions);
     return 1;

@@ -57,6 +57,10 @@ int fs_confine(const char *root, const char *path, char *out, char *err, size_t 
 /* term.c: the colour switch set by --no-color before any Lua runs. */
 void term_force_no_color(void);
 
+/* class.c: registers metatable `name` with `methods` as its __index and `gc` as __gc
+ * (either may be NULL), leaving the stack as it was. */
+void host_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc);
+
 /* Sets t[name] = v for a string/number/boolean without repeating the push/setfield pair. */
 #define set_string(L, name, v)  (lua_pushstring((L), (v)),  lua_setfield((L), -2, (name)))
 #define set_number(L, name, v)  (lua_pushnumber((L), (v)),  lua_setfield((L), -2, (name)))

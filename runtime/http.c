@@ -795,13 +795,7 @@ int luaopen_http_core(lua_State *L)
         { "close",   t_close },
         { NULL, NULL }
     };
-    luaL_newmetatable(L, TRANSFER_MT);
-    lua_newtable(L);
-    luaL_register(L, NULL, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, t_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    host_new_class(L, TRANSFER_MT, methods, t_gc);
     loop_waitable_type(L, TRANSFER_MT);
 
     lua_newtable(L);

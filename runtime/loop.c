@@ -841,21 +841,14 @@ int luaopen_sched(lua_State *L)
         { NULL, NULL }
     };
 
-    luaL_newmetatable(L, TASK_MT);
-    lua_pushcfunction(L, task_gc);
-    lua_setfield(L, -2, "__gc");
+    host_new_class(L, TASK_MT, NULL, task_gc);
+    luaL_getmetatable(L, TASK_MT);
     lua_pushcfunction(L, task_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
     loop_waitable_type(L, TASK_MT);
 
-    luaL_newmetatable(L, COND_MT);
-    lua_newtable(L);
-    luaL_register(L, NULL, cond_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, cond_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    host_new_class(L, COND_MT, cond_methods, cond_gc);
     loop_waitable_type(L, COND_MT);
 
     lua_newtable(L);

@@ -727,13 +727,7 @@ int luaopen_proc_core(lua_State *L)
         { "close",    c_close },
         { NULL, NULL }
     };
-    luaL_newmetatable(L, CHILD_MT);
-    lua_newtable(L);
-    luaL_register(L, NULL, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, c_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    host_new_class(L, CHILD_MT, methods, c_gc);
     loop_waitable_type(L, CHILD_MT);
 
     lua_newtable(L);

@@ -459,10 +459,7 @@ int luaopen_yaml(lua_State *L)
         { "load_file", l_load_file },
         { NULL, NULL }
     };
-    luaL_newmetatable(L, READER_MT);
-    lua_pushcfunction(L, reader_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    host_new_class(L, READER_MT, NULL, reader_gc);
 
     lua_newtable(L);
     luaL_register(L, NULL, functions);

@@ -1,7 +1,6 @@
 -- Start-up time: median wall time of `codeassist run empty.lua` over many runs, next to
 -- `curl --version` (the floor: the same libcurl and the libraries it pulls in) and bare LuaJIT.
-local proc = require "codeassist.proc"
-local clock = require "codeassist.clock"
+local measure = require "measure"
 
 local RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 20
 local bin = assert(os.getenv("CODEASSIST_BIN"), "run through tests/bench/run.sh")
@@ -9,20 +8,7 @@ local bin = assert(os.getenv("CODEASSIST_BIN"), "run through tests/bench/run.sh"
 local empty = os.tmpname()
 assert(io.open(empty, "w")):close()
 
--- Wall time of one run, fork to exit, measured here so every command pays the same overhead.
-local function wall(argv)
-  local t0 = clock.monotonic()
-  local r = assert(proc.run(argv))
-  local dt = clock.monotonic() - t0
-  assert(r.code == 0, table.concat(argv, " ") .. " failed: " .. r.stderr)
-  return dt
-end
-
-local function median(times)
-  table.sort(times)
-  local mid = math.floor(#times / 2)
-  return #times % 2 == 1 and times[mid + 1] or (times[mid] + times[mid + 1]) / 2
-end
+local wall, median = measure.wall, measure.median
 
 -- Runs are interleaved, so a slow moment of the machine hits every command alike.
 local commands = {

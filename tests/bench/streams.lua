@@ -3,7 +3,7 @@
 --   2. the same with each event's JSON decoded, vs decoding those strings from memory
 --   3. eight concurrent requests with a 1 s server delay, on one thread
 --   4. peak resident memory with 256 concurrent streams
-local proc = require "codeassist.proc"
+local measure = require "measure"
 local clock = require "codeassist.clock"
 local task = require "codeassist.task"
 local http = require "codeassist.http"
@@ -14,19 +14,7 @@ local RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 9
 local EVENTS = 100000
 local url = sim .. "/_sim/bench/sse?events=" .. EVENTS
 
-local function wall(argv)
-  local t0 = clock.monotonic()
-  local r = assert(proc.run(argv))
-  local dt = clock.monotonic() - t0
-  assert(r.code == 0, table.concat(argv, " ") .. " failed: " .. r.stderr)
-  return dt, r
-end
-
-local function median(list)
-  table.sort(list)
-  local m = math.floor(#list / 2)
-  return #list % 2 == 1 and list[m + 1] or (list[m] + list[m + 1]) / 2
-end
+local wall, median = measure.wall, measure.median
 
 -- Interleaved runs, so a busy moment of the machine hits every command alike.
 local commands = {
