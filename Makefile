@@ -23,7 +23,7 @@ LDLIBS_ALL   = $(CJSON_LIB) $(PKG_LIBS) -lm
 C_SOURCES   := $(wildcard runtime/*.c)
 C_OBJECTS    = $(C_SOURCES:runtime/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 # The pure pieces the C unit tests link against (no Lua state needed).
-PURE_OBJECTS = $(BUILD)/yaml_scalar.o $(BUILD)/outbuf.o $(BUILD)/framing.o
+PURE_OBJECTS = $(BUILD)/yaml_scalar.o $(BUILD)/outbuf.o $(BUILD)/framing.o $(BUILD)/model_facts.o
 
 # The Lua library: scripts/<dir>/<name>.lua is module <dir>.<name>; init.lua is <dir>.
 LUA_SOURCES := $(sort $(wildcard scripts/*/*.lua))

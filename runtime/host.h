@@ -49,6 +49,7 @@ int luaopen_term(lua_State *L);
 int luaopen_clock(lua_State *L);
 int luaopen_sched(lua_State *L);
 int luaopen_http_core(lua_State *L);
+int luaopen_models_core(lua_State *L);
 
 /* fs.c: shared with yaml.c and the unit tests. */
 char *read_file_capped(const char *path, size_t cap, size_t *len, char *err, size_t errlen);

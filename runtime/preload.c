@@ -23,6 +23,7 @@ static const luaL_Reg c_modules[] = {
     { "codeassist.clock", luaopen_clock },
     { "codeassist.sched", luaopen_sched },
     { "codeassist.http_core", luaopen_http_core },
+    { "codeassist.models_core", luaopen_models_core },
     { "codeassist.host",  luaopen_codeassist_host },
     { NULL, NULL }
 };

@@ -1,0 +1,168 @@
+/* The `codeassist.models_core` module: model-validation primitives (model_facts.c) for Lua.
+ *
+ *   m.parse(name)              -> {host, namespace, model, tag, digest, display} | nil, err
+ *   m.display(name)            -> "qwen3-coder:latest" | nil, err
+ *   m.match(name, list)        -> exact entry of list | nil, {nearest names}, err
+ *   m.parameters("30.5B")      -> 30.5e9 | nil
+ *   m.tier(parameters)         -> "small" | "medium" | "large" | "unknown"
+ *   m.capability(name, family) -> "coding" | "reasoning" | "fast" | "general"
+ *   m.version_compare(a, b)    -> -1 | 0 | 1 | nil, err
+ *   m.vram_estimate(size_bytes, ctx [, layers, kv_width]) -> bytes */
+#include <string.h>
+#include <strings.h>
+
+#include "host.h"
+#include "model_facts.h"
+
+#define NEAREST_MAX 5
+
+static int l_parse(lua_State *L)
+{
+    struct model_name n;
+    char err[512], shown[MODEL_PART_MAX * 4];
+    if (model_name_parse(luaL_checkstring(L, 1), &n, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    model_name_display(&n, shown, sizeof shown);
+    lua_createtable(L, 0, 6);
+    set_string(L, "host", n.host);
+    set_string(L, "namespace", n.ns);
+    set_string(L, "model", n.model);
+    set_string(L, "tag", n.tag);
+    if (n.digest[0])
+        set_string(L, "digest", n.digest);
+    set_string(L, "display", shown);
+    return 1;
+}
+
+static int l_display(lua_State *L)
+{
+    struct model_name n;
+    char err[512], shown[MODEL_PART_MAX * 4];
+    if (model_name_parse(luaL_checkstring(L, 1), &n, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    model_name_display(&n, shown, sizeof shown);
+    lua_pushstring(L, shown);
+    return 1;
+}
+
+/* The configured name against a server's list: the exact entry (Ollama's rules), else the
+ * nearest names — other tags of the same model first, then by edit distance. */
+static int l_match(lua_State *L)
+{
+    struct model_name want, have;
+    char err[512];
+    const char *name = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (model_name_parse(name, &want, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_newtable(L);
+        lua_pushstring(L, err);
+        return 3;
+    }
+    int n = (int)lua_objlen(L, 2);
+    const char *best[NEAREST_MAX];
+    int best_score[NEAREST_MAX], nbest = 0;
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, i);
+        const char *candidate = lua_tostring(L, -1);
+        lua_pop(L, 1);   /* the string stays alive in the list */
+        if (!candidate || model_name_parse(candidate, &have, err, sizeof err) != 0)
+            continue;
+        if (model_name_equal(&want, &have)) {
+            lua_rawgeti(L, 2, i);
+            return 1;
+        }
+        /* Near means a similar model name (any tag): "qwen3-codr" finds every qwen3-coder. */
+        int limit = (int)strlen(want.model) / 3 > 2 ? (int)strlen(want.model) / 3 : 2;
+        int d = model_name_distance(want.model, have.model, limit);
+        if (d > limit)
+            continue;
+        int score = 2 * d + (strcasecmp(want.ns, have.ns) != 0) + (strcasecmp(want.tag, have.tag) != 0);
+        int at = nbest < NEAREST_MAX ? nbest++ : NEAREST_MAX;
+        if (at == NEAREST_MAX) {
+            if (score >= best_score[NEAREST_MAX - 1])
+                continue;
+            at = NEAREST_MAX - 1;
+        }
+        while (at > 0 && best_score[at - 1] > score) {
+            best[at] = best[at - 1];
+            best_score[at] = best_score[at - 1];
+            at--;
+        }
+        best[at] = candidate;
+        best_score[at] = score;
+    }
+    lua_pushnil(L);
+    lua_createtable(L, nbest, 0);
+    for (int i = 0; i < nbest; i++) {
+        lua_pushstring(L, best[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 2;
+}
+
+static int l_parameters(lua_State *L)
+{
+    double v = model_parameters(luaL_optstring(L, 1, NULL));
+    if (v < 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, v);
+    return 1;
+}
+
+static int l_tier(lua_State *L)
+{
+    lua_pushstring(L, model_tier(lua_isnumber(L, 1) ? lua_tonumber(L, 1) : -1));
+    return 1;
+}
+
+static int l_capability(lua_State *L)
+{
+    lua_pushstring(L, model_capability(luaL_optstring(L, 1, NULL), luaL_optstring(L, 2, NULL)));
+    return 1;
+}
+
+static int l_version_compare(lua_State *L)
+{
+    const char *a = luaL_checkstring(L, 1), *b = luaL_checkstring(L, 2);
+    int c = server_version_compare(a, b);
+    if (c == -2) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot compare versions '%s' and '%s'", a, b);
+        return 2;
+    }
+    lua_pushinteger(L, c);
+    return 1;
+}
+
+static int l_vram_estimate(lua_State *L)
+{
+    lua_pushnumber(L, model_vram_estimate(luaL_checknumber(L, 1), luaL_optnumber(L, 2, 0),
+                                          (int)luaL_optinteger(L, 3, 0), (int)luaL_optinteger(L, 4, 0)));
+    return 1;
+}
+
+int luaopen_models_core(lua_State *L)
+{
+    static const luaL_Reg functions[] = {
+        { "parse",           l_parse },
+        { "display",         l_display },
+        { "match",           l_match },
+        { "parameters",      l_parameters },
+        { "tier",            l_tier },
+        { "capability",      l_capability },
+        { "version_compare", l_version_compare },
+        { "vram_estimate",   l_vram_estimate },
+        { NULL, NULL }
+    };
+    lua_newtable(L);
+    luaL_register(L, NULL, functions);
+    return 1;
+}

@@ -1,0 +1,97 @@
+/* Model names, sizes, tiers, capabilities, versions and VRAM estimates. */
+#include <string.h>
+
+#include "model_facts.h"
+#include "tap.h"
+
+static const char *display(const char *text)
+{
+    static char out[1024];
+    struct model_name n;
+    char err[256];
+    if (model_name_parse(text, &n, err, sizeof err) != 0) {
+        snprintf(out, sizeof out, "ERR: %s", err);
+        return out;
+    }
+    model_name_display(&n, out, sizeof out);
+    return out;
+}
+
+static int same(const char *a, const char *b)
+{
+    struct model_name x, y;
+    char err[256];
+    return model_name_parse(a, &x, err, sizeof err) == 0 && model_name_parse(b, &y, err, sizeof err) == 0
+        && model_name_equal(&x, &y);
+}
+
+int main(void)
+{
+    is_str(display("llama3.2"), "llama3.2:latest", "an implicit :latest");
+    is_str(display("Qwen3-Coder"), "qwen3-coder:latest", "displayed in lower case");
+    is_str(display("user/m"), "user/m:latest", "a namespace is shown");
+    is_str(display("library/llama3.2:1b"), "llama3.2:1b", "the default namespace is not");
+    is_str(display("hf.co/org/repo:Q4_K_M"), "hf.co/org/repo:q4_k_m", "a host is shown with all parts");
+    is_str(display("registry.ollama.ai/library/qwq:32b"), "qwq:32b", "the default host is not");
+    is_str(display("localhost:5000/ns/m"), "localhost:5000/ns/m:latest", "a ':' before the last '/' is part of the host");
+    is_str(display("qwen3-coder:30b@sha256:abc"), "qwen3-coder:30b", "a digest is parsed off");
+    is_str(display("  gemma3:4b \n"), "gemma3:4b", "surrounding space is ignored");
+    ok(strncmp(display(""), "ERR: the model name is empty", 28) == 0, "an empty name is refused");
+    ok(strncmp(display("a/b/c/d"), "ERR:", 4) == 0, "too many parts are refused");
+    ok(strncmp(display("bad name"), "ERR: model 'bad name'", 21) == 0, "a space in a name is refused");
+    ok(strncmp(display("m:t@g:x"), "ERR:", 4) != 0 || 1, "odd digests do not crash");
+
+    ok(same("qwen3-coder", "qwen3-coder:latest"), "qwen3-coder = qwen3-coder:latest");
+    ok(same("QWEN3-CODER:Latest", "qwen3-coder:latest"), "case-insensitive per part");
+    ok(same("library/llama3.2", "registry.ollama.ai/library/llama3.2:latest"), "defaults filled in");
+    ok(!same("qwen3", "qwen3-coder:latest"), "qwen3 is not qwen3-coder");
+    ok(!same("qwen3-coder:30b", "qwen3-coder:latest"), "tags differ");
+    ok(!same("user/m", "m"), "namespaces differ");
+
+    ok(model_name_distance("qwen3-coder:latest", "qwen3-coder:latest", 3) == 0, "distance 0");
+    ok(model_name_distance("qwen3-codr:latest", "qwen3-coder:latest", 3) == 1, "one letter missing");
+    ok(model_name_distance("QWEN3:latest", "qwen3:latest", 3) == 0, "case-insensitive distance");
+    ok(model_name_distance("llama3.2:latest", "qwen3-coder:latest", 3) == 4, "far apart is capped at limit+1");
+
+    ok(model_parameters("137M") == 137e6, "137M");
+    ok(model_parameters("3.2B") == 3.2e9, "3.2B");
+    ok(model_parameters("30.5B") == 30.5e9, "30.5B");
+    ok(model_parameters("1.5T") == 1.5e12, "1.5T");
+    ok(model_parameters("8b") == 8e9, "lower-case unit");
+    ok(model_parameters("7") == 7e9, "a bare number is billions");
+    ok(model_parameters("") < 0 && model_parameters("big") < 0 && model_parameters(NULL) < 0, "unreadable sizes");
+
+    is_str(model_tier(model_parameters("137M")), "small", "137M is small (the original said large)");
+    is_str(model_tier(model_parameters("3.2B")), "small", "3.2B is small");
+    is_str(model_tier(model_parameters("7B")), "medium", "7B is medium");
+    is_str(model_tier(model_parameters("14.8B")), "medium", "14.8B is medium");
+    is_str(model_tier(model_parameters("20B")), "large", "20B is large");
+    is_str(model_tier(model_parameters("30.5B")), "large", "30.5B is large");
+    is_str(model_tier(-1), "unknown", "unknown size");
+
+    is_str(model_capability("qwen3-coder:latest", "qwen3moe"), "coding", "qwen3-coder: coding");
+    is_str(model_capability("qwq:32b", "qwen2"), "reasoning", "qwq: reasoning by name before family");
+    is_str(model_capability("deepseek-r1:14b", "qwen2"), "reasoning", "deepseek-r1: reasoning");
+    is_str(model_capability("codestral:22b", "llama"), "coding", "codestral: coding");
+    is_str(model_capability("Qwen2.5-Coder:32b", "qwen2"), "coding", "qwen.*coder, any case");
+    is_str(model_capability("llama3.2:latest", "llama"), "reasoning", "the llama family");
+    is_str(model_capability("gemma3:4b", "gemma3"), "fast", "the gemma3 family");
+    is_str(model_capability("nomic-embed-text:latest", "nomic-bert"), "general", "otherwise general");
+    is_str(model_capability(NULL, NULL), "general", "nothing known");
+
+    ok(server_version_compare("0.14.0", "0.14.0") == 0, "equal versions");
+    ok(server_version_compare("0.13.5", "0.14.0") < 0, "0.13.5 < 0.14.0");
+    ok(server_version_compare("0.32.15", "0.14.0") > 0, "0.32.15 > 0.14.0 (numeric, not text)");
+    ok(server_version_compare("0.14.0-rc1", "0.14.0") < 0, "a release candidate is older than its release");
+    ok(server_version_compare("0.33.0-rc2", "0.33.0-rc10") < 0, "rc2 < rc10");
+    ok(server_version_compare("0.33.0-rc2", "0.32.15") > 0, "0.33.0-rc2 > 0.32.15");
+    ok(server_version_compare("v0.14", "0.14.0") == 0, "a leading v and a missing patch");
+    ok(server_version_compare("garbage", "0.14.0") == -2, "unreadable");
+
+    double gb = 1024.0 * 1024 * 1024;
+    double est = model_vram_estimate(18.6 * gb, 8192, 48, 512);
+    ok(est > 19.5 * gb && est < 20.5 * gb, "qwen3-coder at 8k context: about 20 GB (%.1f)", est / gb);
+    ok(model_vram_estimate(5 * gb, 32768, 0, 0) > model_vram_estimate(5 * gb, 4096, 0, 0),
+       "more context needs more memory");
+    return tap_done();
+}
