@@ -25,10 +25,11 @@ C_OBJECTS    = $(C_SOURCES:runtime/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 # The pure pieces the C unit tests link against (no Lua state needed).
 PURE_OBJECTS = $(BUILD)/yaml_scalar.o $(BUILD)/outbuf.o $(BUILD)/framing.o $(BUILD)/model_facts.o
 
-# The Lua library: scripts/<dir>/<name>.lua is module <dir>.<name>; init.lua is <dir>.
-LUA_SOURCES := $(sort $(wildcard scripts/*/*.lua))
+# The Lua library: scripts/<dir>/<name>.lua is module <dir>.<name>; init.lua is <dir>;
+# presets/<name>.lua is module presets.<name>.
+LUA_SOURCES := $(sort $(wildcard scripts/*/*.lua)) $(sort $(wildcard presets/*.lua))
 ARGPARSE    ?= /usr/share/lua/5.1/argparse.lua
-modname      = $(patsubst %.init,%,$(subst /,.,$(patsubst scripts/%.lua,%,$(1))))
+modname      = $(patsubst %.init,%,$(subst /,.,$(patsubst scripts/%,%,$(patsubst %.lua,%,$(1)))))
 EMBED_SPECS  = $(foreach f,$(LUA_SOURCES),$(f)=$(call modname,$(f))) $(ARGPARSE)=argparse
 
 C_TESTS     := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
@@ -53,7 +54,7 @@ $(BUILD)/codeassist: $(C_OBJECTS)
 $(BUILD)/%.o: runtime/%.c runtime/*.h | $(BUILD)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/embedded.c: $(LUA_SOURCES) tools/embed.sh | $(BUILD)
+$(BUILD)/embedded.c: $(LUA_SOURCES) tools/embed.sh Makefile | $(BUILD)
 	LUAJIT=$(LUAJIT) sh tools/embed.sh $@ $(EMBED_SPECS)
 
 $(BUILD)/embedded.o: $(BUILD)/embedded.c runtime/embedded.h
