@@ -30,6 +30,7 @@ end
 -- Whether err is worth another try, and a word on why.
 function M.retryable(err)
   if type(err) ~= "table" then return false, "not a request failure" end
+  if err.retryable ~= nil then return err.retryable, tostring(err.error_type or err.kind) end
   if err.kind == "http" then
     local say = header(err, "x-should-retry")
     if say == "true" then return true, "the server asked for a retry" end

@@ -1,0 +1,158 @@
+-- The Anthropic Messages adapter: POST {base}/v1/messages, streamed as SSE, accumulated into
+-- one message of content blocks (text, thinking, tool_use). Works against Claude and any
+-- Anthropic-compatible server; `quirks = "ollama"` handles Ollama's layer (protocols.md §2.8).
+local http = require "codeassist.http"
+local cjson = require "cjson.safe"
+
+local M = {}
+
+local VERSION = "2023-06-01"
+
+local function failure(kind, text, extra)
+  local e = extra or {}
+  e.kind, e.message = kind, text
+  return setmetatable(e, { __tostring = function(x) return x.message end })
+end
+
+-- Request headers. The key goes only here, to this provider's own base URL.
+function M.headers(settings)
+  local h = { ["content-type"] = "application/json", ["anthropic-version"] = VERSION,
+              accept = "text/event-stream" }
+  if settings.api_key then h["x-api-key"] = settings.api_key end
+  if settings.auth_token then h.authorization = "Bearer " .. settings.auth_token end
+  return h
+end
+
+-- The request body for a call (internal format is already Anthropic's).
+function M.body(req, route, quirks)
+  local body = {
+    model = route.model, max_tokens = req.max_tokens or 4096, stream = true,
+    messages = req.messages, system = req.system, temperature = req.temperature,
+    stop_sequences = req.stop_sequences,
+  }
+  if req.tools and #req.tools > 0 then
+    body.tools = req.tools
+    body.tool_choice = req.tool_choice
+  end
+  if req.thinking then
+    body.thinking = { type = "enabled", budget_tokens = type(req.thinking) == "number" and req.thinking or 2048 }
+  elseif quirks == "ollama" then
+    body.thinking = { type = "disabled" }   -- Ollama turns thinking on by default
+  end
+  return body
+end
+
+local function usage_merge(into, from)
+  if type(from) ~= "table" then return end
+  for k, v in pairs(from) do
+    if v ~= cjson.null and type(v) ~= "table" then into[k] = v end
+  end
+end
+
+-- Accumulates one streamed message; returns it, or nil and a failure.
+function M.read_stream(res, on_event)
+  local msg = { role = "assistant", content = {}, usage = {} }
+  local blocks, partial = msg.content, {}
+  local stopped = false
+  for data, name in res:events() do
+    local ev = cjson.decode(data)
+    if name == "error" then
+      local e = type(ev) == "table" and type(ev.error) == "table" and ev.error or {}
+      local etype = e.type or "error"
+      res:close()
+      return nil, failure("stream_error", ("the server reported %s: %s"):format(etype, tostring(e.message or data)),
+        { error_type = etype, retryable = etype == "overloaded_error" or etype == "api_error" or etype == "rate_limit_error" })
+    elseif name == "ping" or name == nil then
+      -- keep-alive, or data without an event name: ignored as the SDKs do
+    elseif type(ev) ~= "table" then
+      res:close()
+      return nil, failure("protocol", ("a %s event is not JSON: %s"):format(name, http.excerpt(data, 120)))
+    elseif name == "message_start" then
+      local m = ev.message or {}
+      msg.id, msg.model = m.id, m.model
+      usage_merge(msg.usage, m.usage)
+    elseif name == "content_block_start" then
+      local b = ev.content_block or {}
+      local block = {}
+      for k, v in pairs(b) do block[k] = v end
+      if block.type == "tool_use" then block.input = nil; partial[ev.index] = {} end
+      blocks[ev.index + 1] = block
+    elseif name == "content_block_delta" then
+      local block, d = blocks[(ev.index or -1) + 1], ev.delta or {}
+      if not block then
+        res:close()
+        return nil, failure("protocol", "a content_block_delta for a block that was never started")
+      end
+      if d.type == "text_delta" then block.text = (block.text or "") .. d.text
+      elseif d.type == "thinking_delta" then block.thinking = (block.thinking or "") .. d.thinking
+      elseif d.type == "signature_delta" then block.signature = (block.signature or "") .. d.signature
+      elseif d.type == "input_json_delta" then
+        local parts = partial[ev.index]
+        parts[#parts + 1] = d.partial_json
+      end
+    elseif name == "content_block_stop" then
+      local block = blocks[ev.index + 1]
+      if block and block.type == "tool_use" then
+        local text = table.concat(partial[ev.index] or {})
+        local input = text == "" and {} or cjson.decode(text)
+        if type(input) ~= "table" then
+          res:close()
+          return nil, failure("protocol", ("the input of tool call %s is not a JSON object: %s")
+            :format(tostring(block.name), http.excerpt(text, 120)))
+        end
+        block.input = input
+        partial[ev.index] = nil
+      end
+    elseif name == "message_delta" then
+      local d = ev.delta or {}
+      if d.stop_reason ~= nil and d.stop_reason ~= cjson.null then msg.stop_reason = d.stop_reason end
+      if d.stop_sequence ~= nil and d.stop_sequence ~= cjson.null then msg.stop_sequence = d.stop_sequence end
+      usage_merge(msg.usage, ev.usage)
+    elseif name == "message_stop" then
+      stopped = true
+    end
+    if on_event then on_event(name, ev) end
+  end
+  if res.err then return nil, res.err end
+  if not stopped then
+    return nil, failure("protocol", "the stream ended before message_stop: the answer is incomplete")
+  end
+  -- A tool call cut off by max_tokens never got its content_block_stop: keep what came.
+  for index, parts in pairs(partial) do
+    local block = blocks[index + 1]
+    block.input, block.incomplete, block.partial_json = {}, true, table.concat(parts)
+  end
+  return msg
+end
+
+-- One call. settings: {base_url, api_key, auth_token}; route: {model}; req: internal request.
+function M.complete(settings, route, req, opts)
+  opts = opts or {}
+  local base = settings.base_url:gsub("/+$", "")
+  local res, err = http.request{
+    method = "POST", url = base .. "/v1/messages", stream = "sse",
+    headers = M.headers(settings),
+    body = cjson.encode(M.body(req, route, opts.quirks)),
+    timeout = opts.timeout or { connect = 10, first_byte = 600, idle = 120 },
+    ca_file = settings.ca_file,
+  }
+  if not res then
+    if err.kind == "http" then
+      local doc = cjson.decode(err.body or "")
+      local e = type(doc) == "table" and doc.error
+      err.error_type = type(e) == "table" and e.type or nil
+    end
+    return nil, err
+  end
+  local rate = {}
+  for k, v in pairs(res.headers) do
+    if k:find("^anthropic%-ratelimit%-") then rate[k:sub(22)] = v end
+  end
+  local msg, failure_ = M.read_stream(res, opts.on_event)
+  if not msg then return nil, failure_ end
+  msg.rate_limits = next(rate) and rate or nil
+  msg.request_id = res.headers["request-id"]
+  return msg
+end
+
+return M
