@@ -51,6 +51,30 @@ local function build_parser()
       .. "FILE; everything after FILE belongs to the script.")
   run:argument("file", "The Lua file to run.")
   run:argument("args", "Arguments handed to the file."):args("*")
+
+  local function doctor_options(cmd)
+    cmd:argument("preset", "A preset file, or the name of a built-in preset (claude, ollama_hybrid, "
+      .. "ollama_only, production, prototype). Without it, routes come from the config alone."):args("?")
+    cmd:option("--config", "The config file.", ".claude/autonomous.yml"):argname("<file>")
+    cmd:flag("--json", "Print the report as JSON.")
+    cmd:flag("--probe", "Also send a one-token request per distinct route (tools gates must call a tool).")
+    cmd:option("--timeout", "Seconds to wait for each server check.", "5"):argname("<s>")
+      :convert(tonumber)
+    cmd:option("--vram", "GPU memory in GB, for the fit checks (else providers.ollama.vram_gb)."):argname("<gb>")
+      :convert(tonumber)
+  end
+  doctor_options(parser:command("doctor")
+    :summary("Check that every gate's provider and model is reachable, present, capable and big enough.")
+    :description("Exit 0 when every required route is usable, 1 otherwise, 2 for a config error."))
+  doctor_options(parser:command("test-provider")
+    :summary("The same as doctor (the old runner's --test-provider)."))
+
+  local m = parser:command("models")
+    :summary("List the Ollama server's models and the setup guide's recommendations for your GPU.")
+  m:option("--vram", "GPU memory in GB: show the recommendations for that much.", "24"):argname("<gb>")
+    :convert(tonumber)
+  m:option("--config", "The config file.", ".claude/autonomous.yml"):argname("<file>")
+  m:option("--timeout", "Seconds to wait for the server.", "5"):argname("<s>"):convert(tonumber)
   return parser
 end
 
@@ -120,6 +144,17 @@ function M.main(argv)
 
   if args.command == "run" then
     return require("codeassist.run_file").run(args.file, script_args or {})
+  end
+  if args.command == "doctor" or args.command == "test-provider" then
+    local config_given = false
+    for _, a in ipairs(argv) do if a == "--config" or a:find("^%-%-config=") then config_given = true end end
+    return require("codeassist.doctor").main{
+      preset = args.preset, config = config_given and args.config or nil, json = args.json,
+      probe = args.probe, timeout = args.timeout, vram_gb = args.vram,
+    }
+  end
+  if args.command == "models" then
+    return require("codeassist.models").main{ vram_gb = args.vram, config = args.config, timeout = args.timeout }
   end
   io.stderr:write(parser:get_help(), "\n")
   return 2

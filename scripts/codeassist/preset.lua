@@ -73,15 +73,27 @@ function M.load(ref, cfg)
     end
     fn, where = mod, "presets/" .. ref .. ".lua"
   end
-  if type(fn) == "table" then fn = M.define(fn) end
-  if type(fn) ~= "function" then
-    errors.usage("%s must return a preset (a table or a function of the config), not %s", where, type(fn))
+  local plan = M.from_value(fn, cfg, where)
+  plan.name = plan.name or (ref and ref:match("([^/]+)%.lua$")) or ref or "config"
+  return plan
+end
+
+-- A plan from what a preset file returned: a table (see define) or a function of the config.
+function M.from_value(value, cfg, where)
+  if type(value) == "table" and type(value.routes) == "table" and value.gates == nil then
+    value = M.define(value)
+  elseif type(value) == "table" and not value.routes then
+    value = M.define(value)
   end
-  local plan = fn(cfg)
+  if type(value) == "table" then return value end
+  if type(value) ~= "function" then
+    errors.usage("%s must return a preset (a table or a function of the config), not %s", where, type(value))
+  end
+  local plan = value(cfg)
   if type(plan) ~= "table" or type(plan.routes) ~= "table" then
     errors.usage("%s returned no plan with routes", where)
   end
-  plan.name = plan.name or (ref and ref:match("([^/]+)%.lua$")) or ref or "config"
+  plan.name = plan.name or (where:match("([^/]+)%.lua$"))
   return plan
 end
 

@@ -25,6 +25,20 @@ function M.finish_tasks()
   end
 end
 
+-- A file that returns a preset: `--test-provider` (the old runner's flag) runs the doctor
+-- with it; the development loop itself is not in this build yet.
+function M.run_preset(file, preset, args)
+  local flags = {}
+  for _, a in ipairs(args) do flags[a] = true end
+  if flags["--test-provider"] or flags["--doctor"] then
+    return require("codeassist.doctor").main{ preset = file, preset_value = preset,
+      json = flags["--json"], probe = flags["--probe"] }
+  end
+  errors.usage("%s returned a preset, but this build of codeassist cannot run the development "
+    .. "loop yet; check its routes with `codeassist run %s --test-provider` or `codeassist doctor %s`",
+    file, file, file)
+end
+
 function M.run(file, args)
   local chunk, err = loadfile(file)
   if not chunk then
@@ -49,8 +63,7 @@ function M.run(file, args)
     return result
   end
   if type(result) == "table" or type(result) == "function" then
-    errors.usage("%s returned a preset, but this build of codeassist cannot run the "
-      .. "development loop yet; run a script that does its own work instead", file)
+    return M.run_preset(file, result, args)
   end
   errors.usage("%s returned a %s; a script may return nothing, a boolean, or an exit "
     .. "code from 0 to 255", file, type(result))
