@@ -386,17 +386,20 @@ function M.check(cfg, plan, opts)
             local key = url .. "|" .. tostring(e.group)
             groups[key] = groups[key] or { url = url, group = e.group, models = {}, total = 0 }
             local g = groups[key]
-            if not g.models[m.name] then
-              g.models[m.name] = true
-              g.total = g.total + models.vram_estimate(m.size, (plan.gates[e.gate] or {}).context or 8192, m.layers or 0, m.kv_width or 0)
-            end
+            local ctx = (plan.gates[e.gate] or {}).context or 8192
+            local seen = g.models[m.name]
+            if not seen or ctx > seen.ctx then g.models[m.name] = { m = m, ctx = ctx } end
           end
         end
       end
     end
     for _, g in pairs(groups) do
       local names = {}
-      for n in pairs(g.models) do names[#names + 1] = n end
+      for n, x in pairs(g.models) do
+        names[#names + 1] = n
+        -- each model with the largest context any gate of the group gives it
+        g.total = g.total + models.vram_estimate(x.m.size, x.ctx, x.m.layers or 0, x.m.kv_width or 0)
+      end
       table.sort(names)
       if #names > 1 and g.total > opts.vram_gb * GB then
         report.warnings[#report.warnings + 1] = {

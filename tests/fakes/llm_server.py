@@ -62,9 +62,11 @@ GB = 1024 ** 3
 # Installed models: the names and sizes of the setup guide's recommendations.
 DEFAULT_MODELS = [
     {"name": "qwen3-coder:latest", "size_gb": 18.6, "parameter_size": "30.5B", "family": "qwen3moe",
-     "capabilities": ["completion", "tools"], "context_length": 262144, "quantization": "Q4_K_M"},
+     "capabilities": ["completion", "tools"], "context_length": 262144, "quantization": "Q4_K_M",
+     "layers": 48, "heads": 32, "kv_heads": 4, "embedding": 2048},
     {"name": "qwen3:8b", "size_gb": 5.2, "parameter_size": "8.2B", "family": "qwen3",
-     "capabilities": ["completion", "tools", "thinking"], "context_length": 40960, "quantization": "Q4_K_M"},
+     "capabilities": ["completion", "tools", "thinking"], "context_length": 40960, "quantization": "Q4_K_M",
+     "layers": 36, "heads": 32, "kv_heads": 8, "embedding": 4096},
     {"name": "gpt-oss:20b", "size_gb": 13.8, "parameter_size": "20.9B", "family": "gptoss",
      "capabilities": ["completion", "tools", "thinking"], "context_length": 131072, "quantization": "MXFP4"},
     {"name": "llama3.2:latest", "size_gb": 2.0, "parameter_size": "3.2B", "family": "llama",
@@ -109,20 +111,24 @@ class Sim:
     """Everything shared between connections, under one lock."""
 
     def __init__(self, args):
+        self.args = args
         self.lock = threading.Lock()
         self.flavor = args.flavor
         self.version = args.version
         self.api_key = args.api_key
-        self.vram = args.vram_gb * GB
-        self.load_seconds = args.load_seconds
-        self.models = {normalize(m["name"]): dict(m) for m in DEFAULT_MODELS}
-        self.pullable = {}
         self.reset()
         if args.scenario:
             with open(args.scenario, encoding="utf-8") as f:
                 self.load_scenario(json.load(f))
 
     def reset(self):
+        """Back to how the command line started it: models, GPU, version, no script."""
+        args = self.args
+        self.version = args.version
+        self.vram = args.vram_gb * GB
+        self.load_seconds = args.load_seconds
+        self.models = {normalize(m["name"]): dict(m) for m in DEFAULT_MODELS}
+        self.pullable = {}
         self.faults = []
         self.log = []
         self.loaded = OrderedDict()  # name -> {"expires": t, "context_length": n}, LRU first
@@ -168,7 +174,7 @@ class Sim:
                 return f
         return None
 
-    def next_reply(self, model, messages):
+    def next_reply(self, model, messages, tools=None):
         last_user = ""
         for msg in reversed(messages or []):
             if msg.get("role") == "user":
@@ -187,6 +193,9 @@ class Sim:
                 pos = self.positions.get(i, 0)
                 self.positions[i] = pos + 1
                 return replies[min(pos, len(replies) - 1)]
+        if tools:
+            # unscripted, with tools offered: call the first one, as a tools-capable model would
+            return {"tool_calls": [default_tool_call(tools[0])]}
         return {"text": DEFAULT_TEXT}
 
     def ensure_loaded(self, name, num_ctx, keep_alive):
@@ -213,6 +222,15 @@ class Sim:
             if ttl == 0:
                 self.loaded.pop(name, None)
         return delay
+
+
+def default_tool_call(tool):
+    """A call of an offered tool (Anthropic or Ollama shape) with plausible arguments."""
+    fn = tool.get("function", tool)
+    schema = fn.get("input_schema") or fn.get("parameters") or {}
+    sample = {"boolean": True, "string": "ok", "number": 1, "integer": 1, "array": [], "object": {}}
+    args = {k: sample.get((v or {}).get("type"), "ok") for k, v in (schema.get("properties") or {}).items()}
+    return {"name": fn.get("name", "tool"), "input": args}
 
 
 def parse_keep_alive(v):
@@ -561,7 +579,7 @@ class Handler(BaseHTTPRequestHandler):
                                      "request_id": rand_id("req_", 24, "0123456789abcdef")})
                 return 404
             time.sleep(sim.ensure_loaded(name, None, None))  # nothing is sent while loading
-        reply = sim.next_reply(model, doc.get("messages"))
+        reply = sim.next_reply(model, doc.get("messages"), doc.get("tools"))
         if "replay" in reply:
             return self.replay(reply["replay"], fault)
         input_tokens = estimate_tokens(doc.get("messages")) + estimate_tokens(doc.get("system") or "")
@@ -616,7 +634,11 @@ class Handler(BaseHTTPRequestHandler):
             "details": details(m),
             "model_info": {"general.architecture": arch, "general.parameter_count": params,
                            "%s.context_length" % arch: m.get("context_length", 8192),
-                           "%s.embedding_length" % arch: 4096, "%s.vision.context_length" % arch: 999},
+                           "%s.block_count" % arch: m.get("layers", 32),
+                           "%s.attention.head_count" % arch: m.get("heads", 32),
+                           "%s.attention.head_count_kv" % arch: m.get("kv_heads", 8),
+                           "%s.embedding_length" % arch: m.get("embedding", 4096),
+                           "%s.vision.context_length" % arch: 999},
             "capabilities": m.get("capabilities", ["completion"]),
             "modified_at": now_rfc3339(-86400),
         })
@@ -658,7 +680,7 @@ class Handler(BaseHTTPRequestHandler):
                                  "message": {"role": "assistant", "content": ""}, "done": True,
                                  "done_reason": "load"})
             return 200
-        reply = sim.next_reply(doc["model"], doc.get("messages"))
+        reply = sim.next_reply(doc["model"], doc.get("messages"), doc.get("tools"))
         if "replay" in reply:
             return self.replay(reply["replay"], fault)
         stream = doc.get("stream", True)

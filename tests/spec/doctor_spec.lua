@@ -1,0 +1,252 @@
+-- `codeassist doctor` against the simulator, one test per outcome. The binary runs as a child
+-- process with its own config file; names like *.ts.net are pinned to 127.0.0.1 with
+-- CODEASSIST_RESOLVE, so nothing leaves loopback.
+local support = require "support"
+local cjson = require "cjson"
+
+local function project(yaml_text)
+  local dir = support.tmpdir()
+  support.write(dir .. "/.claude/autonomous.yml", yaml_text)
+  return dir
+end
+
+local function ollama_config(url, extra)
+  return ("providers:\n  default: ollama\n  ollama:\n    enabled: true\n    base_url: %s\n    model: qwen3-coder\n%s")
+    :format(url, extra or "")
+end
+
+local function doctor(dir, args, env)
+  local argv = { "doctor" }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+  env = env or {}
+  if env.ANTHROPIC_API_KEY == nil then env.ANTHROPIC_API_KEY = false end
+  env.ANTHROPIC_AUTH_TOKEN = env.ANTHROPIC_AUTH_TOKEN or false
+  env.OLLAMA_HOST = env.OLLAMA_HOST or false
+  env.NO_COLOR = "1"
+  return support.codeassist(argv, { cwd = dir, env = env, timeout = 60 })
+end
+
+local function gate_line(out, gate)
+  return out:match("\n  " .. gate .. " +[^\n]*")
+end
+
+describe("codeassist doctor", function()
+  local sim
+  setup(function() sim = support.simulator() end)
+  teardown(function() sim:stop(); support.cleanup() end)
+  before_each(function() sim:reset() end)
+
+  it("says all is healthy, in the seed's words, and exits 0", function()
+    local dir = project(ollama_config(sim.url))
+    local r = doctor(dir, { "ollama_only" }, {})
+    -- ollama_only maps some gates to models the simulator lacks; route them to installed ones
+    dir = project(ollama_config(sim.url, [[
+  gate_providers:
+    build: { provider: ollama, model: qwen3-coder }
+    devops: { provider: ollama, model: qwen3-coder }
+    architect: { provider: ollama, model: gpt-oss:20b }
+]]))
+    r = doctor(dir, { "ollama_only" })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    for _, line in ipairs{ "✓ Server reachable", "✓ Available models: 5", "✓ Configured model: qwen3-coder",
+                           "Matched: qwen3-coder:latest (30.5B)", "Capability: coding | Tier: large",
+                           "✓ All providers healthy" } do
+      assert.is_truthy(r.stdout:find(line, 1, true), "missing: " .. line .. "\n" .. r.stdout)
+    end
+    assert.matches("✓ ok", gate_line(r.stdout, "implement"))
+    assert.not_matches("Claude API", r.stdout)   -- ollama_only needs no Anthropic key anywhere
+  end)
+
+  it("reports a refused connection with the systemctl hint, exit 1", function()
+    local dir = project(ollama_config(sim.url))
+    sim:control("/_sim/refuse", { seconds = 1 })
+    local r = doctor(dir, { "ollama_only" })
+    assert.are.equal(1, r.code)
+    assert.matches("✗ Connection refused at " .. sim.url:gsub("%p", "%%%0"), r.stdout)
+    assert.matches("systemctl status ollama", r.stdout)
+    assert.matches("✗ unreachable", gate_line(r.stdout, "implement"))
+    require("codeassist.task").sleep(1.2)   -- the simulator is back for the next test
+  end)
+
+  it("reports a timeout to a tailnet host with the tailscale ping hint", function()
+    local port = sim:control("/_sim/silent", {}).port
+    local dir = project(ollama_config(("http://gpu.tailnet.ts.net:%d"):format(port)))
+    local r = doctor(dir, { "ollama_only", "--timeout", "0.3" },
+      { CODEASSIST_RESOLVE = ("gpu.tailnet.ts.net:%d:127.0.0.1"):format(port) })
+    assert.are.equal(1, r.code)
+    assert.matches("Connection timeout to http://gpu%.tailnet%.ts%.net:%d+ %(timeout_first_byte%)", r.stdout)
+    assert.matches("tailscale ping gpu%.tailnet%.ts%.net", r.stdout)
+    assert.is_true(r.duration < 5)
+  end)
+
+  it("explains a base URL that ends in /v1", function()
+    local dir = project(ollama_config(sim.url .. "/v1"))
+    local r = doctor(dir, { "ollama_only" })
+    assert.are.equal(1, r.code)
+    assert.matches("ends in /v1", r.stdout)
+    assert.matches("Use the server root: " .. sim.url:gsub("%p", "%%%0"), r.stdout)
+    assert.are.same({}, sim:log())   -- nothing was sent to the wrong path
+  end)
+
+  it("refuses protocol: anthropic on a server older than 0.14.0", function()
+    local old = support.simulator("--version 0.13.5")
+    local dir = project(ollama_config(old.url, "    protocol: anthropic\n"))
+    local r = doctor(dir, { "ollama_only" })
+    assert.are.equal(1, r.code)
+    assert.matches("Ollama 0%.13%.5 has no Anthropic%-compatible /v1/messages", r.stdout)
+    assert.matches("protocol: native", r.stdout)
+    old:stop()
+  end)
+
+  it("names the ollama pull line and the nearest installed names for a missing model", function()
+    local dir = project(ollama_config(sim.url, "  gate_providers:\n    test: { provider: ollama, model: qwen3-codr }\n"))
+    local r = doctor(dir, {})
+    assert.are.equal(1, r.code)
+    assert.matches("qwen3%-codr is not installed", r.stdout)
+    assert.matches("→ ollama pull qwen3%-codr:latest   %(installed and close: qwen3%-coder:latest%)", r.stdout)
+    assert.matches("✗ not installed", gate_line(r.stdout, "test"))
+  end)
+
+  it("refuses a model without tool calling on a gate that needs tools", function()
+    local dir = project(ollama_config(sim.url, "  gate_providers:\n    build: { provider: ollama, model: gemma3:4b }\n"))
+    local r = doctor(dir, {})
+    assert.are.equal(1, r.code)
+    assert.matches("gemma3:4b cannot call tools, and the build gate needs them", r.stdout)
+    assert.matches("✗ no tool calling", gate_line(r.stdout, "build"))
+  end)
+
+  it("refuses a context window too small for the gate", function()
+    sim:control("/_sim/models", { models = {
+      { name = "qwen3-coder:latest", size_gb = 18.6, parameter_size = "30.5B", family = "qwen3moe",
+        capabilities = { "completion", "tools" }, context_length = 262144 },
+      { name = "tiny-ctx:latest", size_gb = 1.0, parameter_size = "1.1B", family = "llama",
+        capabilities = { "completion", "tools" }, context_length = 2048 } } })
+    local dir = project(ollama_config(sim.url, "  gate_providers:\n    review: { provider: ollama, model: tiny-ctx }\n"))
+    local r = doctor(dir, {})
+    assert.matches("tiny%-ctx:latest's context window is 2048 tokens; the review gate needs about 32768", r.stdout)
+    assert.matches("✗ context too small", gate_line(r.stdout, "review"))
+    assert.are.equal(0, r.code)   -- review is not a required gate
+  end)
+
+  it("checks that models fit in VRAM, alone and per parallel group", function()
+    local dir = project(ollama_config(sim.url, [[
+    vram_gb: 16
+  gate_providers:
+    test: { provider: ollama, model: qwen3:8b }
+    security: { provider: ollama, model: llama3.2 }
+    build: { provider: ollama, model: qwen3:8b }
+    review: { provider: ollama, model: gpt-oss:20b }
+]]))
+    local r = doctor(dir, {})
+    assert.are.equal(1, r.code)   -- implement (qwen3-coder, 18.6 GB) cannot fit in 16 GB
+    assert.matches("qwen3%-coder:latest needs about %d+%.%d GB with a 65536%-token context; the GPU has 16 GB", r.stdout)
+    assert.matches("✗ does not fit in VRAM", gate_line(r.stdout, "implement"))
+    assert.matches("⚠ parallel group 1 loads llama3%.2:latest %+ qwen3:8b together", r.stdout)
+  end)
+
+  it("catches a bad Anthropic key with --probe, and only with it", function()
+    local claude = support.simulator("--flavor anthropic --api-key sk-good")
+    local dir = project("providers:\n  default: claude\n")
+    local env = { ANTHROPIC_API_KEY = "sk-bad", ANTHROPIC_BASE_URL = claude.url }
+    local r = doctor(dir, { "claude" }, env)
+    assert.are.equal(0, r.code)
+    r = doctor(dir, { "claude", "--probe" }, env)
+    assert.are.equal(1, r.code)
+    assert.matches("Probe failed: POST " .. claude.url:gsub("%p", "%%%0") .. "/v1/messages: HTTP 401: authentication_error", r.stdout)
+    assert.matches("The key was refused", r.stdout)
+    env.ANTHROPIC_API_KEY = "sk-good"
+    r = doctor(dir, { "claude", "--probe" }, env)
+    assert.are.equal(0, r.code, r.stdout)
+    claude:stop()
+  end)
+
+  it("reports a missing Anthropic key for Claude routes", function()
+    local dir = project("providers:\n  default: claude\n")
+    local r = doctor(dir, {})
+    assert.are.equal(1, r.code)
+    assert.matches("✗ ANTHROPIC_API_KEY not set", r.stdout)
+    assert.matches("export ANTHROPIC_API_KEY", r.stdout)
+  end)
+
+  it("checks that a tools gate really calls a tool with --probe", function()
+    sim:control("/_sim/scenario", { conversations = {
+      { model = "qwen3:8b", replies = { { text = "I would call the tool now." } } },
+      { replies = { { tool_calls = { { name = "report_status", input = { ready = true } } } } } } } })
+    local dir = project(ollama_config(sim.url, [[
+  gate_providers:
+    build: { provider: ollama, model: qwen3:8b }
+    devops: { provider: ollama, model: qwen3-coder }
+    architect: { provider: ollama, model: qwen3-coder }
+]]))
+    local r = doctor(dir, { "--probe" })
+    assert.are.equal(1, r.code)
+    assert.matches("qwen3:8b answered but did not call the tool", r.stdout)
+    assert.matches("✗ probe failed", gate_line(r.stdout, "build"))
+    assert.matches("✓ ok", gate_line(r.stdout, "test"))
+  end)
+
+  it("gives the same report as JSON", function()
+    local dir = project(ollama_config(sim.url))
+    local r = doctor(dir, { "ollama_only", "--json" })
+    assert.are.equal(1, r.code)
+    local doc = cjson.decode(r.stdout)
+    assert.is_false(doc.ok)
+    assert.are.equal("ollama_only", doc.preset)
+    local build
+    for _, g in ipairs(doc.gates) do if g.gate == "build" then build = g end end
+    assert.are.equal("installed", build.problems[1].check)
+    assert.are.equal(5, #doc.servers[1].models)
+    assert.is_true(r.stdout:find('"problems":[]', 1, true) ~= nil)   -- empty lists stay lists
+  end)
+
+  it("is reachable as test-provider and as run PRESET --test-provider", function()
+    local dir = project(ollama_config(sim.url))
+    local r = support.codeassist({ "test-provider", "ollama_only" }, { cwd = dir, env = { NO_COLOR = "1" } })
+    assert.are.equal(1, r.code)
+    assert.matches("Gates:", r.stdout)
+    r = support.codeassist({ "run", support.root .. "/presets/ollama_only.lua", "--test-provider" },
+      { cwd = dir, env = { NO_COLOR = "1" } })
+    assert.are.equal(1, r.code)
+    assert.matches("preset .*ollama_only", r.stdout)
+    assert.matches("qwen2%.5%-coder:32b is not installed", r.stdout)
+  end)
+end)
+
+describe("codeassist doctor and config errors", function()
+  it("reports config errors with line and column, exit 2", function()
+    local dir = project([[
+target_score: 150
+providers:
+  default: claud
+  ollama:
+    enabled: true
+    base_url: localhost:11434
+gates:
+  review:
+    wieght: 10
+]])
+    local r = support.codeassist({ "doctor" }, { cwd = dir })
+    assert.are.equal(2, r.code)
+    assert.matches("%.claude/autonomous%.yml:1:1: target_score: must be between 0 and 100, found 150", r.stderr)
+    assert.matches("autonomous%.yml:3:3: providers%.default: 'claud' is not one of claude, anthropic, ollama — did you mean 'claude'%?", r.stderr)
+    assert.matches("autonomous%.yml:6:5: providers%.ollama%.base_url: expected an http:// or https:// address", r.stderr)
+    assert.matches("warning: [^\n]*autonomous%.yml:9:5: gates%.review%.wieght: unknown key — did you mean 'weight'%?", r.stderr)
+    support.cleanup()
+  end)
+
+  it("reports a YAML syntax error with its position", function()
+    local dir = project("providers:\n  default: claude\n\tollama: {}\n")
+    local r = support.codeassist({ "doctor" }, { cwd = dir })
+    assert.are.equal(2, r.code)
+    assert.matches("autonomous%.yml:3:1: tab character used for indentation", r.stderr)
+    support.cleanup()
+  end)
+
+  it("says which built-in preset was meant", function()
+    local dir = project("{}\n")
+    local r = support.codeassist({ "doctor", "olama_only" }, { cwd = dir })
+    assert.are.equal(2, r.code)
+    assert.matches("no built%-in preset named 'olama_only' — did you mean 'ollama_only'%?", r.stderr)
+    support.cleanup()
+  end)
+end)
