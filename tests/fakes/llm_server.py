@@ -394,15 +394,19 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return raw, None
 
-    def record(self, status, doc):
+    def record(self, doc):
+        """Logs the request before answering it, so a client that has its answer always
+        finds its request in the log; the status is filled in once known."""
         sim = self.server.sim
+        url = urlsplit(self.path)
+        entry = {"time": time.time(), "method": self.command, "path": url.path, "query": url.query,
+                 "host": self.headers.get("host", ""), "port": self.server.port,
+                 "headers": {k.lower(): v for k, v in self.headers.items()}, "body": doc, "status": None}
         with sim.lock:
             sim.requests += 1
-            sim.log.append({"n": sim.requests, "time": time.time(), "method": self.command,
-                            "path": urlsplit(self.path).path, "query": urlsplit(self.path).query,
-                            "host": self.headers.get("host", ""), "port": self.server.port,
-                            "headers": {k.lower(): v for k, v in self.headers.items()},
-                            "body": doc, "status": status})
+            entry["n"] = sim.requests
+            sim.log.append(entry)
+        return entry
 
     def send_json(self, status, obj, headers=None, content_type="application/json"):
         body = (json.dumps(obj) + "\n").encode() if not isinstance(obj, bytes) else obj
@@ -502,14 +506,12 @@ class Handler(BaseHTTPRequestHandler):
         host = self.headers.get("host", "")
         api = "anthropic" if path.startswith("/v1/") else "ollama"
         fault = sim.take_fault(path, model, host)
-        status_holder = [200]
-        try:
-            if self.apply_early_fault(fault, api):
-                status_holder[0] = int(fault.get("status", 0)) if fault["kind"] == "status" else 0
-                return
-            status_holder[0] = self.route(path, doc, raw, fault)
-        finally:
-            self.record(status_holder[0], doc if doc is not None else (raw.decode("utf-8", "replace")[:2000] or None))
+        entry = self.record(doc if doc is not None else (raw.decode("utf-8", "replace")[:2000] or None))
+        if self.apply_early_fault(fault, api):
+            entry["status"] = int(fault.get("status", 0)) if fault["kind"] == "status" else 0
+            return
+        entry["status"] = 0
+        entry["status"] = self.route(path, doc, raw, fault)
 
     def route(self, path, doc, raw, fault):
         sim = self.server.sim

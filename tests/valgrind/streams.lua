@@ -39,7 +39,7 @@ res = assert(http.request{ url = sim.url .. "/api/chat", body = body, stream = "
 for _ in res:lines() do end
 ok(res.err and res.err.kind == "timeout_idle", "a stalled stream")
 
-sim:fault{ kind = "stall", after = 2, seconds = 10 }
+sim:fault{ kind = "stall", after = 2, seconds = 60 }
 local held
 local t = task.spawn(function()
   held = assert(http.request{ url = sim.url .. "/api/chat", body = body, stream = "ndjson" })
