@@ -583,7 +583,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(sim.ensure_loaded(name, None, None))  # nothing is sent while loading
         reply = sim.next_reply(model, doc.get("messages"), doc.get("tools"))
         if "replay" in reply:
-            return self.replay(reply["replay"], fault)
+            return self.replay(reply["replay"], fault, reply.get("verbatim"))
         input_tokens = estimate_tokens(doc.get("messages")) + estimate_tokens(doc.get("system") or "")
         headers = {} if quirks else {"request-id": rand_id("req_01", 22),
                                      "anthropic-ratelimit-requests-remaining": "49",
@@ -594,11 +594,16 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, anthropic_message(reply, model, input_tokens, quirks), headers)
         return 200
 
-    def replay(self, name, fault):
+    def replay(self, name, fault, verbatim=False):
+        """Sends a captured payload. The SDK captures end without their final blank line; it is
+        added unless verbatim (then the last event is never dispatched, as the SDKs behave)."""
         path = os.path.join(FIXTURES, os.path.basename(name))
         with open(path, "rb") as f:
             data = f.read()
-        if name.endswith((".txt", ".sse")):
+        if verbatim:
+            ctype = "text/event-stream" if name.endswith((".txt", ".sse")) else "application/x-ndjson"
+            self.send_stream([data], ctype, fault)
+        elif name.endswith((".txt", ".sse")):
             if not data.endswith(b"\n\n"):
                 data = data.rstrip(b"\n") + b"\n\n"
             frames = [f + b"\n\n" for f in data.split(b"\n\n") if f]
@@ -684,7 +689,7 @@ class Handler(BaseHTTPRequestHandler):
             return 200
         reply = sim.next_reply(doc["model"], doc.get("messages"), doc.get("tools"))
         if "replay" in reply:
-            return self.replay(reply["replay"], fault)
+            return self.replay(reply["replay"], fault, reply.get("verbatim"))
         stream = doc.get("stream", True)
         frames = ollama_chat_frames(reply, doc["model"], estimate_tokens(doc.get("messages")), stream)
         if stream:
