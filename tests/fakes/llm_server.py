@@ -918,6 +918,10 @@ class Server:
             threading.Thread(target=self.handle, args=(conn, addr), daemon=True).start()
 
     def handle(self, conn, addr):
+        # Headers and body go out in separate writes: without this, Nagle's algorithm and the
+        # client's delayed ACK stall every keep-alive answer by 40 ms (Go's server, Ollama's,
+        # sets it too).
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.conns_lock:
             self.conns.add(conn)
         try:
