@@ -16,16 +16,25 @@
 
 #define NEAREST_MAX 5
 
+/* Parses argument 1; on failure pushes nil and the reason and returns 0. */
+static int parse_arg(lua_State *L, struct model_name *n, char *shown, size_t cap)
+{
+    char err[512];
+    if (model_name_parse(luaL_checkstring(L, 1), n, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 0;
+    }
+    model_name_display(n, shown, cap);
+    return 1;
+}
+
 static int l_parse(lua_State *L)
 {
     struct model_name n;
-    char err[512], shown[MODEL_PART_MAX * 4];
-    if (model_name_parse(luaL_checkstring(L, 1), &n, err, sizeof err) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
+    char shown[MODEL_PART_MAX * 4];
+    if (!parse_arg(L, &n, shown, sizeof shown))
         return 2;
-    }
-    model_name_display(&n, shown, sizeof shown);
     lua_createtable(L, 0, 6);
     set_string(L, "host", n.host);
     set_string(L, "namespace", n.ns);
@@ -40,13 +49,9 @@ static int l_parse(lua_State *L)
 static int l_display(lua_State *L)
 {
     struct model_name n;
-    char err[512], shown[MODEL_PART_MAX * 4];
-    if (model_name_parse(luaL_checkstring(L, 1), &n, err, sizeof err) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
+    char shown[MODEL_PART_MAX * 4];
+    if (!parse_arg(L, &n, shown, sizeof shown))
         return 2;
-    }
-    model_name_display(&n, shown, sizeof shown);
     lua_pushstring(L, shown);
     return 1;
 }

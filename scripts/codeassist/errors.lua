@@ -25,6 +25,15 @@ local function raiser(kind)
   end
 end
 
+-- A runtime failure returned as `nil, err` (not raised): {kind, message, ...extra}, printable.
+local Failure = { __tostring = function(e) return e.message end }
+
+function M.failure(kind, message, extra)
+  local e = extra or {}
+  e.kind, e.message = kind, message
+  return setmetatable(e, Failure)
+end
+
 M.usage = raiser("usage")
 M.config = raiser("config")
 M.goal = raiser("goal")

@@ -18,6 +18,7 @@ local core = require "codeassist.http_core"
 local sched = require "codeassist.sched"
 local task = require "codeassist.task"
 local cjson = require "cjson.safe"
+local errors = require "codeassist.errors"
 local ffi = require "ffi"
 
 local M = {}
@@ -34,10 +35,6 @@ local ffi_string = ffi.string
 
 M.KINDS = { "connect", "dns", "tls", "timeout_connect", "timeout_first_byte", "timeout_idle",
             "timeout_total", "http", "protocol", "too_large", "cancelled" }
-
-local Failure = {}
-Failure.__index = Failure
-Failure.__tostring = function(e) return e.message end
 
 -- Query parameters whose values are secrets.
 local SECRET_PARAMS = { key = true, api_key = true, apikey = true, token = true, access_token = true,
@@ -57,9 +54,8 @@ end
 
 local function failure(kind, method, url, text, extra)
   local e = extra or {}
-  e.kind, e.url, e.method = kind, M.redact(url), method
-  e.message = ("%s %s: %s"):format(method, e.url, text)
-  return setmetatable(e, Failure)
+  e.url, e.method = M.redact(url), method
+  return errors.failure(kind, ("%s %s: %s"):format(method, e.url, text), e)
 end
 M.failure = failure
 

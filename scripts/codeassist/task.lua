@@ -19,13 +19,7 @@ local unpack = unpack or table.unpack
 
 local function pack(...) return { n = select("#", ...), ... } end
 
-local Failure = {}
-Failure.__index = Failure
-Failure.__tostring = function(e) return e.message end
-
-local function failure(kind, message)
-  return setmetatable({ kind = kind, message = message }, Failure)
-end
+local failure = require("codeassist.errors").failure
 M.failure = failure
 
 function M.cancelled_error()

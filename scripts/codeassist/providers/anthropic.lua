@@ -8,11 +8,7 @@ local M = {}
 
 local VERSION = "2023-06-01"
 
-local function failure(kind, text, extra)
-  local e = extra or {}
-  e.kind, e.message = kind, text
-  return setmetatable(e, { __tostring = function(x) return x.message end })
-end
+local failure = require("codeassist.errors").failure
 
 -- Request headers. The key goes only here, to this provider's own base URL.
 function M.headers(settings)

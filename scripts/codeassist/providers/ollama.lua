@@ -10,11 +10,7 @@ local M = {}
 M.MIN_CTX = 4096
 M.CTX_STEP = 1024
 
-local function failure(kind, text, extra)
-  local e = extra or {}
-  e.kind, e.message = kind, text
-  return setmetatable(e, { __tostring = function(x) return x.message end })
-end
+local failure = require("codeassist.errors").failure
 
 -- A reverse proxy in front of Ollama may want a key: sent only to Ollama's own base URL.
 function M.headers(settings)
