@@ -242,6 +242,16 @@ local function route_problems(route, gate, facts, cfg, opts)
               message = ("%s's context window is %d tokens; the %s gate needs about %d"):format(m.name, m.context_length, gate.name, gate.context),
               remedy = "Route this gate to a model with a larger context (e.g. qwen3-coder: 256K)" })
           end
+          -- /v1/messages cannot size the window per request: what the server allocated is it.
+          local loaded = m.name and s.loaded and s.loaded[m.name]
+          if loaded and cfg.providers.ollama.protocol == "anthropic" and gate.context
+             and tonumber(loaded.context_length) and tonumber(loaded.context_length) < gate.context then
+            add(problems, { check = "window",
+              message = ("%s is loaded with a %d-token window; the %s gate needs about %d and Ollama would silently drop the rest")
+                :format(m.name, loaded.context_length, gate.name, gate.context),
+              remedy = ("Set OLLAMA_CONTEXT_LENGTH=%d (or more) on the server, or use providers.ollama.protocol: native, "
+                .. "which sizes the window per request"):format(gate.context) })
+          end
           local vram = opts.vram_gb
           if m.name and vram and m.size then
             local need = models.vram_estimate(m.size, gate.context or 8192, m.layers or 0, m.kv_width or 0)
@@ -444,7 +454,8 @@ end
 local FAILED = { installed = "not installed", reachable = "unreachable", tools = "no tool calling",
                  context = "context too small", vram = "does not fit in VRAM", credentials = "no API key",
                  probe = "probe failed", version = "server too old", base_url = "base_url ends in /v1",
-                 model = "no model set", show = "no model details", models = "no model list" }
+                 model = "no model set", show = "no model details", models = "no model list",
+                 window = "window too small" }
 
 local function fmt_gb(bytes) return ("%.1fGB"):format((bytes or 0) / GB) end
 

@@ -128,6 +128,18 @@ describe("codeassist doctor", function()
     assert.are.equal(0, r.code)   -- review is not a required gate
   end)
 
+  it("warns that Ollama's /v1/messages is stuck with the window the model was loaded with", function()
+    -- load qwen3:8b with a 4096-token window, as a server with OLLAMA_CONTEXT_LENGTH=4096 would
+    local http = require "codeassist.http"
+    assert(http.request{ url = sim.url .. "/api/chat", body = cjson.encode{ model = "qwen3:8b", stream = false,
+      messages = { { role = "user", content = "x" } }, options = { num_ctx = 4096 } } }):body()
+    local dir = project(ollama_config(sim.url, "    protocol: anthropic\n  gate_providers:\n    review: { provider: ollama, model: qwen3:8b }\n"))
+    local r = doctor(dir, {})
+    assert.matches("qwen3:8b is loaded with a 4096%-token window; the review gate needs about 32768", r.stdout)
+    assert.matches("OLLAMA_CONTEXT_LENGTH=32768", r.stdout)
+    assert.matches("✗ window too small", gate_line(r.stdout, "review"))
+  end)
+
   it("checks that models fit in VRAM, alone and per parallel group", function()
     local dir = project(ollama_config(sim.url, [[
     vram_gb: 16
