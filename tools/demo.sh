@@ -10,4 +10,25 @@ sim_pid=$!
 i=0
 while [ ! -f "$dir/port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 [ -f "$dir/port" ] || { cat "$dir/sim.log" >&2; echo "demo: the model simulator did not start" >&2; exit 1; }
-SIM_URL="http://127.0.0.1:$(cat "$dir/port")" ./codeassist run examples/demo.lua
+SIM_URL="http://127.0.0.1:$(cat "$dir/port")"
+SIM_URL=$SIM_URL ./codeassist run examples/demo.lua
+
+# The doctor against a simulated 24 GB GPU server holding the setup guide's models.
+curl -s -X POST --data @examples/demo-models.json "$SIM_URL/_sim/models" >/dev/null
+mkdir -p "$dir/project/.claude"
+cat > "$dir/project/.claude/autonomous.yml" <<YAML
+providers:
+  default: ollama
+  ollama:
+    enabled: true
+    base_url: $SIM_URL
+    model: qwen3-coder
+    vram_gb: 24
+YAML
+bin=$(pwd)/codeassist
+echo
+echo "== codeassist doctor ollama_only   (a simulated 24 GB GPU with the setup guide's models)"
+(cd "$dir/project" && "$bin" doctor ollama_only) || echo "(doctor exit $?: see the problems above)"
+echo
+echo "== codeassist models --vram 24"
+(cd "$dir/project" && "$bin" models --vram 24)

@@ -254,11 +254,18 @@ local function route_problems(route, gate, facts, cfg, opts)
           end
           local vram = opts.vram_gb
           if m.name and vram and m.size then
+            local weights = models.vram_estimate(m.size, 0, m.layers or 0, m.kv_width or 0)
             local need = models.vram_estimate(m.size, gate.context or 8192, m.layers or 0, m.kv_width or 0)
-            if need > vram * GB then
+            if weights > vram * GB then
               add(problems, { check = "vram",
-                message = ("%s needs about %.1f GB with a %d-token context; the GPU has %g GB"):format(m.name, need / GB, gate.context or 8192, vram),
+                message = ("%s needs about %.1f GB for its weights alone; the GPU has %g GB"):format(m.name, weights / GB, vram),
                 remedy = ("Use a smaller model (see `codeassist models --vram %g`) or check `nvidia-smi`"):format(vram) })
+            elseif need > vram * GB then
+              -- Ollama still runs it, with part of the model on the CPU: slower, not broken
+              add(problems, { check = "vram", severity = "warning",
+                message = ("%s needs about %.1f GB with a %d-token context; the GPU has %g GB, so part of it will run on the CPU (slower)")
+                  :format(m.name, need / GB, gate.context or 8192, vram),
+                remedy = "Use a smaller model or quantisation, or a smaller context for this gate" })
             end
           end
         end
@@ -373,14 +380,18 @@ function M.check(cfg, plan, opts)
                     model = route.model, floor = route.floor or (required and "critical" or "degradable"),
                     group = gate.parallel_group, weight = gate.weight }
     entry.problems = route_problems(route, gate, facts, cfg, opts)
-    entry.usable = #entry.problems == 0
+    local blocking = 0
+    for _, pr in ipairs(entry.problems) do if pr.severity ~= "warning" then blocking = blocking + 1 end end
+    entry.usable = blocking == 0
     if not entry.usable and route.fallback and entry.floor ~= "critical" then
       local fb = route_problems(route.fallback, gate, facts, cfg, opts)
+      for i = #fb, 1, -1 do if fb[i].severity == "warning" then table.remove(fb, i) end end
       entry.fallback = { provider = route.fallback.provider == "anthropic" and "claude" or route.fallback.provider,
                          model = route.fallback.model, problems = fb, usable = #fb == 0 }
       entry.via_fallback = entry.fallback.usable
     end
-    entry.status = entry.usable and "ok" or entry.via_fallback and "fallback" or "fail"
+    entry.status = entry.usable and (#entry.problems == 0 and "ok" or "warn")
+      or entry.via_fallback and "fallback" or "fail"
     if entry.status == "fail" and required then report.ok = false end
     report.gates[#report.gates + 1] = entry
   end
@@ -457,6 +468,8 @@ local FAILED = { installed = "not installed", reachable = "unreachable", tools =
                  model = "no model set", show = "no model details", models = "no model list",
                  window = "window too small" }
 
+local WARNED = { vram = "partly on the CPU" }
+
 local function fmt_gb(bytes) return ("%.1fGB"):format((bytes or 0) / GB) end
 
 function M.render(report, out)
@@ -507,7 +520,9 @@ function M.render(report, out)
   say("Gates:")
   local rows = { { "GATE", "REQUIRED", "ROUTE", "STATUS" } }
   for _, e in ipairs(report.gates) do
-    local status = e.status == "ok" and "✓ ok" or e.status == "fallback"
+    local status = e.status == "ok" and "✓ ok"
+      or e.status == "warn" and ("⚠ " .. (WARNED[e.problems[1].check] or e.problems[1].check))
+      or e.status == "fallback"
       and ("⚠ via fallback " .. e.fallback.provider .. " " .. tostring(e.fallback.model))
       or "✗ " .. (FAILED[e.problems[1].check] or e.problems[1].check)
     rows[#rows + 1] = { e.gate, e.required and "yes" or "no", e.provider .. " " .. tostring(e.model), status }

@@ -151,8 +151,11 @@ describe("codeassist doctor", function()
 ]]))
     local r = doctor(dir, {})
     assert.are.equal(1, r.code)   -- implement (qwen3-coder, 18.6 GB) cannot fit in 16 GB
-    assert.matches("qwen3%-coder:latest needs about %d+%.%d GB with a 65536%-token context; the GPU has 16 GB", r.stdout)
+    assert.matches("qwen3%-coder:latest needs about %d+%.%d GB for its weights alone; the GPU has 16 GB", r.stdout)
     assert.matches("✗ does not fit in VRAM", gate_line(r.stdout, "implement"))
+    -- gpt-oss:20b's weights fit; with review's 32K context part of it runs on the CPU
+    assert.matches("gpt%-oss:20b needs about %d+%.%d GB with a 32768%-token context; the GPU has 16 GB, so part of it will run on the CPU", r.stdout)
+    assert.matches("⚠ partly on the CPU", gate_line(r.stdout, "review"))
     assert.matches("⚠ parallel group 1 loads llama3%.2:latest %+ qwen3:8b together", r.stdout)
   end)
 
