@@ -123,6 +123,21 @@ describe("providers", function()
     assert.are.equal(1000, sent.options.num_predict)
   end)
 
+  it("ollama native: sends a verdict schema as format, think and keep_alive", function()
+    sim:control("/_sim/scenario", { conversations = { { replies = { { verdict = { score = 88, passed = true } } } } } })
+    local cfg = cfg_for(sim.url)
+    cfg.providers.ollama.keep_alive = "30m"
+    local schema = { type = "object", properties = { score = { type = "integer" }, passed = { type = "boolean" } },
+                     required = { "score", "passed" } }
+    local msg = assert(providers.complete(cfg, { provider = "ollama", model = "qwen3:8b" },
+      ask("judge", { format = schema, thinking = true })))
+    assert.are.same({ score = 88, passed = true }, cjson.decode(blocks_of(msg, "text")[1].text))
+    local sent = sim:log()[1].body
+    assert.are.same(schema, sent.format)
+    assert.is_true(sent.think)
+    assert.are.equal("30m", sent.keep_alive)
+  end)
+
   it("ollama native: num_ctx grows with the prompt and stops at the model's window", function()
     local body = { messages = { { role = "user", content = string.rep("word ", 40000) } } }
     local n = ollama.num_ctx(body, 4096, nil)
