@@ -21,7 +21,7 @@ void frame_free(struct framer *f)
     memset(&f->name, 0, sizeof f->name);
 }
 
-static int bytes_append(struct frame_bytes *b, const char *s, size_t n, size_t max)
+int frame_bytes_append(struct frame_bytes *b, const void *s, size_t n, size_t max)
 {
     if (b->len + n > max)
         return FRAME_TOO_LARGE;
@@ -49,12 +49,12 @@ static int settle(struct framer *f)
     int rc = FRAME_OK;
     if (f->data_ref) {
         f->data.len = 0;
-        rc = bytes_append(&f->data, f->data_ref, f->data_ref_len, f->max_size);
+        rc = frame_bytes_append(&f->data, f->data_ref, f->data_ref_len, f->max_size);
         f->data_ref = NULL;
     }
     if (f->name_ref && rc == FRAME_OK) {
         f->name.len = 0;
-        rc = bytes_append(&f->name, f->name_ref, f->name_ref_len, f->max_size);
+        rc = frame_bytes_append(&f->name, f->name_ref, f->name_ref_len, f->max_size);
         f->name_ref = NULL;
     }
     return rc;
@@ -108,10 +108,10 @@ static int sse_line(struct framer *f, const char *s, size_t n, int borrow, frame
         }
         if ((rc = settle(f)) != FRAME_OK)
             return rc;
-        if (f->has_data && (rc = bytes_append(&f->data, "\n", 1, f->max_size)) != FRAME_OK)
+        if (f->has_data && (rc = frame_bytes_append(&f->data, "\n", 1, f->max_size)) != FRAME_OK)
             return rc;
         f->has_data = 1;
-        return bytes_append(&f->data, value, value_len, f->max_size);
+        return frame_bytes_append(&f->data, value, value_len, f->max_size);
     }
     if (field_len == 5 && memcmp(s, "event", 5) == 0) {
         if (borrow) {
@@ -121,7 +121,7 @@ static int sse_line(struct framer *f, const char *s, size_t n, int borrow, frame
         }
         f->name_ref = NULL;
         f->name.len = 0;
-        return bytes_append(&f->name, value, value_len, f->max_size);
+        return frame_bytes_append(&f->name, value, value_len, f->max_size);
     }
     return FRAME_OK;                                    /* id, retry, unknown fields */
 }
@@ -172,14 +172,14 @@ static int feed(struct framer *f, const char *bytes, size_t len, frame_emit emit
                 eol = cr;
         }
         if (eol == end) {                               /* an unfinished line: keep it */
-            return bytes_append(&f->line, p, (size_t)(end - p), f->max_size);
+            return frame_bytes_append(&f->line, p, (size_t)(end - p), f->max_size);
         }
         const char *s = p;
         size_t n = (size_t)(eol - p);
         int borrow = 1;
         if (f->line.len > 0) {
             borrow = 0;     /* the line buffer is reused for the next line */
-            if ((rc = bytes_append(&f->line, p, n, f->max_size)) != FRAME_OK)
+            if ((rc = frame_bytes_append(&f->line, p, n, f->max_size)) != FRAME_OK)
                 return rc;
             s = f->line.p;
             n = f->line.len;

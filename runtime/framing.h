@@ -51,6 +51,9 @@ struct framer {
 };
 
 void frame_init(struct framer *f, enum frame_kind kind, size_t max_size);
+/* Appends n bytes (s may be NULL when n is 0), growing by doubling up to max bytes in all.
+ * FRAME_OK, FRAME_TOO_LARGE or FRAME_NO_MEMORY. Also used by http.c for its buffers. */
+int frame_bytes_append(struct frame_bytes *b, const void *s, size_t n, size_t max);
 /* Returns FRAME_OK, FRAME_TOO_LARGE, FRAME_NO_MEMORY or the emit callback's nonzero value. */
 int frame_feed(struct framer *f, const char *bytes, size_t len, frame_emit emit, void *ud);
 /* At end of stream: FRAME_OK when nothing is pending, else FRAME_UNFINISHED. */

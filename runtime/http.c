@@ -68,24 +68,10 @@ struct transfer {
     long new_connections;
 };
 
-#define FROM_MEMBER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
-
+/* Unbounded here: every buffer of a transfer has its own limit, checked by its caller. */
 static int bytes_add(struct frame_bytes *b, const void *s, size_t n)
 {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n)      /* s may be NULL for an empty piece */
-        memcpy(b->p + b->len, s, n);
-    b->len += n;
-    return 0;
+    return frame_bytes_append(b, s, n, SIZE_MAX);
 }
 
 /* ===== deadlines ===== */
@@ -642,46 +628,6 @@ static int t_headers(lua_State *L)
     return 1;
 }
 
-/* The hot path of a stream: one queued frame, or why there is none. */
-static int next_frame(lua_State *L, struct transfer *t)
-{
-    if (t->queue_read < t->queue.len) {
-        uint32_t lens[2];
-        const char *rec = t->queue.p + t->queue_read;
-        memcpy(lens, rec, sizeof lens);
-        const char *name = rec + sizeof lens, *data = name + lens[0];
-        lua_pushlstring(L, data, lens[1]);
-        int n = 1;
-        if (t->mode == MODE_SSE) {
-            if (lens[0])
-                lua_pushlstring(L, name, lens[0]);
-            else
-                lua_pushnil(L);
-            n = 2;
-        }
-        t->queue_read += sizeof lens + lens[0] + lens[1];
-        if (t->queue_read == t->queue.len)
-            t->queue.len = t->queue_read = 0;
-        if (t->paused && t->queue.len - t->queue_read < QUEUE_LOW && t->easy && !t->finished) {
-            t->paused = 0;
-            t->last_byte = loop_now();                   /* idle time restarts now */
-            update_deadline(t);
-            curl_easy_pause(t->easy, CURLPAUSE_CONT);    /* may deliver data right here */
-        }
-        return n;
-    }
-    if (t->finished || t->closed)
-        lua_pushnil(L);
-    else
-        lua_pushboolean(L, 0);
-    return 1;
-}
-
-static int t_next(lua_State *L)
-{
-    return next_frame(L, check_transfer(L, 1));
-}
-
 /* The event hot path for LuaJIT's FFI (see scripts/codeassist/http.lua): no Lua API calls.
  * Returns 1 with the next frame (name_len is 0 for none), 0 when none is queued yet, -1 when
  * the stream has ended. The pointers stay valid until the next call for this transfer: a
@@ -709,6 +655,31 @@ int codeassist_next_frame(struct transfer *t, const char **name, size_t *name_le
         return 1;
     }
     return t->finished || t->closed ? -1 : 0;
+}
+
+/* transfer:next(): the same as codeassist_next_frame, through the Lua API (the fallback when
+ * the FFI path is unavailable). */
+static int t_next(lua_State *L)
+{
+    struct transfer *t = check_transfer(L, 1);
+    const char *name, *data;
+    size_t name_len, data_len;
+    int rc = codeassist_next_frame(t, &name, &name_len, &data, &data_len);
+    if (rc != 1) {
+        if (rc < 0)
+            lua_pushnil(L);
+        else
+            lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_pushlstring(L, data, data_len);
+    if (t->mode != MODE_SSE)
+        return 1;
+    if (name_len)
+        lua_pushlstring(L, name, name_len);
+    else
+        lua_pushnil(L);
+    return 2;
 }
 
 /* transfer:pointer() -> the transfer as a light userdata, for codeassist_next_frame. */

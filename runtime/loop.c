@@ -627,6 +627,21 @@ static int l_spawn(lua_State *L)
     return 1;
 }
 
+/* Outside any task: turns the loop until q wakes this wait (or the timeout, a signal or a
+ * deadlock ends it); pushes what sched.wait returns. */
+static int pump_until(lua_State *L, struct waitq *q, double timeout)
+{
+    struct task pump;
+    memset(&pump, 0, sizeof pump);
+    pump.heap_index = -1;
+    if (begin_wait(&pump, q, timeout) != 0)
+        return luaL_error(L, "sched: out of memory");
+    while (pump.state == T_WAITING)
+        loop_step(L, &pump);
+    push_wake(L, pump.wake);
+    return pump.wake == WAKE_SIGNAL ? 1 : 2;
+}
+
 static int l_wait(lua_State *L)
 {
     struct waitq *q = lua_isnoneornil(L, 1) ? NULL : check_waitable(L, 1);
@@ -643,16 +658,7 @@ static int l_wait(lua_State *L)
         return lua_yield(L, 0);     /* resumed with the values push_wake leaves */
     }
 
-    /* Outside any task: turn the loop until this wait ends. */
-    struct task pump;
-    memset(&pump, 0, sizeof pump);
-    pump.heap_index = -1;
-    if (begin_wait(&pump, q, timeout) != 0)
-        return luaL_error(L, "sched.wait: out of memory");
-    while (pump.state == T_WAITING)
-        loop_step(L, &pump);
-    push_wake(L, pump.wake);
-    return pump.wake == WAKE_SIGNAL ? 1 : 2;
+    return pump_until(L, q, timeout);
 }
 
 static int l_run(lua_State *L)
@@ -664,14 +670,7 @@ static int l_run(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    struct task pump;
-    memset(&pump, 0, sizeof pump);
-    pump.heap_index = -1;
-    begin_wait(&pump, &loop.all_done, timeout);
-    while (pump.state == T_WAITING)
-        loop_step(L, &pump);
-    push_wake(L, pump.wake);
-    return pump.wake == WAKE_SIGNAL ? 1 : 2;
+    return pump_until(L, &loop.all_done, timeout);
 }
 
 static int l_cancel(lua_State *L)

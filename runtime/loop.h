@@ -12,10 +12,15 @@
 #ifndef CODEASSIST_LOOP_H
 #define CODEASSIST_LOOP_H
 
+#include <stddef.h>
+
 #include <curl/curl.h>
 #include <lua.h>
 
 struct task;
+
+/* The object that embeds a watcher, resource or transfer_done, from a pointer to it. */
+#define FROM_MEMBER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 struct waitq {
     struct task *head, *tail;

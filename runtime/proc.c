@@ -66,13 +66,6 @@ struct child {
     double started;
 };
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void close_fd(int *fd)
 {
     if (*fd >= 0) {
@@ -245,7 +238,7 @@ static int spawn_child(const struct spawn *s, struct child *c, char *err, size_t
         if (in[0] < 0)
             goto fail;
     }
-    c->started = now();
+    c->started = loop_now();
     c->pid = fork();
     if (c->pid < 0)
         goto fail;
@@ -375,12 +368,12 @@ static void reap(struct child *c, int options)
 
 static void reap_group(pid_t pgid)
 {
-    double deadline = now() + GROUP_REAP_LIMIT;
+    double deadline = loop_now() + GROUP_REAP_LIMIT;
     for (;;) {
         pid_t r = waitpid(-pgid, NULL, WNOHANG);
         if (r > 0 || (r < 0 && errno == EINTR))
             continue;
-        if (r < 0 || now() >= deadline)   /* ECHILD: none left */
+        if (r < 0 || loop_now() >= deadline)   /* ECHILD: none left */
             return;
         struct timespec ts = { 0, 1000 * 1000 };
         nanosleep(&ts, NULL);
@@ -410,7 +403,7 @@ static void rearm(struct run *r)
     if (c->exited && (c->out_fd >= 0 || c->err_fd >= 0))
         d = r->exited_at + PIPE_LINGER;
     if (!c->exited && c->pidfd < 0) {
-        double poll_at = now() + POLL_REAP;
+        double poll_at = loop_now() + POLL_REAP;
         if (d == 0 || poll_at < d)
             d = poll_at;
     }
@@ -429,7 +422,7 @@ static void terminate(struct run *r)
     }
     kill(-r->c.pid, SIGTERM);
     r->stage = TERMINATING;
-    r->stage_deadline = now() + r->kill_grace;
+    r->stage_deadline = loop_now() + r->kill_grace;
 }
 
 static void complete(struct run *r)
@@ -451,9 +444,9 @@ static void complete(struct run *r)
 
 static void on_child_event(struct watcher *w)
 {
-    struct run *r = (struct run *)(void *)((char *)w - offsetof(struct run, watch));
+    struct run *r = FROM_MEMBER(w, struct run, watch);
     struct child *c = &r->c;
-    double t = now();
+    double t = loop_now();
 
     if (c->out_fd >= 0 && w->revents[0])
         drain(c, &c->out_fd, &c->out);
@@ -493,7 +486,7 @@ static void on_child_event(struct watcher *w)
 /* The host saw SIGINT/SIGTERM: stop the child the same way a timeout would. */
 static void on_child_interrupt(struct watcher *w)
 {
-    struct run *r = (struct run *)(void *)((char *)w - offsetof(struct run, watch));
+    struct run *r = FROM_MEMBER(w, struct run, watch);
     r->c.interrupted = 1;
     terminate(r);
     rearm(r);
@@ -517,7 +510,7 @@ static void release_run(struct run *r)
 
 static void release_owned_run(struct resource *res)
 {
-    release_run((struct run *)(void *)((char *)res - offsetof(struct run, owner)));
+    release_run(FROM_MEMBER(res, struct run, owner));
 }
 
 static const char *signal_name(int sig)
@@ -696,7 +689,7 @@ static int c_result(lua_State *L)
     set_boolean(L, "truncated", outbuf_truncated(&c->out) || outbuf_truncated(&c->err) || c->oom);
     set_boolean(L, "timed_out", c->timed_out);
     set_boolean(L, "interrupted", c->interrupted);
-    set_number(L, "duration", (r->exited_at > 0 ? r->exited_at : now()) - c->started);
+    set_number(L, "duration", (r->exited_at > 0 ? r->exited_at : loop_now()) - c->started);
     set_number(L, "pid", c->pid);
     return 1;
 }
