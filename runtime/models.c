@@ -3,6 +3,7 @@
  *   m.parse(name)              -> {host, namespace, model, tag, digest, display} | nil, err
  *   m.display(name)            -> "qwen3-coder:latest" | nil, err
  *   m.match(name, list)        -> exact entry of list | nil, {nearest names}, err
+ *   m.distance(a, b, limit)    -> case-insensitive edit distance, at most limit + 1
  *   m.parameters("30.5B")      -> 30.5e9 | nil
  *   m.tier(parameters)         -> "small" | "medium" | "large" | "unknown"
  *   m.capability(name, family) -> "coding" | "reasoning" | "fast" | "general"
@@ -112,6 +113,13 @@ static int l_match(lua_State *L)
     return 2;
 }
 
+static int l_distance(lua_State *L)
+{
+    int limit = (int)luaL_optinteger(L, 3, 100);
+    lua_pushinteger(L, model_name_distance(luaL_checkstring(L, 1), luaL_checkstring(L, 2), limit));
+    return 1;
+}
+
 static int l_parameters(lua_State *L)
 {
     double v = model_parameters(luaL_optstring(L, 1, NULL));
@@ -160,6 +168,7 @@ int luaopen_models_core(lua_State *L)
         { "parse",           l_parse },
         { "display",         l_display },
         { "match",           l_match },
+        { "distance",        l_distance },
         { "parameters",      l_parameters },
         { "tier",            l_tier },
         { "capability",      l_capability },

@@ -107,29 +107,14 @@ M.SCHEMA = SCHEMA
 
 -- ===== validation =====
 
--- Edit distance, for "did you mean" (names here are short).
-local function distance(a, b)
-  local la, lb = #a, #b
-  if math.abs(la - lb) > 3 then return 99 end
-  local prev = {}
-  for j = 0, lb do prev[j] = j end
-  for i = 1, la do
-    local cur = { [0] = i }
-    for j = 1, lb do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[lb]
-end
-
 -- The closest of the known names, if it is close enough to be a typo.
 function M.suggest(name, known)
   local best, best_d
+  local distance = require("codeassist.models_core").distance
   for _, k in ipairs(known) do
-    local d = distance(name:lower(), k:lower())
-    if d <= math.max(1, math.floor(#k / 4)) + 1 and (not best_d or d < best_d) then best, best_d = k, d end
+    local limit = math.max(1, math.floor(#k / 4)) + 1
+    local d = distance(name, k, limit)
+    if d <= limit and (not best_d or d < best_d) then best, best_d = k, d end
   end
   return best
 end

@@ -70,17 +70,7 @@ end
 -- ===== servers =====
 
 local function get_json(url, timeout, body)
-  local res, err = http.request{ url = url, method = body and "POST" or "GET",
-    body = body and cjson.encode(body) or nil,
-    headers = body and { ["content-type"] = "application/json" } or nil, timeout = timeout }
-  if not res then return nil, err end
-  local text, e = res:body()
-  if not text then return nil, e end
-  local doc = cjson.decode(text)
-  if doc == nil then
-    return nil, { kind = "protocol", message = ("%s did not answer JSON: %s"):format(url, http.excerpt(text, 100)) }
-  end
-  return doc
+  return http.json(url, { timeout = timeout, body = body })
 end
 
 -- Everything about one Ollama server: reachability, version, models, what is loaded.
@@ -538,8 +528,7 @@ function M.render(report, out)
 
   local problems, seen = {}, {}
   for _, e in ipairs(report.gates) do
-    local list = e.status == "fallback" and e.problems or e.problems
-    for _, pr in ipairs(list) do
+    for _, pr in ipairs(e.problems) do
       local key = pr.message .. "|" .. tostring(pr.remedy)
       if seen[key] then seen[key].gates[#seen[key].gates + 1] = e.gate
       else

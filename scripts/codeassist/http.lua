@@ -290,6 +290,23 @@ function Response:lines()
   end
 end
 
+-- GET url (or POST opts.body encoded as JSON) and decode the JSON answer: the document, or
+-- nil and a failure (a body that is not JSON is kind "protocol").
+function M.json(url, opts)
+  opts = opts or {}
+  local res, err = M.request{ url = url, method = opts.body and "POST" or "GET",
+    body = opts.body and cjson.encode(opts.body) or nil,
+    headers = opts.body and { ["content-type"] = "application/json" } or nil, timeout = opts.timeout }
+  if not res then return nil, err end
+  local text, e = res:body()
+  if not text then return nil, e end
+  local doc = cjson.decode(text)
+  if doc == nil then
+    return nil, failure("protocol", res.method, url, "the answer is not JSON: " .. excerpt(text, 100))
+  end
+  return doc
+end
+
 function Response:info()
   return self._t:info()
 end

@@ -4,7 +4,6 @@
 local http = require "codeassist.http"
 local models = require "codeassist.models_core"
 local term = require "codeassist.term"
-local cjson = require "cjson.safe"
 
 local M = {}
 
@@ -42,12 +41,10 @@ function M.main(opts)
   local base = cfg.providers.ollama.base_url
   base = (type(base) == "table" and base[1] or base):gsub("/+$", "")
   local t = opts.timeout or 5
-  local res, err = http.request{ url = base .. "/api/tags", timeout = { connect = t, first_byte = t, total = 2 * t } }
-  local body = res and res:body()
-  local tags = body and cjson.decode(body)
+  local tags, err = http.json(base .. "/api/tags", { timeout = { connect = t, first_byte = t, total = 2 * t } })
   local installed = {}
   if not tags then
-    io.stdout:write(("✗ Could not list models at %s: %s\n"):format(base, err and err.message or "not JSON"))
+    io.stdout:write(("✗ Could not list models at %s: %s\n"):format(base, err.message))
   else
     print(("Ollama at %s: %d models"):format(base, #(tags.models or {})))
     for _, m in ipairs(tags.models or {}) do

@@ -80,12 +80,7 @@ end
 
 -- A plan from what a preset file returned: a table (see define) or a function of the config.
 function M.from_value(value, cfg, where)
-  if type(value) == "table" and type(value.routes) == "table" and value.gates == nil then
-    value = M.define(value)
-  elseif type(value) == "table" and not value.routes then
-    value = M.define(value)
-  end
-  if type(value) == "table" then return value end
+  if type(value) == "table" then value = M.define(value) end
   if type(value) ~= "function" then
     errors.usage("%s must return a preset (a table or a function of the config), not %s", where, type(value))
   end

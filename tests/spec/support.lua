@@ -90,10 +90,7 @@ end
 
 -- POSTs (or GETs, without doc) a control endpoint and returns the decoded answer.
 function Simulator:control(path, doc)
-  local http, cjson = require "codeassist.http", require "cjson"
-  local res = assert(http.request{ url = self.url .. path, method = doc and "POST" or "GET",
-                                   body = doc and cjson.encode(doc) or nil, timeout = 10 })
-  return cjson.decode(assert(res:body()))
+  return assert(require("codeassist.http").json(self.url .. path, { body = doc, timeout = 10 }))
 end
 
 function Simulator:fault(f) return self:control("/_sim/faults", { f }) end
