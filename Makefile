@@ -60,8 +60,8 @@ $(BUILD)/embedded.c: $(LUA_SOURCES) tools/embed.sh Makefile | $(BUILD)
 $(BUILD)/embedded.o: $(BUILD)/embedded.c runtime/embedded.h
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/test_%: tests/c/test_%.c tests/c/tap.h $(PURE_OBJECTS) $(BUILD)/fs.o $(BUILD)/class.o
-	$(CC) $(CPPFLAGS_ALL) -Itests/c $(CFLAGS_ALL) -o $@ $< $(PURE_OBJECTS) $(BUILD)/fs.o $(BUILD)/class.o $(LDLIBS_ALL)
+$(BUILD)/test_%: tests/c/test_%.c tests/c/tap.h $(PURE_OBJECTS) $(BUILD)/fs.o $(BUILD)/class.o $(BUILD)/failure.o
+	$(CC) $(CPPFLAGS_ALL) -Itests/c $(CFLAGS_ALL) -o $@ $< $(PURE_OBJECTS) $(BUILD)/fs.o $(BUILD)/class.o $(BUILD)/failure.o $(LDLIBS_ALL)
 
 $(BUILD):
 	@mkdir -p $@

@@ -55,6 +55,14 @@ int luaopen_models_core(lua_State *L);
 char *read_file_capped(const char *path, size_t cap, size_t *len, char *err, size_t errlen);
 int fs_confine(const char *root, const char *path, char *out, char *err, size_t errlen);
 
+/* failure.c: runtime failures as `nil, failure` (see errors.lua for the kinds). */
+#define FAILURE_MT "codeassist.failure"
+void host_failure_class(lua_State *L);   /* registers the metatable; once, at start-up */
+/* Pushes nil and a failure {kind, message = fmt...}; returns 2 (`return host_push_failure(...)`). */
+int host_push_failure(lua_State *L, const char *kind, const char *fmt, ...);
+/* The failure kind for an errno value: not_found, permission, exists, no_space or io. */
+const char *host_errno_kind(int err);
+
 /* term.c: the colour switch set by --no-color before any Lua runs. */
 void term_force_no_color(void);
 

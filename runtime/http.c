@@ -385,8 +385,9 @@ static double opt_seconds(lua_State *L, int table, const char *name)
     lua_getfield(L, table, name);
     double v = 0;
     if (!lua_isnil(L, -1)) {
-        if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) < 0)
-            luaL_error(L, "http: timeout.%s must be a number of seconds >= 0", name);
+        /* 0 would mean "no limit" to libcurl: a hang, never what a caller meant. */
+        if (!lua_isnumber(L, -1) || !(lua_tonumber(L, -1) > 0))
+            luaL_error(L, "http: timeout.%s must be a number of seconds > 0 (leave it out for no limit)", name);
         v = lua_tonumber(L, -1);
     }
     lua_pop(L, 1);
@@ -476,10 +477,10 @@ static int l_open(lua_State *L)
         t->to_first_byte = opt_seconds(L, tt, "first_byte");
         t->to_idle = opt_seconds(L, tt, "idle");
         t->to_total = opt_seconds(L, tt, "total");
-    } else if (lua_isnumber(L, -1)) {
+    } else if (lua_isnumber(L, -1) && lua_tonumber(L, -1) > 0) {
         t->to_total = lua_tonumber(L, -1);
     } else if (!lua_isnil(L, -1)) {
-        return luaL_error(L, "http: timeout must be a table {connect, first_byte, idle, total} or seconds");
+        return luaL_error(L, "http: timeout must be a table {connect, first_byte, idle, total} or seconds > 0");
     }
     lua_pop(L, 1);
 

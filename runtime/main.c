@@ -197,6 +197,7 @@ static int pmain(lua_State *L)
 
     drop_relative_entries(L, "path");
     drop_relative_entries(L, "cpath");
+    host_failure_class(L);
     preload_register(L, o->lua_path);
     if (o->no_color)
         term_force_no_color();

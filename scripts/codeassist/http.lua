@@ -142,8 +142,8 @@ local CONTENT_TYPES = {
 }
 
 function M.request(opts)
-  assert(type(opts) == "table", "http.request: give a table {url = ..., ...}")
-  assert(type(opts.url) == "string", "http.request: url must be a string")
+  errors.argcheck(type(opts) == "table", "http.request: give a table {url = ..., ...}, not a %s", type(opts))
+  errors.argcheck(type(opts.url) == "string", "http.request: url must be a string, not a %s", type(opts.url))
   local url = opts.url
   local method = (opts.method or (opts.body and "POST" or "GET")):upper()
 
@@ -293,6 +293,7 @@ end
 -- GET url (or POST opts.body encoded as JSON) and decode the JSON answer: the document, or
 -- nil and a failure (a body that is not JSON is kind "protocol").
 function M.json(url, opts)
+  errors.argcheck(type(url) == "string", "http.json: url must be a string, not a %s", type(url))
   opts = opts or {}
   local res, err = M.request{ url = url, method = opts.body and "POST" or "GET",
     body = opts.body and cjson.encode(opts.body) or nil,

@@ -1,0 +1,60 @@
+/* One failure value for every runtime failure, from C or from Lua: `nil, failure`, where the
+ * failure is a table {kind = ..., message = ..., ...} whose metatable ("codeassist.failure")
+ * prints the message. errors.lua uses the same metatable, so `errors.is_failure` recognises
+ * both, and the kinds are listed once, in errors.lua (errors.KINDS). */
+#include <errno.h>
+#include <stdarg.h>
+
+#include "host.h"
+
+static int failure_tostring(lua_State *L)
+{
+    lua_getfield(L, 1, "message");
+    if (!lua_isstring(L, -1))
+        lua_pushliteral(L, "(failure without a message)");
+    return 1;
+}
+
+void host_failure_class(lua_State *L)
+{
+    luaL_newmetatable(L, FAILURE_MT);
+    lua_pushcfunction(L, failure_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+}
+
+int host_push_failure(lua_State *L, const char *kind, const char *fmt, ...)
+{
+    va_list ap;
+
+    lua_pushnil(L);
+    lua_createtable(L, 0, 2);
+    set_string(L, "kind", kind);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_setfield(L, -2, "message");
+    luaL_getmetatable(L, FAILURE_MT);
+    lua_setmetatable(L, -2);
+    return 2;
+}
+
+const char *host_errno_kind(int err)
+{
+    switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+        return "not_found";
+    case EACCES:
+    case EPERM:
+    case EROFS:
+        return "permission";
+    case EEXIST:
+        return "exists";
+    case ENOSPC:
+    case EDQUOT:
+        return "no_space";
+    default:
+        return "io";
+    }
+}
