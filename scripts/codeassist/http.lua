@@ -5,7 +5,7 @@
 --     headers = { ["content-type"] = "application/json" }, body = json,
 --     stream = "ndjson",                                    -- or "sse", or nil for a plain body
 --     timeout = { connect = 10, first_byte = 600, idle = 120, total = 3600 } }
---   if not res then print(err.kind, err.message) end        -- kinds: see KINDS below
+--   if not res then print(err.kind, err.message) end        -- kinds: errors.KINDS
 --   for data, event in res:events() do ... end              -- SSE: data and event name
 --   for obj in res:lines() do ... end                       -- NDJSON, decoded
 --   local text = res:body()                                  -- plain body
@@ -33,9 +33,6 @@ local C = ffi.C
 local has_ffi_path = pcall(function() return C.codeassist_next_frame end)
 local ffi_string = ffi.string
 
-M.KINDS = { "connect", "dns", "tls", "timeout_connect", "timeout_first_byte", "timeout_idle",
-            "timeout_total", "http", "protocol", "too_large", "cancelled" }
-
 -- Query parameters whose values are secrets.
 local SECRET_PARAMS = { key = true, api_key = true, apikey = true, token = true, access_token = true,
                         auth = true, password = true, secret = true, sig = true, signature = true }
@@ -57,7 +54,6 @@ local function failure(kind, method, url, text, extra)
   e.url, e.method = M.redact(url), method
   return errors.failure(kind, ("%s %s: %s"):format(method, e.url, text), e)
 end
-M.failure = failure
 
 -- A short, single-line excerpt of a body for a message.
 local function excerpt(body, limit)
