@@ -1,24 +1,23 @@
 -- Everything on Ollama: no cloud calls and no Anthropic key anywhere. The critical gates and
--- the agent use the configured default model (providers.ollama.model, else qwen3-coder); the
--- others follow the setup guide's mapping.
+-- the agent use the configured model (providers.ollama.model, else qwen3-coder); the others
+-- follow the setup guide's mapping. Nothing falls back: there is nowhere else to go.
 local preset = require "codeassist.preset"
 
-return function(cfg)
-  local main = cfg.providers.ollama.model or "qwen3-coder"
-  local function on(model, floor) return { provider = "ollama", model = model, floor = floor, fallback = "none" } end
-  return preset.define{
-    name = "ollama_only",
-    description = "every gate and the agent on local Ollama models",
-    routes = {
-      implement = on(main, "critical"),
-      test = on(main, "critical"),
-      security = on(main, "critical"),
-      mentor = on(main, "critical"),
-      build = on("qwen2.5-coder:32b", "degradable"),
-      review = on("qwen3-coder", "degradable"),
-      architect = on("qwq:32b", "degradable"),
-      devops = on("qwen2.5-coder:32b", "degradable"),
-      ux = on("qwen3-coder", "degradable"),
-    },
-  }(cfg)
-end
+local main = { provider = "ollama", default_model = "qwen3-coder", floor = "critical", fallback = "none" }
+local function on(model) return { provider = "ollama", model = model, floor = "degradable", fallback = "none" } end
+
+return preset.define{
+  name = "ollama_only",
+  description = "every gate and the agent on local Ollama models",
+  routes = {
+    implement = main,
+    test = main,
+    security = main,
+    mentor = main,
+    build = on("qwen2.5-coder:32b"),
+    review = on("qwen3-coder"),
+    architect = on("qwq:32b"),
+    devops = on("qwen2.5-coder:32b"),
+    ux = on("qwen3-coder"),
+  },
+}

@@ -10,6 +10,7 @@
 local yaml = require "codeassist.yaml"
 local fs = require "codeassist.fs"
 local errors = require "codeassist.errors"
+local schema = require "codeassist.schema"
 
 local M = {}
 
@@ -34,10 +35,7 @@ M.ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 M.ANTHROPIC_MODEL = "claude-sonnet-4-5"
 M.OLLAMA_BASE_URL = "http://localhost:11434"
 
--- ===== schema =====
--- A node: { type = "number"|"integer"|"boolean"|"string"|"url"|"table"|"list", min, max,
---           enum = {...}, fields = {...} (table), each = node (table values / list items),
---           legacy = true (accepted, unused), either = {node, node} }
+-- ===== schema (see schema.lua for the node format) =====
 
 local function num(min, max) return { type = "number", min = min, max = max } end
 local function int(min, max) return { type = "integer", min = min, max = max } end
@@ -46,34 +44,47 @@ local str = { type = "string" }
 local strings = { type = "list", each = str }
 local legacy = { legacy = true }
 
-local route_node = { either = {
-  { type = "string", enum = { "claude", "anthropic", "ollama" } },
-  { type = "table", fields = {
-    provider = { type = "string", enum = { "claude", "anthropic", "ollama" }, required = true },
-    model = str,
-    fallback = { either = { { type = "string", enum = { "claude", "anthropic", "ollama", "none" } },
-                            { type = "table", fields = { provider = { type = "string", enum = { "claude", "anthropic", "ollama" } }, model = str } } } },
-    floor = { type = "string", enum = { "critical", "degradable" } },
-  } },
-} }
+M.PROVIDERS = { "claude", "anthropic", "ollama" }
+M.FLOORS = { "critical", "degradable" }
+-- The implementing agent is routed (and checked by the doctor) like a gate, but not scored.
+M.ROLES = { "implement" }
+M.ROUTABLE = { "implement" }
+for _, g in ipairs(M.GATES) do M.ROUTABLE[#M.ROUTABLE + 1] = g end
 
-local gate_node = { type = "table", fields = {
+local provider_node = { type = "string", enum = M.PROVIDERS }
+
+-- A route: "claude" | "ollama", or {provider, model, fallback, floor}.
+local route_fields = {
+  provider = { type = "string", enum = M.PROVIDERS, required = true },
+  model = str,
+  fallback = { either = { { type = "string", enum = { "claude", "anthropic", "ollama", "none" } },
+                          { type = "table", fields = { provider = provider_node, model = str } } } },
+  floor = { type = "string", enum = M.FLOORS },
+}
+local route_node = { either = { provider_node, { type = "table", fields = route_fields } } }
+M.route_node = route_node
+
+local gate_fields = {
   weight = num(0, 100), required = bool, auto_fix = bool, parallel_group = int(0, 100),
   timeout_ms = int(1, 86400000), command = str, description = str,
   thresholds = { type = "table", each = { type = "number" } },
   tools = bool, context = int(512, 10000000),
-  on_fail = legacy, creates_issues_for = legacy, remediation = legacy, trigger = legacy,
-  applies_to = legacy, output = legacy,
-} }
+}
+M.gate_fields = gate_fields
+-- The file also accepts the old template's gate keys, which nothing ever read.
+local file_gate_fields = { on_fail = legacy, creates_issues_for = legacy, remediation = legacy,
+                           trigger = legacy, applies_to = legacy, output = legacy }
+for k, v in pairs(gate_fields) do file_gate_fields[k] = v end
+local gate_node = { type = "table", fields = file_gate_fields }
 
 local SCHEMA = { type = "table", fields = {
   target_score = num(0, 100),
   max_iterations = int(1, 100),
   iteration_delay = num(0, 300),
-  gates = { type = "table", each = gate_node },
+  gates = { type = "table", each = gate_node, known = M.GATES, known_what = "gate", unknown = "warning" },
   presets = { type = "table", each = { type = "table", open = true } },
   providers = { type = "table", fields = {
-    default = { type = "string", enum = { "claude", "anthropic", "ollama" } },
+    default = provider_node,
     ollama = { type = "table", fields = {
       enabled = bool,
       base_url = { either = { { type = "url" }, { type = "list", each = { type = "url" } } } },
@@ -85,7 +96,7 @@ local SCHEMA = { type = "table", fields = {
     } },
     anthropic = { type = "table", fields = { base_url = { type = "url" }, model = str } },
     claude = { type = "table", fields = { model = str } },
-    gate_providers = { type = "table", each = route_node },
+    gate_providers = { type = "table", each = route_node, known = M.ROUTABLE, known_what = "gate", unknown = "warning" },
   } },
   safety = { type = "table", fields = {
     max_api_calls_per_hour = int(1, 1000),
@@ -107,99 +118,7 @@ M.SCHEMA = SCHEMA
 
 -- ===== validation =====
 
--- The closest of the known names, if it is close enough to be a typo.
-function M.suggest(name, known)
-  local best, best_d
-  local distance = require("codeassist.models_core").distance
-  for _, k in ipairs(known) do
-    local limit = math.max(1, math.floor(#k / 4)) + 1
-    local d = distance(name, k, limit)
-    if d <= limit and (not best_d or d < best_d) then best, best_d = k, d end
-  end
-  return best
-end
-
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
-
-local function type_name(v)
-  if v == yaml.null then return "null" end
-  if type(v) == "table" then return #v > 0 and "a list" or "a mapping" end
-  return ("a %s (%s)"):format(type(v), tostring(v))
-end
-
-local function is_url(v)
-  return type(v) == "string" and v:match("^https?://[^/%s]+") ~= nil
-end
-
--- Checks value against node; reports through problems(kind, path, message, parent, key).
-local function check(value, node, path, report, parent, key)
-  if node.legacy then return end
-  if node.either then
-    local first_problem
-    for _, alt in ipairs(node.either) do
-      local failed
-      check(value, alt, path, function(kind, ...) if kind == "error" then failed = failed or { ... } end end, parent, key)
-      if not failed then
-        check(value, alt, path, report, parent, key)
-        return
-      end
-      first_problem = first_problem or failed
-    end
-    return report("error", path, first_problem[2], parent, key)
-  end
-  local t = node.type
-  if t == "number" or t == "integer" then
-    if type(value) ~= "number" then return report("error", path, "expected a number, found " .. type_name(value), parent, key) end
-    if t == "integer" and value % 1 ~= 0 then return report("error", path, "expected a whole number, found " .. value, parent, key) end
-    if (node.min and value < node.min) or (node.max and value > node.max) then
-      return report("error", path, ("must be between %s and %s, found %s"):format(node.min, node.max, value), parent, key)
-    end
-  elseif t == "boolean" then
-    if type(value) ~= "boolean" then return report("error", path, "expected true or false, found " .. type_name(value), parent, key) end
-  elseif t == "string" then
-    if type(value) ~= "string" then return report("error", path, "expected a string, found " .. type_name(value), parent, key) end
-    if node.enum then
-      for _, e in ipairs(node.enum) do if e == value then return end end
-      local hint = M.suggest(value, node.enum)
-      return report("error", path, ("'%s' is not one of %s%s"):format(value, table.concat(node.enum, ", "),
-        hint and (" — did you mean '" .. hint .. "'?") or ""), parent, key)
-    end
-  elseif t == "url" then
-    if not is_url(value) then
-      return report("error", path, ("expected an http:// or https:// address, found %s"):format(type_name(value)), parent, key)
-    end
-  elseif t == "list" then
-    if type(value) ~= "table" or (next(value) ~= nil and #value == 0) then
-      return report("error", path, "expected a list, found " .. type_name(value), parent, key)
-    end
-    for i, item in ipairs(value) do check(item, node.each, path .. "[" .. i .. "]", report, value, i) end
-  elseif t == "table" then
-    if type(value) ~= "table" or (#value > 0) then
-      return report("error", path, "expected a mapping of keys to values, found " .. type_name(value), parent, key)
-    end
-    if node.open then return end
-    for _, k in ipairs(sorted_keys(value)) do
-      local child = node.fields and node.fields[k] or node.each
-      local child_path = path == "" and k or (path .. "." .. k)
-      if child then
-        check(value[k], child, child_path, report, value, k)
-      else
-        local hint = node.fields and M.suggest(k, sorted_keys(node.fields))
-        report("warning", child_path, "unknown key" .. (hint and (" — did you mean '" .. hint .. "'?") or " (ignored)"), value, k)
-      end
-    end
-    for k, child in pairs(node.fields or {}) do
-      if child.required and value[k] == nil then
-        report("error", path, ("'%s' is required"):format(k), parent, key)
-      end
-    end
-  end
-end
+M.suggest = schema.suggest
 
 -- Validates a decoded document. marks come from yaml.load; name is the file for messages.
 function M.validate(doc, marks, name)
@@ -211,10 +130,10 @@ function M.validate(doc, marks, name)
     if at then return ("%s:%d:%d"):format(name, at.line, at.col) end
     return name
   end
-  check(doc, SCHEMA, "", function(kind, path, message, parent, key)
+  schema.check(doc, SCHEMA, function(kind, path, message, parent, key)
     local list = kind == "error" and problems.errors or problems.warnings
     list[#list + 1] = ("%s: %s%s"):format(where(parent, key), path ~= "" and (path .. ": ") or "", message)
-  end, nil, nil)
+  end, { unknown = "warning", null = yaml.null })
   -- Routes to Ollama need Ollama enabled: say so where "enabled" is written.
   local p = type(doc) == "table" and doc.providers
   if type(p) == "table" and type(p.ollama) == "table" and p.ollama.enabled == false then
@@ -284,29 +203,91 @@ function M.defaults()
   }
 end
 
--- OLLAMA_HOST as Ollama's own client reads it: "host", "host:port", "http://host:port",
--- "0.0.0.0" (a bind address: means this machine).
+-- OLLAMA_HOST as Ollama's own client reads it (envconfig.Host): "host", "host:port",
+-- "scheme://host[:port][/path]", "[::1]:port", "0.0.0.0" (a bind address: this machine).
+-- Without a port: 11434, or 80/443 when a scheme is given. A path is kept, so a mistaken
+-- "/v1" is caught by the doctor instead of being glued onto the port. Returns the URL, or
+-- nil and what is wrong.
 function M.ollama_host_url(value)
-  if not value or value == "" then return nil end
-  local scheme, rest = value:match("^(https?)://(.*)$")
-  rest = (rest or value):gsub("/+$", "")
-  local host, port = rest:match("^%[?([^%]]*)%]?:(%d+)$")
-  host = host or rest
+  if not value or value:match("^%s*$") then return nil end
+  value = value:match("^%s*(.-)%s*$")
+  local scheme, rest = value:match("^(%a[%w+.-]*)://(.*)$")
+  local default_port = "11434"
+  if scheme then
+    scheme = scheme:lower()
+    if scheme ~= "http" and scheme ~= "https" then
+      return nil, ("'%s' has the scheme %s://; use http:// or https://"):format(value, scheme)
+    end
+    default_port = scheme == "http" and "80" or "443"
+  else
+    scheme, rest = "http", value
+  end
+  local hostport, path = rest:match("^([^/]*)(.*)$")
+  local host, port = hostport:match("^%[([^%]]*)%]:(%d*)$")
+  if not host then host, port = hostport:match("^([^:]*):(%d*)$") end
+  if not host then host = hostport:match("^%[([^%]]*)%]$") or hostport end
+  if port == "" then port = nil end
+  if port and tonumber(port) > 65535 then
+    return nil, ("'%s': port %s is out of range"):format(value, port)
+  end
+  if hostport:find("[^%w%.%-%[%]:_]") or (not port and hostport:find(":") and not hostport:find("^%[")) then
+    return nil, ("'%s' is not a host, host:port or URL"):format(value)
+  end
   if host == "" or host == "0.0.0.0" then host = "127.0.0.1" end
-  port = port or (scheme == "https" and "443" or "11434")
-  return ("%s://%s:%s"):format(scheme or "http", host, port)
+  if host:find(":") then host = "[" .. host .. "]" end
+  path = path:gsub("/+$", "")
+  return ("%s://%s:%s%s"):format(scheme, host, port or default_port, path)
 end
 
--- Reads the environment into the config (between the defaults and the file).
+-- Where a setting came from, for the doctor and errors: "built-in default", "environment
+-- (OLLAMA_HOST)", ".claude/autonomous.yml:12". cfg.source.origins maps dotted paths to these.
+local function set_origin(cfg, path, origin)
+  cfg.source.origins[path] = origin
+end
+
+-- Reads the environment into the config (between the defaults and the file). A value that
+-- cannot be used is a config error naming the variable, never a crash later.
 local function apply_env(cfg, getenv)
-  local host = M.ollama_host_url(getenv("OLLAMA_HOST"))
-  if host then cfg.providers.ollama.base_url = host end
+  local problems = {}
+  local raw_host = getenv("OLLAMA_HOST")
+  local host, why = M.ollama_host_url(raw_host)
+  if host then
+    cfg.providers.ollama.base_url = host
+    set_origin(cfg, "providers.ollama.base_url", "environment (OLLAMA_HOST)")
+  elseif why then
+    problems[#problems + 1] = "OLLAMA_HOST=" .. why .. " (e.g. OLLAMA_HOST=gpu-box:11434 or http://gpu-box:11434)"
+  end
   local base = getenv("ANTHROPIC_BASE_URL")
-  if base and base ~= "" then cfg.providers.anthropic.base_url = base end
+  if base and not base:match("^%s*$") then
+    if base:match("^https?://[^/%s]+") then
+      cfg.providers.anthropic.base_url = base
+      set_origin(cfg, "providers.anthropic.base_url", "environment (ANTHROPIC_BASE_URL)")
+    else
+      problems[#problems + 1] = ("ANTHROPIC_BASE_URL='%s' is not an http:// or https:// address "
+        .. "(e.g. ANTHROPIC_BASE_URL=https://api.anthropic.com)"):format(base)
+    end
+  end
   cfg.providers.anthropic.api_key = getenv("ANTHROPIC_API_KEY")
   cfg.providers.anthropic.auth_token = getenv("ANTHROPIC_AUTH_TOKEN")
   if cfg.providers.anthropic.api_key == "" then cfg.providers.anthropic.api_key = nil end
   if cfg.providers.anthropic.auth_token == "" then cfg.providers.anthropic.auth_token = nil end
+  return problems
+end
+
+-- The file position of a key path ("providers", "gate_providers", "review"), if the file
+-- set it: "path:line".
+function M.position(cfg, ...)
+  local doc, marks = cfg.source.doc, cfg.source.marks
+  if not doc or not marks then return nil end
+  local node, at = doc, nil
+  for i = 1, select("#", ...) do
+    local key = select(i, ...)
+    if type(node) ~= "table" or node[key] == nil then return nil end
+    local m = marks[node]
+    at = m and m.keys and m.keys[key] or at
+    node = node[key]
+  end
+  return at and ("%s:%d"):format(cfg.source.path, at.line) or nil
 end
 
 -- Loads and validates the file (a missing file means defaults, said in cfg.source).
@@ -316,8 +297,12 @@ function M.load(opts)
   local path = opts.path or M.DEFAULT_PATH
   local getenv = opts.env or os.getenv
   local cfg = M.defaults()
-  apply_env(cfg, getenv)
-  cfg.source = { path = path, found = false, warnings = {} }
+  cfg.source = { path = path, found = false, warnings = {}, origins = {} }
+  local env_problems = apply_env(cfg, getenv)
+  if #env_problems > 0 then
+    errors.config("the environment has %d problem%s:\n  %s", #env_problems, #env_problems == 1 and "" or "s",
+      table.concat(env_problems, "\n  "))
+  end
 
   local st = fs.stat(path)
   if not st then
@@ -343,38 +328,6 @@ function M.load(opts)
   -- Short-form gate routes become tables; "claude" is the anthropic provider.
   merge(cfg, doc)
   return cfg
-end
-
--- ===== routes =====
-
-local function provider_name(p)
-  if p == "claude" then return "anthropic" end
-  return p
-end
-M.provider_name = provider_name
-
--- The provider settings for a route's provider name.
-function M.provider_settings(cfg, name)
-  return cfg.providers[name == "anthropic" and "anthropic" or name]
-end
-
--- A route for a gate from the config alone: gate_providers, else providers.default.
--- {provider = "anthropic"|"ollama", model, fallback = route|nil, floor}
-function M.route(cfg, gate, spec)
-  spec = spec or cfg.providers.gate_providers[gate] or cfg.providers.default
-  if type(spec) == "string" then spec = { provider = spec } end
-  local provider = provider_name(spec.provider)
-  local model = spec.model
-  if not model then
-    model = provider == "ollama" and cfg.providers.ollama.model
-      or (cfg.providers.claude and cfg.providers.claude.model) or cfg.providers.anthropic.model
-  end
-  local route = { provider = provider, model = model, floor = spec.floor, gate = gate }
-  if spec.fallback and spec.fallback ~= "none" then
-    local fb = spec.fallback
-    route.fallback = M.route(cfg, gate, type(fb) == "string" and { provider = fb } or fb)
-  end
-  return route
 end
 
 return M

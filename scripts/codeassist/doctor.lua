@@ -588,12 +588,13 @@ function M.main(opts)
   local preset = require "codeassist.preset"
   local cfg = config.load{ path = opts.config }
   for _, w in ipairs(cfg.source.warnings or {}) do io.stderr:write("codeassist: warning: ", w, "\n") end
-  local plan
+  local p
   if opts.preset_value ~= nil then
-    plan = preset.from_value(opts.preset_value, cfg, opts.preset or "the preset")
+    p = preset.from_value(opts.preset_value, cfg, opts.preset or "the preset")
   else
-    plan = preset.load(opts.preset, cfg)
+    p = preset.load(opts.preset, cfg)
   end
+  local plan = preset.plan(p, cfg, opts.flags)
   local report = M.check(cfg, plan, opts)
   if opts.json then
     io.stdout:write(M.json(report), "\n")

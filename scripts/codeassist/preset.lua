@@ -1,95 +1,412 @@
--- Presets: Lua files that turn the loaded config into a plan.
+-- Presets: checked, inspectable values that say which gate runs where and what counts as done.
+-- The reference for preset authors is docs/PRESETS.md.
 --
--- A preset file returns a table (see define) or a function(cfg) returning a plan. Built-in
--- presets (presets/*.lua, also compiled in as `presets.<name>`) change routing and targets
--- only; connection facts (base URLs, the default model, keys) come from config and
--- environment. Routes the user wrote in `providers.gate_providers` win over a preset's.
+--   local preset = require "codeassist.preset"
+--   return preset.define{
+--     name = "my_hybrid", extends = "ollama_hybrid",
+--     target_score = 90,
+--     routes = { review = { provider = "claude", floor = "critical" } },
+--     route = function(gate, ctx) ... end,          -- hooks: route, score, on_iteration, on_gate
+--   }
 --
--- A plan: { name, target_score, max_iterations, iteration_delay,
---           gates = { <gate> = {weight, required, parallel_group, tools, context, ...} },
---           routes = { <gate or "implement"> = {provider, model, fallback, floor} } }
+-- define() checks every key at once and raises a config error (exit 2) naming the file, the
+-- key path (routes.architect.floor) and the nearest valid word. The value it returns is a
+-- plain table (with a metatable only for printing): read it, copy it, extend it.
+--
+-- One precedence, everywhere: built-in defaults < environment < .claude/autonomous.yml <
+-- the preset (and what it extends) < command-line flags. M.plan applies it and records where
+-- every route and target came from (plan.origins, route.origin).
 local config = require "codeassist.config"
 local errors = require "codeassist.errors"
+local schema = require "codeassist.schema"
 
 local M = {}
 
--- The implementing agent is routed like a gate but is not scored.
+M.BUILTIN = { "claude", "ollama_hybrid", "ollama_only", "production", "prototype" }
+
+-- The hooks a preset may define; the loop calls them (docs/PRESETS.md says when).
+M.HOOKS = {
+  route = "route(gate, ctx)", score = "score(results, ctx)",
+  on_iteration = "on_iteration(ctx)", on_gate = "on_gate(result, ctx)",
+}
+M.HOOK_NAMES = { "route", "score", "on_iteration", "on_gate" }
+
+-- What the implementing agent needs: it is routed and checked like a gate, never scored.
 M.ROLES = { implement = { tools = true, context = 65536, required = true, parallel_group = 0,
                           description = "Implements the issue (agent with edit tools)" } }
 
-local function route_for(cfg, gate, spec, force)
-  local user = not force and cfg.providers.gate_providers[gate]
-  return config.route(cfg, gate, user or spec)
+-- ===== the schema of a preset =====
+
+local str = { type = "string" }
+local provider_node = { type = "string", enum = config.PROVIDERS }
+local route_table = { type = "table", fields = {
+  provider = { type = "string", enum = config.PROVIDERS, required = true },
+  model = str,
+  default_model = str,          -- used when neither the route nor the config names a model
+  floor = { type = "string", enum = config.FLOORS },
+} }
+local fallback_node = { either = { { type = "string", enum = { "claude", "anthropic", "ollama", "none" } }, route_table } }
+route_table.fields.fallback = fallback_node   -- a fallback may have its own fallback
+local route_node = { either = { provider_node, route_table } }
+M.route_node = route_node
+
+local function hook(name, instead)
+  return { type = "function", what = ("a function (the %s hook)"):format(M.HOOKS[name]), instead = instead }
 end
 
--- spec: { name, description, target_score, max_iterations, gates = {<gate> = {weight, required}},
---         routes = {<gate> = "claude" | "ollama" | {provider, model, fallback, floor}},
---         default_route = same (for gates not listed),
---         force_routes = true (ignore the user's gate_providers) }
-function M.define(spec)
-  return function(cfg)
-    local plan = {
-      name = spec.name, description = spec.description,
-      target_score = spec.target_score or cfg.target_score,
-      max_iterations = spec.max_iterations or cfg.max_iterations,
-      iteration_delay = cfg.iteration_delay,
-      gates = {}, routes = {},
-    }
-    for name, g in pairs(cfg.gates) do plan.gates[name] = config.deep_copy(g) end
-    for name, g in pairs(spec.gates or {}) do
-      plan.gates[name] = plan.gates[name] or {}
-      config.merge(plan.gates[name], g)
-    end
-    for name, role in pairs(M.ROLES) do plan.gates[name] = config.deep_copy(role) end
-    for name in pairs(plan.gates) do
-      plan.routes[name] = route_for(cfg, name, (spec.routes or {})[name] or spec.default_route, spec.force_routes)
-    end
-    return plan
+local SCHEMA = { type = "table", fields = {
+  name = str, description = str,
+  extends = { type = "any" },   -- a built-in name, a file, or a preset value: checked in resolve_base
+  target_score = { type = "number", min = 0, max = 100 },
+  max_iterations = { type = "integer", min = 1, max = 100 },
+  iteration_delay = { type = "number", min = 0, max = 300 },
+  gates = { type = "table", each = { type = "table", fields = config.gate_fields },
+            known = config.GATES, known_what = "gate", unknown = "error" },
+  routes = { type = "table", each = route_node, known = config.ROUTABLE, known_what = "gate", unknown = "error" },
+  default_route = route_node,
+  route = hook("route", { table = "routes", string = "default_route" }),
+  score = hook("score", { number = "target_score" }),
+  on_iteration = hook("on_iteration"),
+  on_gate = hook("on_gate", { table = "gates" }),
+} }
+M.SCHEMA = SCHEMA
+
+-- ===== preset values =====
+
+local Preset = {}
+Preset.__index = Preset
+Preset.__tostring = function(p) return ("preset %s (%s)"):format(tostring(p.name), tostring(p.source)) end
+
+function M.is_preset(v)
+  return getmetatable(v) == Preset
+end
+
+local deep_copy = config.deep_copy
+
+-- The preset files being run (a stack: a preset may load its base).
+local loading = {}
+
+-- "file:line" of the code that called define/extend. `return preset.define{...}` is a tail
+-- call, which leaves no frame for its file: then the file being loaded is the answer.
+local function caller_position(level)
+  local info = debug.getinfo(level + 1, "Sl")
+  local src = info and info.source:sub(1, 1) == "@" and info.source:sub(2)
+  if not src or info.what == "main" and info.currentline <= 0 or src:find("^scripts/codeassist/") then
+    return loading[#loading] or (src or "the preset")
   end
+  return info.currentline > 0 and (src .. ":" .. info.currentline) or src
 end
 
--- Where built-in presets live on disk next to the binary's sources, for listing.
-M.BUILTIN = { "claude", "ollama_hybrid", "ollama_only", "production", "prototype" }
+local function file_of(where)
+  return (tostring(where):gsub(":%d+$", ""))
+end
 
--- Loads a preset: a path to a Lua file, or the name of a built-in one.
--- Returns the plan built from cfg.
-function M.load(ref, cfg)
-  local fn, where
-  if ref == nil then
-    fn, where = M.define{ name = "config" }, "the config file"
-  elseif ref:find("/") or ref:find("%.lua$") then
-    local chunk, err = loadfile(ref)
-    if not chunk then
-      if err:find("^cannot open") then errors.usage("preset %s: cannot open it", ref) end
-      errors.usage("%s", err)
-    end
-    fn, where = chunk(), ref
-  else
-    local ok, mod = pcall(require, "presets." .. ref)
+local function problems_error(where, problems)
+  errors.config("%s: the preset has %d problem%s:\n  %s", where, #problems, #problems == 1 and "" or "s",
+    table.concat(problems, "\n  "))
+end
+
+local resolve_base
+
+-- Builds a preset value from a spec; where names the spec for errors and origins.
+local function build(spec, where, base_hint)
+  local problems = schema.problems(spec, SCHEMA, { unknown = "error", lua = true })
+  local list = problems.errors
+  local base
+  if spec.extends ~= nil and #list == 0 then
+    local ok, b = pcall(resolve_base, spec.extends, where)
     if not ok then
-      local hint = config.suggest(ref, M.BUILTIN)
-      errors.usage("no built-in preset named '%s'%s; built-in presets: %s", ref,
-        hint and (" — did you mean '" .. hint .. "'?") or "", table.concat(M.BUILTIN, ", "))
+      if type(b) == "table" and b.code == 2 then list[#list + 1] = "extends: " .. b.message
+      else error(b, 0) end
+    else
+      base = b
     end
-    fn, where = mod, "presets/" .. ref .. ".lua"
   end
-  local plan = M.from_value(fn, cfg, where)
-  plan.name = plan.name or (ref and ref:match("([^/]+)%.lua$")) or ref or "config"
+  if #list > 0 then problems_error(where, list) end
+  base = base or base_hint
+
+  local p = setmetatable({ origins = {} }, Preset)
+  local src = file_of(where)
+  if base then
+    -- everything but its identity: an extending preset has its own name and description
+    for k, v in pairs(base) do
+      if k ~= "origins" and k ~= "base" and k ~= "name" and k ~= "description" then p[k] = deep_copy(v) end
+    end
+    for k, v in pairs(base.origins) do p.origins[k] = v end
+    p.base, p.extends = base, base.name
+  end
+  for _, key in ipairs{ "name", "description", "target_score", "max_iterations", "iteration_delay", "default_route" } do
+    if spec[key] ~= nil then p[key], p.origins[key] = deep_copy(spec[key]), src end
+  end
+  for _, name in ipairs(M.HOOK_NAMES) do
+    if spec[name] ~= nil then p[name], p.origins[name] = spec[name], src end
+  end
+  p.gates = p.gates or {}
+  for gate, g in pairs(spec.gates or {}) do
+    p.gates[gate] = p.gates[gate] or {}
+    for k, v in pairs(g) do p.gates[gate][k] = deep_copy(v) end
+    p.origins["gates." .. gate] = src
+  end
+  p.routes = p.routes or {}
+  for gate, r in pairs(spec.routes or {}) do
+    p.routes[gate], p.origins["routes." .. gate] = deep_copy(r), src
+  end
+  if spec.default_route ~= nil then p.origins.default_route = src end
+  p.source = src
+  p.name = p.name or src:match("([^/]+)%.lua$") or src
+  return p
+end
+
+-- preset.define{...}: checks the spec and returns the preset value.
+function M.define(spec)
+  errors.argcheck(type(spec) == "table", "preset.define: give a table {name = ..., routes = {...}}, not a %s", type(spec))
+  return build(spec, caller_position(2))
+end
+
+-- preset.extend(base, spec_or_fn): a preset built on another. base is a built-in name, a
+-- file, or a preset value. With a table, its keys override the base's (gates merge per
+-- field, routes per gate). With a function, it receives a copy of the base (hooks included)
+-- to change in place or to return a new spec from.
+function M.extend(base_ref, change)
+  errors.argcheck(type(change) == "table" or type(change) == "function",
+    "preset.extend: the second argument must be a table of changes or a function(base), not a %s", type(change))
+  local where = caller_position(2)
+  local base = resolve_base(base_ref, where)
+  if type(change) == "table" then
+    local spec = {}
+    for k, v in pairs(change) do spec[k] = v end
+    spec.extends = base
+    return build(spec, where)
+  end
+  local copy = M.to_spec(base)
+  local result = change(copy)
+  if result == nil then result = copy end
+  if type(result) ~= "table" then
+    errors.config("%s: the function given to preset.extend returned a %s; return nothing or a preset table", where, type(result))
+  end
+  local p = build(M.to_spec(result), where)
+  p.extends, p.base = base.name, base
+  return p
+end
+
+-- A plain spec (what define takes) from a preset value: everything but its bookkeeping.
+function M.to_spec(p)
+  local spec = {}
+  for k, v in pairs(p) do
+    if k ~= "origins" and k ~= "base" and k ~= "source" and k ~= "extends" then spec[k] = deep_copy(v) end
+  end
+  return spec
+end
+
+-- A preset from what a preset file returned: a preset value, a spec table, or a function of
+-- the loaded config returning either.
+function M.from_value(value, cfg, where)
+  if type(value) == "function" and not M.is_preset(value) then
+    value = value(cfg)
+    if type(value) == "function" then
+      errors.usage("%s: the function it returned must return a preset, not another function", where)
+    end
+  end
+  if M.is_preset(value) then return value end
+  if type(value) == "table" then return build(value, where) end
+  errors.usage("%s must return a preset (preset.define{...}, a table, or a function of the config), not %s",
+    where, value == nil and "nothing" or ("a " .. type(value)))
+end
+
+-- Runs a preset chunk, remembering which file it is for define's messages.
+local function run_chunk(chunk, path)
+  loading[#loading + 1] = path
+  local ok, value = pcall(chunk)
+  loading[#loading] = nil
+  if not ok then error(value, 0) end
+  return value
+end
+
+local function load_file(path)
+  local chunk, err = loadfile(path)
+  if not chunk then
+    if err:find("^cannot open") then errors.usage("preset %s: cannot open it (no such file?)", path) end
+    errors.usage("%s", err)   -- a syntax error: "file:line: message"
+  end
+  return run_chunk(chunk, path)
+end
+
+local function looks_like_path(ref)
+  return ref:find("/", 1, true) or ref:find("%.lua$")
+end
+
+-- A built-in preset by name.
+local function builtin(name)
+  loading[#loading + 1] = "presets/" .. name .. ".lua"
+  local ok, mod = pcall(require, "presets." .. name)
+  loading[#loading] = nil
+  if ok then return mod end
+  if tostring(mod):find("module 'presets%." .. name:gsub("%p", "%%%0") .. "' not found") then
+    errors.usage("no built-in preset named '%s'%s; built-in presets: %s", name,
+      schema.did_you_mean(name, M.BUILTIN), table.concat(M.BUILTIN, ", "))
+  end
+  error(mod, 0)
+end
+
+resolve_base = function(ref, where)
+  if M.is_preset(ref) then return ref end
+  if type(ref) ~= "string" then
+    errors.usage("%s: extends must be the name of a built-in preset, a preset file, or a preset value, not a %s",
+      where, type(ref))
+  end
+  local value
+  if looks_like_path(ref) then
+    local path = ref
+    if not path:find("^/") then
+      local dir = file_of(where):match("^(.*)/[^/]*$")
+      if dir then path = dir .. "/" .. path end
+    end
+    value = M.from_value(load_file(path), nil, path)
+  else
+    value = M.from_value(builtin(ref), nil, "presets/" .. ref .. ".lua")
+  end
+  return value
+end
+
+-- Loads a preset: nil (routes from the config alone), a path to a Lua file, or the name of a
+-- built-in one. cfg is handed to a preset that is a function of the config.
+function M.load(ref, cfg)
+  if ref == nil then return build({ name = "config" }, "(no preset)") end
+  if looks_like_path(ref) then return M.from_value(load_file(ref), cfg, ref) end
+  return M.from_value(builtin(ref), cfg, "presets/" .. ref .. ".lua")
+end
+
+-- ===== from a preset to a plan =====
+
+local function provider_name(p)
+  return p == "claude" and "anthropic" or p
+end
+M.provider_name = provider_name
+
+local function default_model(cfg, provider)
+  if provider == "ollama" then return cfg.providers.ollama.model end
+  return (cfg.providers.claude and cfg.providers.claude.model) or cfg.providers.anthropic.model
+end
+
+-- A route spec ("claude", {provider, model, fallback, floor, default_model}) made concrete:
+-- {provider = "anthropic"|"ollama", model, floor, fallback = route|nil, gate, origin}.
+function M.resolve_route(cfg, gate, spec, origin, required)
+  if type(spec) == "string" then spec = { provider = spec } end
+  local provider = provider_name(spec.provider)
+  local route = {
+    provider = provider, gate = gate, origin = origin,
+    model = spec.model or default_model(cfg, provider) or spec.default_model,
+    floor = spec.floor or (required and "critical" or "degradable"),
+  }
+  local fb = spec.fallback
+  if fb and fb ~= "none" then
+    if type(fb) == "string" then fb = { provider = fb } end
+    route.fallback = M.resolve_route(cfg, gate, fb, origin, false)
+    route.fallback.floor = fb.floor or "degradable"
+  end
+  return route
+end
+
+local TARGETS = { "target_score", "max_iterations", "iteration_delay" }
+local FLAG_NAMES = { target_score = "--target-score", max_iterations = "--max-iterations",
+                     iteration_delay = "--iteration-delay" }
+
+-- The plan: the preset applied to the config and the flags, with where each value came from.
+-- flags: { target_score, max_iterations, iteration_delay, routes = {gate = spec} } (checked by the CLI)
+function M.plan(p, cfg, flags)
+  flags = flags or {}
+  local plan = {
+    name = p.name, description = p.description, source = p.source, extends = p.extends,
+    gates = {}, routes = {}, origins = {}, notes = {},
+  }
+  for _, name in ipairs(M.HOOK_NAMES) do plan[name] = p[name] end
+  for _, key in ipairs(TARGETS) do
+    if flags[key] ~= nil then
+      plan[key], plan.origins[key] = flags[key], "flag " .. FLAG_NAMES[key]
+    elseif p[key] ~= nil then
+      plan[key], plan.origins[key] = p[key], "preset " .. p.origins[key]
+    else
+      plan[key], plan.origins[key] = cfg[key], config.position(cfg, key) or "built-in default"
+    end
+  end
+
+  for name, g in pairs(cfg.gates) do plan.gates[name] = deep_copy(g) end
+  for name, g in pairs(p.gates or {}) do
+    plan.gates[name] = plan.gates[name] or {}
+    config.merge(plan.gates[name], g)
+  end
+  for name, role in pairs(M.ROLES) do plan.gates[name] = deep_copy(role) end
+
+  local file_routes = cfg.providers.gate_providers
+  for name, gate in pairs(plan.gates) do
+    local spec, origin
+    local file_origin = file_routes[name] ~= nil
+      and (config.position(cfg, "providers", "gate_providers", name) or "providers.gate_providers." .. name)
+    if flags.routes and flags.routes[name] then
+      spec, origin = flags.routes[name], "flag --route"
+    elseif p.routes[name] ~= nil then
+      spec, origin = p.routes[name], "preset " .. p.origins["routes." .. name]
+    elseif p.default_route ~= nil then
+      spec, origin = p.default_route, "preset " .. p.origins.default_route .. " (default_route)"
+    elseif file_routes[name] ~= nil then
+      spec, origin = file_routes[name], file_origin
+    else
+      spec = cfg.providers.default
+      origin = config.position(cfg, "providers", "default") or "built-in default"
+      origin = origin .. " (providers.default)"
+    end
+    if file_origin and origin ~= file_origin then
+      plan.notes[#plan.notes + 1] = {
+        gate = name,
+        message = ("gate_providers.%s (%s) is not used: the %s route wins"):format(name, file_origin,
+          origin:match("^flag") and "--route" or "preset's"),
+      }
+    end
+    plan.routes[name] = M.resolve_route(cfg, name, spec, origin, gate.required == true)
+  end
+
+  -- The preset may route gates to Ollama while the file says it is off: say so, never reroute.
+  if cfg.providers.ollama.enabled == false and config.position(cfg, "providers", "ollama", "enabled") then
+    for name, r in pairs(plan.routes) do
+      if r.provider == "ollama" and not r.origin:find(cfg.source.path, 1, true) then
+        plan.notes[#plan.notes + 1] = { gate = name, message = ("%s sets providers.ollama.enabled: false, "
+          .. "but the %s route uses Ollama"):format(config.position(cfg, "providers", "ollama", "enabled"), name) }
+      end
+    end
+  end
+  table.sort(plan.notes, function(a, b) return a.gate < b.gate end)
   return plan
 end
 
--- A plan from what a preset file returned: a table (see define) or a function of the config.
-function M.from_value(value, cfg, where)
-  if type(value) == "table" then value = M.define(value) end
-  if type(value) ~= "function" then
-    errors.usage("%s must return a preset (a table or a function of the config), not %s", where, type(value))
+-- Every route of a gate, the planned one first, then its fallbacks:
+--   for route, depth in preset.route_chain(plan.routes.build) do ... end
+function M.route_chain(first)
+  local route, depth = nil, -1
+  return function()
+    if depth < 0 then route = first else route = route and route.fallback end
+    depth = depth + 1
+    if route then return route, depth end
   end
-  local plan = value(cfg)
-  if type(plan) ~= "table" or type(plan.routes) ~= "table" then
-    errors.usage("%s returned no plan with routes", where)
+end
+
+-- The ctx a hook receives. The loop fills it as it goes; docs/PRESETS.md lists the fields.
+function M.context(plan, fields)
+  local ctx = {
+    phase = "doctor", iteration = 0, attempt = 1, plan = plan,
+    history = {}, changed_files = {}, issue = nil,
+  }
+  for k, v in pairs(fields or {}) do ctx[k] = v end
+  -- consecutive failures of a gate up to now
+  function ctx.failures(gate)
+    local n = 0
+    local h = ctx.history[gate] or {}
+    for i = #h, 1, -1 do
+      if h[i].passed then break end
+      n = n + 1
+    end
+    return n
   end
-  plan.name = plan.name or (where:match("([^/]+)%.lua$"))
-  return plan
+  return ctx
 end
 
 return M

@@ -37,14 +37,21 @@ describe("codeassist doctor", function()
   before_each(function() sim:reset() end)
 
   it("says all is healthy, in the seed's words, and exits 0", function()
-    -- ollama_only maps some gates to models the simulator lacks; route them to installed ones
-    local dir = project(ollama_config(sim.url, [[
-  gate_providers:
-    build: { provider: ollama, model: qwen3-coder }
-    devops: { provider: ollama, model: qwen3-coder }
-    architect: { provider: ollama, model: gpt-oss:20b }
-]]))
-    local r = doctor(dir, { "ollama_only" })
+    -- ollama_only maps some gates to models the simulator lacks: a preset that extends it
+    -- routes them to installed ones (the preset's routes win over the config's)
+    local dir = project(ollama_config(sim.url))
+    support.write(dir .. "/local.lua", [[
+local preset = require "codeassist.preset"
+return preset.define{
+  name = "local", extends = "ollama_only",
+  routes = {
+    build = { provider = "ollama", model = "qwen3-coder" },
+    devops = { provider = "ollama", model = "qwen3-coder" },
+    architect = { provider = "ollama", model = "gpt-oss:20b" },
+  },
+}
+]])
+    local r = doctor(dir, { dir .. "/local.lua" })
     assert.are.equal(0, r.code, r.stdout .. r.stderr)
     for _, line in ipairs{ "✓ Server reachable", "✓ Available models: 5", "✓ Configured model: qwen3-coder",
                            "Matched: qwen3-coder:latest (30.5B)", "Capability: coding | Tier: large",
