@@ -224,15 +224,24 @@ static int pmain(lua_State *L)
 }
 
 /* Global flags that must act before any Lua runs (the CLI also declares them for --help):
- * --debug, --no-color and --lua-path DIR, up to the first word that is not an option. */
+ * --debug, --no-color and --lua-path DIR. They may stand anywhere before `--`, except after
+ * `run FILE`, where every word belongs to the script. */
 static void prescan(struct options *o)
 {
     const char *env = getenv("CODEASSIST_DEBUG");
+    int words = 0;          /* words that are not options: the command, then run's FILE */
+    int run = 0;
+
     o->debug = env && *env && strcmp(env, "0") != 0;
     for (int i = 1; i < o->argc; i++) {
         const char *a = o->argv[i];
-        if (a[0] != '-' || strcmp(a, "--") == 0)
+        if (strcmp(a, "--") == 0 || (run && words >= 2))
             break;
+        if (a[0] != '-') {
+            if (words++ == 0)
+                run = strcmp(a, "run") == 0;
+            continue;
+        }
         if (strcmp(a, "--debug") == 0)
             o->debug = 1;
         else if (strcmp(a, "--no-color") == 0)

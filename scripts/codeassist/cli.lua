@@ -28,6 +28,78 @@ local function versions_text()
     PROGRAM, v.codeassist, jit and jit.version or v.luajit, v.libcurl, v.ssl, v.libyaml)
 end
 
+-- "--vram" -> a converter that takes only numbers > 0 (0 would mean "no limit" or nonsense).
+function M.positive(flag, max)
+  return function(text)
+    local n = tonumber(text)
+    if not n or n ~= n or n <= 0 or (max and n > max) then
+      return nil, ("%s: expected a number greater than 0%s, found '%s'"):format(flag,
+        max and (" and at most " .. max) or "", text)
+    end
+    return n
+  end
+end
+
+-- The global flags again on every command, so `codeassist doctor --debug` works too (the C
+-- host has already acted on them; see prescan in main.c).
+function M.command_flags(cmd)
+  cmd:flag("--debug"):hidden(true)
+  cmd:flag("--no-color"):hidden(true)
+end
+
+-- "review=ollama:qwen3-coder:30b" -> "review", {provider = "ollama", model = "qwen3-coder:30b"}
+function M.parse_route_flag(text)
+  local gate, provider, model = text:match("^([%w_]+)=([%a]+):?(.*)$")
+  if not gate then
+    return nil, ("--route: expected GATE=PROVIDER[:MODEL] (e.g. review=ollama:qwen3-coder), found '%s'"):format(text)
+  end
+  return { gate = gate, provider = provider, model = model ~= "" and model or nil }
+end
+
+-- The options of doctor, test-provider and `run PRESET --test-provider`: one list.
+function M.doctor_options(cmd)
+  cmd:option("--config", "The config file (default: .claude/autonomous.yml)."):argname("<file>")
+  cmd:flag("--json", "Print the report as JSON.")
+  cmd:flag("--probe", "Also send a one-token request along every route (tools gates must call a tool).")
+  cmd:option("--timeout", "Seconds to wait for each server check.", "5"):argname("<s>")
+    :convert(M.positive("--timeout", 3600))
+  cmd:option("--probe-timeout", "Seconds a probe may wait for its answer (a cold model load is slow).", "120")
+    :argname("<s>"):convert(M.positive("--probe-timeout", 86400))
+  cmd:option("--vram", "GPU memory in GB, for the fit checks (else providers.ollama.vram_gb)."):argname("<gb>")
+    :convert(M.positive("--vram"))
+  cmd:option("--route", "Route a gate for this run: GATE=PROVIDER[:MODEL]; beats the preset. Repeatable.")
+    :argname("<gate=provider[:model]>"):count("*"):convert(M.parse_route_flag)
+  M.command_flags(cmd)
+end
+
+-- argparse reads "-5" as an option: glue a value that looks like a negative number to its
+-- option, so "--vram -5" is checked as a value ("expected a number greater than 0").
+local function glue_negative_values(argv)
+  local out, i = {}, 1
+  while i <= #argv do
+    local a, nxt = argv[i], argv[i + 1]
+    if a:match("^%-%-[%w-]+$") and nxt and nxt:match("^%-[%d.]") then
+      out[#out + 1] = a .. "=" .. nxt
+      i = i + 2
+    else
+      out[#out + 1] = a
+      i = i + 1
+    end
+  end
+  return out
+end
+M.glue_negative_values = glue_negative_values
+
+-- Parses with argparse, reporting a mistake with the usage of the command it concerns
+-- (`codeassist doctor --frob` shows doctor's usage, not the top level's).
+function M.parse(parser, argv)
+  parser.error = function(which, message)
+    io.stderr:write(which:get_usage(), "\n")
+    errors.usage("%s", message)
+  end
+  return parser:parse(glue_negative_values(argv))
+end
+
 local function build_parser()
   local argparse = require "argparse"
   local parser = argparse(PROGRAM, "Autonomous development loops on a repository, with "
@@ -52,29 +124,25 @@ local function build_parser()
   run:argument("file", "The Lua file to run.")
   run:argument("args", "Arguments handed to the file."):args("*")
 
-  local function doctor_options(cmd)
-    cmd:argument("preset", "A preset file, or the name of a built-in preset (claude, ollama_hybrid, "
-      .. "ollama_only, production, prototype). Without it, routes come from the config alone."):args("?")
-    cmd:option("--config", "The config file.", ".claude/autonomous.yml"):argname("<file>")
-    cmd:flag("--json", "Print the report as JSON.")
-    cmd:flag("--probe", "Also send a one-token request per distinct route (tools gates must call a tool).")
-    cmd:option("--timeout", "Seconds to wait for each server check.", "5"):argname("<s>")
-      :convert(tonumber)
-    cmd:option("--vram", "GPU memory in GB, for the fit checks (else providers.ollama.vram_gb)."):argname("<gb>")
-      :convert(tonumber)
+  local function doctor_commands(summary, description)
+    for _, cmd in ipairs{ parser:command("doctor"):summary(summary):description(description),
+                          parser:command("test-provider"):summary("The same as doctor (the old runner's --test-provider).") } do
+      cmd:argument("preset", "A preset file, or the name of a built-in preset (claude, ollama_hybrid, "
+        .. "ollama_only, production, prototype). Without it, routes come from the config alone."):args("?")
+      M.doctor_options(cmd)
+    end
   end
-  doctor_options(parser:command("doctor")
-    :summary("Check that every gate's provider and model is reachable, present, capable and big enough.")
-    :description("Exit 0 when every required route is usable, 1 otherwise, 2 for a config error."))
-  doctor_options(parser:command("test-provider")
-    :summary("The same as doctor (the old runner's --test-provider)."))
-
+  doctor_commands("Check that every gate's provider and model is reachable, present, capable and big enough.",
+    "Exit 0 when every required route is usable, 1 otherwise, 2 for a config or usage error.")
   local m = parser:command("models")
     :summary("List the Ollama server's models and the setup guide's recommendations for your GPU.")
-  m:option("--vram", "GPU memory in GB: show the recommendations for that much.", "24"):argname("<gb>")
-    :convert(tonumber)
-  m:option("--config", "The config file.", ".claude/autonomous.yml"):argname("<file>")
-  m:option("--timeout", "Seconds to wait for the server.", "5"):argname("<s>"):convert(tonumber)
+  m:option("--vram", "GPU memory in GB: show the recommendations for that much "
+    .. "(default: providers.ollama.vram_gb, else 24)."):argname("<gb>"):convert(M.positive("--vram"))
+  m:option("--config", "The config file (default: .claude/autonomous.yml)."):argname("<file>")
+  m:option("--timeout", "Seconds to wait for the server.", "5"):argname("<s>"):convert(M.positive("--timeout"))
+  m:flag("--json", "Print the models and recommendations as JSON.")
+  M.command_flags(m)
+  M.command_flags(run)
   return parser
 end
 
@@ -119,9 +187,18 @@ local function plain_run(argv)
   return file, { select(i + 2, unpack(argv)) }, no_color
 end
 
-local function usage_error(parser, message)
-  io.stderr:write(parser:get_usage(), "\n")
-  errors.usage("%s", message)
+-- What the doctor needs from parsed options (doctor, test-provider, run PRESET --test-provider).
+function M.doctor_request(args, preset_value)
+  local routes
+  for _, r in ipairs(args.route or {}) do
+    routes = routes or {}
+    routes[r.gate] = { provider = r.provider, model = r.model }
+  end
+  return {
+    preset = args.preset, preset_value = preset_value, config = args.config, json = args.json,
+    probe = args.probe, timeout = args.timeout, probe_timeout = args.probe_timeout,
+    flags = { vram_gb = args.vram, routes = routes },
+  }
 end
 
 function M.main(argv)
@@ -133,8 +210,7 @@ function M.main(argv)
 
   local head, script_args = split_run_args(argv)
   local parser = build_parser()
-  local ok, args = parser:pparse(head)
-  if not ok then usage_error(parser, args) end
+  local args = M.parse(parser, head)
 
   if args.version then
     print(versions_text())
@@ -146,15 +222,11 @@ function M.main(argv)
     return require("codeassist.run_file").run(args.file, script_args or {})
   end
   if args.command == "doctor" or args.command == "test-provider" then
-    local config_given = false
-    for _, a in ipairs(argv) do if a == "--config" or a:find("^%-%-config=") then config_given = true end end
-    return require("codeassist.doctor").main{
-      preset = args.preset, config = config_given and args.config or nil, json = args.json,
-      probe = args.probe, timeout = args.timeout, vram_gb = args.vram,
-    }
+    return require("codeassist.doctor").main(M.doctor_request(args))
   end
   if args.command == "models" then
-    return require("codeassist.models").main{ vram_gb = args.vram, config = args.config, timeout = args.timeout }
+    return require("codeassist.models").main{ vram_gb = args.vram, config = args.config, timeout = args.timeout,
+                                              json = args.json }
   end
   io.stderr:write(parser:get_help(), "\n")
   return 2

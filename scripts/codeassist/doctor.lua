@@ -594,7 +594,9 @@ function M.main(opts)
   else
     p = preset.load(opts.preset, cfg)
   end
-  local plan = preset.plan(p, cfg, opts.flags)
+  local flags = opts.flags or {}
+  local plan = preset.plan(p, cfg, flags)
+  opts.vram_gb = flags.vram_gb
   local report = M.check(cfg, plan, opts)
   if opts.json then
     io.stdout:write(M.json(report), "\n")

@@ -315,6 +315,12 @@ local FLAG_NAMES = { target_score = "--target-score", max_iterations = "--max-it
 -- flags: { target_score, max_iterations, iteration_delay, routes = {gate = spec} } (checked by the CLI)
 function M.plan(p, cfg, flags)
   flags = flags or {}
+  if flags.routes then
+    local problems = schema.problems(flags.routes, SCHEMA.fields.routes, { unknown = "error", lua = true })
+    if #problems.errors > 0 then
+      errors.usage("--route: %s", table.concat(problems.errors, "; "))
+    end
+  end
   local plan = {
     name = p.name, description = p.description, source = p.source, extends = p.extends,
     gates = {}, routes = {}, origins = {}, notes = {},

@@ -25,22 +25,37 @@ function M.finish_tasks()
   end
 end
 
--- A file that returns a preset: `--test-provider` (the old runner's flag) runs the doctor
--- with it; the development loop itself is not in this build yet.
+-- A file that returns a preset: `--test-provider` (the old runner's flag, also `--doctor`)
+-- runs the doctor with it and takes the doctor's options; the development loop itself is not
+-- in this build yet.
 function M.run_preset(file, preset, args)
-  local flags = {}
-  for _, a in ipairs(args) do flags[a] = true end
-  if flags["--test-provider"] or flags["--doctor"] then
-    return require("codeassist.doctor").main{ preset = file, preset_value = preset,
-      json = flags["--json"], probe = flags["--probe"] }
+  local wants_doctor = false
+  for _, a in ipairs(args) do
+    if a == "--test-provider" or a == "--doctor" or a == "--help" or a == "-h" then wants_doctor = true end
   end
-  errors.usage("%s returned a preset, but this build of codeassist cannot run the development "
-    .. "loop yet; check its routes with `codeassist run %s --test-provider` or `codeassist doctor %s`",
-    file, file, file)
+  if not wants_doctor then
+    errors.usage("%s returned a preset, but this build of codeassist cannot run the development "
+      .. "loop yet; check its routes with `codeassist run %s --test-provider` or `codeassist doctor %s`",
+      file, file, file)
+  end
+  local cli = require "codeassist.cli"
+  local parser = require("argparse")("codeassist run " .. file)
+    :description("Checks the preset's routes, like `codeassist doctor " .. file .. "`.")
+  parser:flag("--test-provider", "Run the doctor on this preset (the old runner's flag).")
+  parser:flag("--doctor", "The same as --test-provider.")
+  cli.doctor_options(parser)
+  local parsed = cli.parse(parser, args)
+  parsed.preset = file
+  return require("codeassist.doctor").main(cli.doctor_request(parsed, preset))
 end
 
 function M.run(file, args)
   local chunk, err = loadfile(file)
+  if not chunk and err:find("^cannot open") and not file:find("[/.]") then
+    -- `codeassist run ollama_hybrid --test-provider`: a built-in preset by name
+    local ok, value = pcall(require, "presets." .. file)
+    if ok then return M.run_preset(file, value, args) end
+  end
   if not chunk then
     if err:find("^cannot open") then
       errors.usage("run: cannot open '%s': %s", file,
