@@ -174,7 +174,7 @@ int model_name_distance(const char *a, const char *b, int limit)
     return row[lb] > limit ? limit + 1 : row[lb];
 }
 
-/* ===== sizes, tiers, capabilities ===== */
+/* ===== sizes ===== */
 
 double model_parameters(const char *size)
 {
@@ -196,65 +196,6 @@ double model_parameters(const char *size)
     case '\0': return v < 1e4 ? v * 1e9 : v;    /* a bare "7" means 7B; a raw count stays */
     default: return -1;
     }
-}
-
-const char *model_tier(double parameters)
-{
-    if (parameters < 0)
-        return "unknown";
-    if (parameters < 7e9)
-        return "small";
-    if (parameters < 20e9)
-        return "medium";
-    return "large";
-}
-
-static int contains_ci(const char *hay, const char *needle)
-{
-    size_t n = strlen(needle);
-    for (; *hay; hay++)
-        if (strncasecmp(hay, needle, n) == 0)
-            return 1;
-    return 0;
-}
-
-/* "qwen" followed somewhere later by "coder", the original's qwen.*coder. */
-static int qwen_coder(const char *name)
-{
-    for (const char *p = name; *p; p++)
-        if (strncasecmp(p, "qwen", 4) == 0)
-            return contains_ci(p + 4, "coder");
-    return 0;
-}
-
-const char *model_capability(const char *name, const char *family)
-{
-    static const struct { const char *pattern, *capability; } patterns[] = {
-        { "deepseek-r1", "reasoning" }, { "qwq", "reasoning" }, { "codestral", "coding" },
-        { "deepseek-coder", "coding" }, { "codellama", "coding" }, { "starcoder", "coding" },
-    };
-    static const struct { const char *family, *capability; } families[] = {
-        { "qwen", "coding" }, { "qwen2", "coding" }, { "qwen3", "coding" }, { "qwen3moe", "coding" },
-        { "qwen3-coder", "coding" }, { "qwen2.5-coder", "coding" }, { "codellama", "coding" },
-        { "deepseek-coder", "coding" }, { "deepseek2", "coding" }, { "starcoder", "coding" },
-        { "codestral", "coding" },
-        { "llama", "reasoning" }, { "mistral", "reasoning" }, { "minimaxm2", "reasoning" },
-        { "phi", "fast" }, { "phi3", "fast" }, { "gemma", "fast" }, { "gemma3", "fast" },
-        { "tinyllama", "fast" },
-    };
-    if (name) {
-        for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
-            if (contains_ci(name, patterns[i].pattern))
-                return patterns[i].capability;
-            if (i == 3 && qwen_coder(name))     /* keeps the original's order of patterns */
-                return "coding";
-        }
-    }
-    if (family)
-        for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
-            if (strcasecmp(family, families[i].family) == 0)
-                return families[i].capability;
-    return "general";
 }
 
 /* ===== versions ===== */

@@ -1,5 +1,5 @@
-/* Facts about Ollama models and servers, as pure C (no Lua): names, sizes, tiers,
- * capabilities, versions, VRAM. Exposed to Lua by models.c; unit-tested in tests/c.
+/* The grammar of Ollama models and servers, as pure C (no Lua): names, sizes, versions,
+ * VRAM. What names mean (capabilities, tiers) is data in scripts/codeassist/catalogue.lua. Exposed to Lua by models.c; unit-tested in tests/c.
  *
  * Names follow Ollama's grammar (types/model/name.go): [host/][namespace/]model[:tag][@digest]
  * with defaults registry.ollama.ai / library / latest; a ':' is the tag separator only after
@@ -36,12 +36,6 @@ int model_name_distance(const char *a, const char *b, int limit);
 
 /* "137M", "3.2B", "30.5B", "1.5T", "8B", "7" (billions assumed) -> parameters; -1 if unreadable. */
 double model_parameters(const char *size);
-
-/* By the real count: small < 7B <= medium < 20B <= large. */
-const char *model_tier(double parameters);
-
-/* coding | reasoning | fast | general, from the name (patterns first) then the family. */
-const char *model_capability(const char *name, const char *family);
 
 /* Compares "0.14.0", "0.32.15", "0.33.0-rc2" (a pre-release sorts before its release):
  * <0, 0, >0; -2 when either is unreadable. */

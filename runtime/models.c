@@ -5,8 +5,6 @@
  *   m.match(name, list)        -> exact entry of list | nil, {nearest names}, err
  *   m.distance(a, b, limit)    -> case-insensitive edit distance, at most limit + 1
  *   m.parameters("30.5B")      -> 30.5e9 | nil
- *   m.tier(parameters)         -> "small" | "medium" | "large" | "unknown"
- *   m.capability(name, family) -> "coding" | "reasoning" | "fast" | "general"
  *   m.version_compare(a, b)    -> -1 | 0 | 1 | nil, err
  *   m.vram_estimate(size_bytes, ctx [, layers, kv_width]) -> bytes */
 #include <string.h>
@@ -130,18 +128,6 @@ static int l_parameters(lua_State *L)
     return 1;
 }
 
-static int l_tier(lua_State *L)
-{
-    lua_pushstring(L, model_tier(lua_isnumber(L, 1) ? lua_tonumber(L, 1) : -1));
-    return 1;
-}
-
-static int l_capability(lua_State *L)
-{
-    lua_pushstring(L, model_capability(luaL_optstring(L, 1, NULL), luaL_optstring(L, 2, NULL)));
-    return 1;
-}
-
 static int l_version_compare(lua_State *L)
 {
     const char *a = luaL_checkstring(L, 1), *b = luaL_checkstring(L, 2);
@@ -170,8 +156,6 @@ int luaopen_models_core(lua_State *L)
         { "match",           l_match },
         { "distance",        l_distance },
         { "parameters",      l_parameters },
-        { "tier",            l_tier },
-        { "capability",      l_capability },
         { "version_compare", l_version_compare },
         { "vram_estimate",   l_vram_estimate },
         { NULL, NULL }

@@ -239,8 +239,7 @@ function M.ollama_host_url(value)
   return ("%s://%s:%s%s"):format(scheme, host, port or default_port, path)
 end
 
--- Where a setting came from, for the doctor and errors: "built-in default", "environment
--- (OLLAMA_HOST)", ".claude/autonomous.yml:12". cfg.source.origins maps dotted paths to these.
+-- Settings the environment gave: cfg.source.origins maps a dotted path to the variable.
 local function set_origin(cfg, path, origin)
   cfg.source.origins[path] = origin
 end
@@ -253,7 +252,7 @@ local function apply_env(cfg, getenv)
   local host, why = M.ollama_host_url(raw_host)
   if host then
     cfg.providers.ollama.base_url = host
-    set_origin(cfg, "providers.ollama.base_url", "environment (OLLAMA_HOST)")
+    set_origin(cfg, "providers.ollama.base_url", "OLLAMA_HOST")
   elseif why then
     problems[#problems + 1] = "OLLAMA_HOST=" .. why .. " (e.g. OLLAMA_HOST=gpu-box:11434 or http://gpu-box:11434)"
   end
@@ -261,7 +260,7 @@ local function apply_env(cfg, getenv)
   if base and not base:match("^%s*$") then
     if base:match("^https?://[^/%s]+") then
       cfg.providers.anthropic.base_url = base
-      set_origin(cfg, "providers.anthropic.base_url", "environment (ANTHROPIC_BASE_URL)")
+      set_origin(cfg, "providers.anthropic.base_url", "ANTHROPIC_BASE_URL")
     else
       problems[#problems + 1] = ("ANTHROPIC_BASE_URL='%s' is not an http:// or https:// address "
         .. "(e.g. ANTHROPIC_BASE_URL=https://api.anthropic.com)"):format(base)
@@ -272,6 +271,16 @@ local function apply_env(cfg, getenv)
   if cfg.providers.anthropic.api_key == "" then cfg.providers.anthropic.api_key = nil end
   if cfg.providers.anthropic.auth_token == "" then cfg.providers.anthropic.auth_token = nil end
   return problems
+end
+
+-- A setting named with where its value came from, for messages: "OLLAMA_HOST",
+-- "providers.ollama.base_url (.claude/autonomous.yml:7)", "providers.ollama.base_url (built-in default)".
+function M.origin(cfg, dotted)
+  local parts = {}
+  for part in dotted:gmatch("[^.]+") do parts[#parts + 1] = part end
+  local pos = M.position(cfg, unpack(parts))
+  if pos then return dotted .. " (" .. pos .. ")" end
+  return cfg.source.origins[dotted] or (dotted .. " (built-in default)")
 end
 
 -- The file position of a key path ("providers", "gate_providers", "review"), if the file

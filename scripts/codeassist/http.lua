@@ -19,6 +19,7 @@ local sched = require "codeassist.sched"
 local task = require "codeassist.task"
 local cjson = require "cjson.safe"
 local errors = require "codeassist.errors"
+local json = require "codeassist.json"
 local ffi = require "ffi"
 
 local M = {}
@@ -287,13 +288,21 @@ function Response:lines()
 end
 
 -- GET url (or POST opts.body encoded as JSON) and decode the JSON answer: the document, or
--- nil and a failure (a body that is not JSON is kind "protocol").
+-- nil and a failure (a body that is not JSON is kind "protocol"). opts: {body, headers, timeout}.
 function M.json(url, opts)
   errors.argcheck(type(url) == "string", "http.json: url must be a string, not a %s", type(url))
   opts = opts or {}
-  local res, err = M.request{ url = url, method = opts.body and "POST" or "GET",
-    body = opts.body and cjson.encode(opts.body) or nil,
-    headers = opts.body and { ["content-type"] = "application/json" } or nil, timeout = opts.timeout }
+  local headers = {}
+  for k, v in pairs(opts.headers or {}) do headers[k] = v end
+  local body
+  if opts.body ~= nil then
+    local e
+    body, e = json.encode(opts.body)
+    errors.argcheck(body ~= nil, "http.json: the body cannot be encoded: %s", tostring(e))
+    headers["content-type"] = "application/json"
+  end
+  local res, err = M.request{ url = url, method = body and "POST" or "GET", body = body,
+    headers = headers, timeout = opts.timeout }
   if not res then return nil, err end
   local text, e = res:body()
   if not text then return nil, e end

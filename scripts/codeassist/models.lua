@@ -1,76 +1,101 @@
--- `codeassist models [--vram GB]`: what the Ollama server has (size, capability, tier), and
--- the setup guide's recommendations for that much GPU memory — installed or with the
--- `ollama pull` line.
-local http = require "codeassist.http"
+-- `codeassist models [--vram GB] [--json]`: what the Ollama server has (size, capability,
+-- tier), and the setup guide's recommendations for that much GPU memory — installed, or with
+-- the `ollama pull` line. When the server cannot be reached, it says so and offers no pulls
+-- (it cannot know what is installed).
+local api = require "codeassist.ollama_api"
 local models = require "codeassist.models_core"
+local catalogue = require "codeassist.catalogue"
+local events = require "codeassist.events"
 local term = require "codeassist.term"
+local json = require "codeassist.json"
+local tty = require "codeassist.tty"
 
 local M = {}
 
 local GB = 1024 ^ 3
+local DEFAULT_VRAM = 24
 
--- reference/ollama-setup.md, "Model Recommendations by GPU".
-M.RECOMMENDATIONS = {
-  { min_gb = 24, label = "RTX 3090 / RTX 4090 (24GB)", models = {
-    { "qwen3-coder", 18, "Agentic coding, 256K context" },
-    { "qwen2.5-coder:32b", 18, "Fast code completion" },
-    { "qwq:32b", 20, "Reasoning + coding" },
-    { "deepseek-coder-v2:16b", 10, "GPT-4 level coding" },
-    { "codestral:22b", 13, "IDE/FIM, 80+ langs" } } },
-  { min_gb = 10, label = "RTX 3080 / RTX 4080 (10-16GB)", models = {
-    { "deepseek-coder-v2:16b", 10, "GPT-4 level coding" },
-    { "codestral:22b", 13, "IDE/FIM, 80+ langs" },
-    { "qwen2.5-coder:14b", 9, "Code completion" } } },
-  { min_gb = 0, label = "RTX 3070 / Consumer (8GB)", models = {
-    { "qwen2.5-coder:7b", 5, "Code completion" },
-    { "deepseek-coder:6.7b", 4, "Coding" },
-    { "codellama:7b", 4, "Coding" } } },
-}
-
-function M.recommendations(vram_gb)
-  for _, r in ipairs(M.RECOMMENDATIONS) do
-    if vram_gb >= r.min_gb then return r end
+local function server_text(ev, p)
+  local r = ev.report
+  if not r.reachable then
+    return p.bad(("Could not list models at %s: %s"):format(r.url, r.error)) .. "\n    → " .. r.remedy
   end
+  local lines = { ("Ollama at %s: %d models"):format(r.url, #r.models) }
+  local rows = {}
+  for _, m in ipairs(r.models) do
+    rows[#rows + 1] = { m.name, tostring(m.parameter_size), ("%.1fGB"):format((m.size or 0) / GB), m.capability, m.tier }
+  end
+  for _, line in ipairs(tty.columns(rows, "  ")) do lines[#lines + 1] = line end
+  return table.concat(lines, "\n")
 end
 
+local function recommendations_text(ev, p)
+  local r = ev.report
+  local lines = { "", ("Recommended for %gGB of VRAM (%s) — %s:"):format(r.vram_gb, r.vram_origin, r.label) }
+  for _, m in ipairs(r.recommended) do
+    local mark = not r.reachable and "·" or m.installed and p.green("✓") or p.yellow("·")
+    lines[#lines + 1] = ("  %s %-24s %3dGB  %s%s"):format(mark, m.name, m.vram_gb, m.use,
+      m.installed and ("  (installed as " .. m.installed .. ")") or "")
+  end
+  if r.reachable and #r.pulls > 0 then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "To install the missing ones:"
+    for _, name in ipairs(r.pulls) do lines[#lines + 1] = "  ollama pull " .. name end
+  elseif not r.reachable then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "(The server could not be asked what is installed; start it and run this again.)"
+  end
+  return table.concat(lines, "\n")
+end
+
+M.formats = { ["models.server"] = server_text, ["models.recommendations"] = recommendations_text }
+
+-- The report: {url, reachable, error, models, vram_gb, vram_origin, label, recommended, pulls}.
+function M.report(cfg, opts)
+  local base = cfg.providers.ollama.base_url
+  base = type(base) == "table" and base[1] or base
+  local r = { url = api.root(base), models = json.array{}, pulls = json.array{}, recommended = json.array{} }
+  local list, err = api.tags{ base_url = base, api_key = cfg.providers.ollama.api_key, timeout = opts.timeout or 5 }
+  r.reachable = list ~= nil
+  if not list then
+    r.error = err.message
+    r.remedy = require("codeassist.providers.ollama").unreachable_problem(r.url, err).remedy
+  end
+  local installed = {}
+  for _, m in ipairs(list or {}) do
+    r.models[#r.models + 1] = { name = m.name, parameter_size = m.parameter_size, size = m.size,
+                                capability = m.capability, tier = m.tier }
+    installed[#installed + 1] = m.name
+  end
+  if opts.vram_gb then r.vram_gb, r.vram_origin = opts.vram_gb, "--vram"
+  elseif cfg.providers.ollama.vram_gb then r.vram_gb, r.vram_origin = cfg.providers.ollama.vram_gb, "providers.ollama.vram_gb"
+  else r.vram_gb, r.vram_origin = DEFAULT_VRAM, "default; set providers.ollama.vram_gb or --vram" end
+  local rec = catalogue.recommendations(r.vram_gb)
+  r.label = rec.label
+  for _, m in ipairs(rec.models) do
+    local have = list and models.match(m[1], installed) or nil
+    r.recommended[#r.recommended + 1] = { name = m[1], vram_gb = m[2], use = m[3], installed = have }
+    if list and not have then r.pulls[#r.pulls + 1] = m[1] end
+  end
+  return r
+end
+
+-- opts: {vram_gb, config, timeout, json}; returns the exit code (1 when the server is down).
 function M.main(opts)
   local config = require "codeassist.config"
-  local cfg = config.load{ path = opts.config ~= config.DEFAULT_PATH and opts.config or nil }
-  local color = term.color("stdout")
-  local function mark(ok) return color and (ok and "\27[32m✓\27[0m" or "\27[33m·\27[0m") or (ok and "✓" or "-") end
-  local base = cfg.providers.ollama.base_url
-  base = (type(base) == "table" and base[1] or base):gsub("/+$", "")
-  local t = opts.timeout or 5
-  local tags, err = http.json(base .. "/api/tags", { timeout = { connect = t, first_byte = t, total = 2 * t } })
-  local installed = {}
-  if not tags then
-    io.stdout:write(("✗ Could not list models at %s: %s\n"):format(base, err.message))
+  local cfg = config.load{ path = opts.config }
+  for _, w in ipairs(cfg.source.warnings or {}) do io.stderr:write("codeassist: warning: ", w, "\n") end
+  local report = M.report(cfg, opts)
+  if opts.json then
+    io.stdout:write(assert(json.encode(report)), "\n")
   else
-    print(("Ollama at %s: %d models"):format(base, #(tags.models or {})))
-    for _, m in ipairs(tags.models or {}) do
-      local d = m.details or {}
-      local params = models.parameters(d.parameter_size)
-      installed[#installed + 1] = m.name
-      print(("  %-32s %7s %7.1fGB  %-9s %s"):format(m.name, tostring(d.parameter_size), (m.size or 0) / GB,
-        models.capability(m.name, d.family), models.tier(params)))
-    end
+    local bus = events.new()
+    bus:add(events.text(io.stdout, { formats = M.formats, color = term.color("stdout") }))
+    bus:emit("models.server", { report = report })
+    bus:emit("models.recommendations", { report = report })
+    bus:close()
   end
-  local vram = opts.vram_gb or cfg.providers.ollama.vram_gb or 24
-  local rec = M.recommendations(vram)
-  print()
-  print(("Recommended for %gGB of VRAM — %s:"):format(vram, rec.label))
-  local missing = {}
-  for _, r in ipairs(rec.models) do
-    local have = models.match(r[1], installed)
-    print(("  %s %-24s %3dGB  %s%s"):format(mark(have), r[1], r[2], r[3], have and ("  (installed as " .. have .. ")") or ""))
-    if not have then missing[#missing + 1] = r[1] end
-  end
-  if #missing > 0 then
-    print()
-    print("To install the missing ones:")
-    for _, name in ipairs(missing) do print("  ollama pull " .. name) end
-  end
-  return tags and 0 or 1
+  return report.reachable and 0 or 1
 end
 
 return M

@@ -1,4 +1,4 @@
-/* Model names, sizes, tiers, capabilities, versions and VRAM estimates. */
+/* Model names, sizes, versions and VRAM estimates (tiers and capabilities: tests/spec/catalogue_spec.lua). */
 #include <string.h>
 
 #include "model_facts.h"
@@ -61,23 +61,7 @@ int main(void)
     ok(model_parameters("7") == 7e9, "a bare number is billions");
     ok(model_parameters("") < 0 && model_parameters("big") < 0 && model_parameters(NULL) < 0, "unreadable sizes");
 
-    is_str(model_tier(model_parameters("137M")), "small", "137M is small (the original said large)");
-    is_str(model_tier(model_parameters("3.2B")), "small", "3.2B is small");
-    is_str(model_tier(model_parameters("7B")), "medium", "7B is medium");
-    is_str(model_tier(model_parameters("14.8B")), "medium", "14.8B is medium");
-    is_str(model_tier(model_parameters("20B")), "large", "20B is large");
-    is_str(model_tier(model_parameters("30.5B")), "large", "30.5B is large");
-    is_str(model_tier(-1), "unknown", "unknown size");
 
-    is_str(model_capability("qwen3-coder:latest", "qwen3moe"), "coding", "qwen3-coder: coding");
-    is_str(model_capability("qwq:32b", "qwen2"), "reasoning", "qwq: reasoning by name before family");
-    is_str(model_capability("deepseek-r1:14b", "qwen2"), "reasoning", "deepseek-r1: reasoning");
-    is_str(model_capability("codestral:22b", "llama"), "coding", "codestral: coding");
-    is_str(model_capability("Qwen2.5-Coder:32b", "qwen2"), "coding", "qwen.*coder, any case");
-    is_str(model_capability("llama3.2:latest", "llama"), "reasoning", "the llama family");
-    is_str(model_capability("gemma3:4b", "gemma3"), "fast", "the gemma3 family");
-    is_str(model_capability("nomic-embed-text:latest", "nomic-bert"), "general", "otherwise general");
-    is_str(model_capability(NULL, NULL), "general", "nothing known");
 
     ok(server_version_compare("0.14.0", "0.14.0") == 0, "equal versions");
     ok(server_version_compare("0.13.5", "0.14.0") < 0, "0.13.5 < 0.14.0");

@@ -272,20 +272,60 @@ gates:
 end)
 
 describe("codeassist models", function()
+  local sim
+  setup(function() sim = support.simulator() end)
+  teardown(function() sim:stop(); support.cleanup() end)
+
+  local function models(dir, args)
+    local argv = { "models" }
+    for _, a in ipairs(args) do argv[#argv + 1] = a end
+    return support.codeassist(argv, { cwd = dir, env = { NO_COLOR = "1", OLLAMA_HOST = false } })
+  end
+
   it("lists the server's models and the recommendations for the GPU, with pull lines", function()
-    local sim = support.simulator()
     local dir = project(ollama_config(sim.url))
-    local r = support.codeassist({ "models", "--vram", "24" }, { cwd = dir, env = { NO_COLOR = "1", OLLAMA_HOST = false } })
+    local r = models(dir, { "--vram", "24" })
     assert.are.equal(0, r.code, r.stderr)
     assert.matches("Ollama at " .. sim.url:gsub("%p", "%%%0") .. ": 5 models", r.stdout)
     assert.matches("qwen3%-coder:latest +30%.5B +18%.6GB +coding +large", r.stdout)
-    assert.matches("Recommended for 24GB of VRAM — RTX 3090 / RTX 4090 %(24GB%)", r.stdout)
+    assert.matches("Recommended for 24GB of VRAM %(%-%-vram%) — RTX 3090 / RTX 4090 %(24GB%)", r.stdout)
     assert.matches("✓ qwen3%-coder +18GB +Agentic coding, 256K context +%(installed as qwen3%-coder:latest%)", r.stdout)
     assert.matches("ollama pull qwq:32b", r.stdout)
-    r = support.codeassist({ "models", "--vram", "8" }, { cwd = dir, env = { NO_COLOR = "1", OLLAMA_HOST = false } })
+    r = models(dir, { "--vram", "8" })
     assert.matches("RTX 3070 / Consumer %(8GB%)", r.stdout)
     assert.matches("ollama pull qwen2%.5%-coder:7b", r.stdout)
-    sim:stop()
-    support.cleanup()
+  end)
+
+  it("reads vram_gb from the config when --vram is not given", function()
+    local dir = project(ollama_config(sim.url, "    vram_gb: 12\n"))
+    local r = models(dir, {})
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("Recommended for 12GB of VRAM %(providers%.ollama%.vram_gb%) — RTX 3080 / RTX 4080", r.stdout)
+  end)
+
+  it("says nothing about pulls when the server is down, and exits 1", function()
+    local dir = project(ollama_config(support.closed_port_url()))
+    local r = models(dir, { "--vram", "24" })
+    assert.are.equal(1, r.code)
+    assert.matches("Could not list models at http://127%.0%.0%.1:%d+: GET .*connect", r.stdout)
+    assert.matches("→ Is Ollama running there%? Check with `systemctl status ollama`", r.stdout)
+    assert.not_matches("ollama pull", r.stdout)
+    assert.not_matches("✓", r.stdout)
+    assert.matches("could not be asked what is installed", r.stdout)
+  end)
+
+  it("gives the same as JSON", function()
+    local dir = project(ollama_config(sim.url))
+    local r = models(dir, { "--vram", "24", "--json" })
+    assert.are.equal(0, r.code, r.stderr)
+    local doc = cjson.decode(r.stdout)
+    assert.is_true(doc.reachable)
+    assert.are.equal(5, #doc.models)
+    assert.are.equal(24, doc.vram_gb)
+    assert.are.equal("qwen3-coder:latest", doc.recommended[1].installed)
+    local pulls = {}
+    for _, n in ipairs(doc.pulls) do pulls[n] = true end
+    assert.is_true(pulls["qwq:32b"])
+    assert.is_nil(pulls["qwen3-coder"])
   end)
 end)

@@ -44,6 +44,12 @@ function M.write(path, content)
   return path
 end
 
+-- A loopback URL where nothing listens: a port that was bound, then closed (connection refused).
+function M.closed_port_url()
+  local r = M.sh([[python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1]); s.close()"]])
+  return "http://127.0.0.1:" .. r.stdout:gsub("%s+$", "")
+end
+
 -- Process ids whose process group is pgid, zombies included (read from /proc, no ps needed).
 function M.group_members(pgid)
   local members = {}

@@ -151,4 +151,23 @@ function M.complete(settings, route, req, opts)
   return msg
 end
 
+-- ===== what the doctor checks =====
+
+-- Problems of a Claude route (facts.claude from doctor/collect.lua); each {check, message,
+-- remedy, severity}.
+function M.assess_route(route, gate, facts)
+  local c = facts.claude
+  local list = {}
+  if c.base_url:match("/v1/?$") then
+    list[#list + 1] = { check = "base_url", severity = "error",
+      message = ("%s ends in /v1; requests would go to %s/v1/..."):format(c.origin or c.base_url, c.base_url),
+      remedy = ("Use the server root: %s (codeassist adds the API path itself)"):format((c.base_url:gsub("/v1/?$", ""))) }
+  end
+  if not c.key_set and not c.token_set then
+    list[#list + 1] = { check = "credentials", severity = "error", message = "ANTHROPIC_API_KEY is not set",
+      remedy = "export ANTHROPIC_API_KEY=sk-ant-... (or ANTHROPIC_AUTH_TOKEN), or route this gate to Ollama" }
+  end
+  return list
+end
+
 return M

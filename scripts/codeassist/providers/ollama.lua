@@ -2,7 +2,7 @@
 -- size the context window per request (options.num_ctx), keep a model loaded (keep_alive) and
 -- constrain a verdict with a JSON schema (format). Internal messages are Anthropic content
 -- blocks; this file translates at the edge both ways.
-local http = require "codeassist.http"
+local api = require "codeassist.ollama_api"
 local cjson = require "cjson.safe"
 
 local M = {}
@@ -11,15 +11,6 @@ M.MIN_CTX = 4096
 M.CTX_STEP = 1024
 
 local failure = require("codeassist.errors").failure
-
--- A reverse proxy in front of Ollama may want a key: sent only to Ollama's own base URL.
-function M.headers(settings)
-  local h = { ["content-type"] = "application/json", accept = "application/x-ndjson" }
-  if settings.api_key and settings.api_key ~= "" and settings.api_key ~= "ollama" then
-    h.authorization = "Bearer " .. settings.api_key
-  end
-  return h
-end
 
 local function text_of(content)
   if type(content) == "string" then return content end
@@ -152,19 +143,246 @@ function M.read_stream(res, on_event)
   return msg
 end
 
+-- settings: {base_url, api_key (for a reverse proxy; sent only there), keep_alive}.
 function M.complete(settings, route, req, opts)
   opts = opts or {}
-  local base = settings.base_url:gsub("/+$", "")
   local body = M.body(req, route, opts)
-  local res, err = http.request{
-    method = "POST", url = base .. "/api/chat", stream = "ndjson",
-    headers = M.headers(settings), body = cjson.encode(body),
-    timeout = opts.timeout or { connect = 10, first_byte = 900, idle = 180 },
-  }
+  local res, err = api.chat(settings, body, opts.timeout or { connect = 10, first_byte = 900, idle = 180 })
   if not res then return nil, err end
   local msg, e = M.read_stream(res, opts.on_event)
   if msg then msg.num_ctx = body.options.num_ctx end
   return msg, e
+end
+
+-- ===== what the doctor checks (facts from doctor/collect.lua) =====
+-- Each problem: {check, message, remedy, severity = "error" | "warning"}. The remedies are
+-- the setup guide's troubleshooting table (reference/ollama-setup.md).
+
+local models_core = require "codeassist.models_core"
+
+local GB = 1024 ^ 3
+M.GB = GB
+
+local function host_of(url)
+  return url:match("^%a+://%[([^%]]+)%]") or url:match("^%a+://([^/:]+)") or url
+end
+
+-- *.ts.net names and 100.64.0.0/10 (Tailscale's range).
+function M.is_tailnet(host)
+  if host:lower():match("%.ts%.net$") then return true end
+  local a, b = host:match("^(%d+)%.(%d+)%.%d+%.%d+$")
+  a, b = tonumber(a), tonumber(b)
+  return a == 100 and b and b >= 64 and b <= 127
+end
+
+local function problem(check, message, remedy, severity)
+  return { check = check, message = message, remedy = remedy, severity = severity or "error" }
+end
+
+function M.unreachable_problem(url, err, origin)
+  local host = host_of(url)
+  local k = err.kind
+  local where = origin and (" (" .. origin .. ")") or ""
+  if k == "connect" then
+    return problem("reachable", "Connection refused at " .. url,
+      "Is Ollama running there? Check with `systemctl status ollama` (or start it: `ollama serve`); check base_url" .. where)
+  elseif k:find("^timeout") then
+    if M.is_tailnet(host) then
+      return problem("reachable", ("Connection timeout to %s (%s)"):format(url, k),
+        ("Check Tailscale: `tailscale ping %s`, and `tailscale status` on both machines"):format(host))
+    end
+    return problem("reachable", ("Connection timeout to %s (%s)"):format(url, k),
+      "Is the machine up and port 11434 open? On the server, Ollama must listen on the network "
+        .. "(OLLAMA_HOST=0.0.0.0:11434); a first request can be slow while a model loads")
+  elseif k == "dns" then
+    return problem("reachable", ("Cannot resolve %s"):format(host),
+      "Check the host name in base_url" .. where .. (M.is_tailnet(host) and "; is Tailscale up (`tailscale status`)?" or ""))
+  elseif k == "proxy" then
+    return problem("reachable", err.message,
+      "Check the proxy variables (http_proxy, https_proxy), or add this host to no_proxy")
+  elseif k == "tls" then
+    return problem("reachable", err.message, "Check the server's certificate, or give ca_file for a private CA")
+  elseif k == "http" then
+    return problem("reachable", ("%s answered HTTP %d to /api/version"):format(url, err.status),
+      "Is this an Ollama server? base_url must be the server root, e.g. http://host:11434")
+  end
+  return problem("reachable", err.message, "Check base_url" .. where .. " and the server")
+end
+
+function M.v1_problem(url, origin)
+  local root = url:gsub("/v1/?$", "")
+  return problem("base_url", ("%s ends in /v1; requests would go to %s/v1/..."):format(origin or url, url),
+    ("Use the server root: %s (codeassist adds the API path itself)"):format(root))
+end
+
+-- Problems of one server, whatever route uses it.
+function M.assess_server(s, cfg)
+  local list = {}
+  if s.v1 then
+    list[#list + 1] = M.v1_problem(s.url, s.origin)
+    return list
+  end
+  if s.error then
+    list[#list + 1] = M.unreachable_problem(s.url, s.error, s.origin)
+    return list
+  end
+  if s.tags_error then
+    list[#list + 1] = problem("models", "Could not list models: " .. s.tags_error.message,
+      "Check the server's log (`journalctl -u ollama`)")
+    return list
+  end
+  if #s.models == 0 then
+    list[#list + 1] = problem("models", "No models found",
+      "Pull one with: ollama pull " .. (cfg.providers.ollama.model or "qwen3-coder"), "warning")
+  end
+  if cfg.providers.ollama.protocol == "anthropic" then
+    local cmp = s.version and models_core.version_compare(s.version, "0.14.0")
+    if not cmp or cmp < 0 then
+      list[#list + 1] = problem("version",
+        ("Ollama %s has no Anthropic-compatible /v1/messages (protocol: anthropic needs 0.14.0 or newer)"):format(tostring(s.version)),
+        "Upgrade Ollama on the server (`curl -fsSL https://ollama.com/install.sh | sh`), or set providers.ollama.protocol: native")
+    end
+  end
+  return list
+end
+
+-- Problems of a model on one server for one gate.
+local function model_problems(m, s, gate, cfg, opts)
+  local list = {}
+  if not m.name then
+    list[#list + 1] = problem("installed", ("%s is not installed on %s"):format(m.requested, s.url),
+      ("ollama pull %s"):format(models_core.display(m.requested) or m.requested)
+        .. (#m.nearest > 0 and ("   (installed and close: %s)"):format(table.concat(m.nearest, ", ")) or ""))
+    return list
+  end
+  if m.show_error then
+    list[#list + 1] = problem("show", ("Could not read %s's details: %s"):format(m.name, m.show_error.message),
+      "Check the server's log (`journalctl -u ollama`)")
+    return list
+  end
+  local f = m.show
+  if f.has_capabilities and gate.tools and not f.capabilities.tools then
+    list[#list + 1] = problem("tools", ("%s cannot call tools, and the %s gate needs them"):format(m.name, gate.name),
+      "Route this gate to a tools-capable model (e.g. qwen3-coder, qwen3, gpt-oss, llama3.1+)")
+  end
+  if f.context_length and gate.context and f.context_length < gate.context then
+    list[#list + 1] = problem("context",
+      ("%s's context window is %d tokens; the %s gate needs about %d"):format(m.name, f.context_length, gate.name, gate.context),
+      "Route this gate to a model with a larger context (e.g. qwen3-coder: 256K)")
+  end
+  -- /v1/messages cannot size the window per request: what the server allocated is it.
+  local loaded = s.loaded and s.loaded[m.name]
+  if loaded and cfg.providers.ollama.protocol == "anthropic" and gate.context
+     and loaded.context_length and loaded.context_length < gate.context then
+    list[#list + 1] = problem("window",
+      ("%s is loaded with a %d-token window; the %s gate needs about %d and Ollama would silently drop the rest")
+        :format(m.name, loaded.context_length, gate.name, gate.context),
+      ("Set OLLAMA_CONTEXT_LENGTH=%d (or more) on the server, or use providers.ollama.protocol: native, "
+        .. "which sizes the window per request"):format(gate.context))
+  end
+  local vram = opts.vram_gb
+  if vram and m.size then
+    local ctx = gate.context or 8192
+    local weights = models_core.vram_estimate(m.size, 0, f.layers or 0, f.kv_width or 0)
+    local need = models_core.vram_estimate(m.size, ctx, f.layers or 0, f.kv_width or 0)
+    if weights > vram * GB then
+      list[#list + 1] = problem("vram",
+        ("%s needs about %.1f GB for its weights alone; the GPU has %g GB"):format(m.name, weights / GB, vram),
+        ("Use a smaller model (see `codeassist models --vram %g`) or check `nvidia-smi`"):format(vram))
+    elseif need > vram * GB then
+      -- Ollama still runs it, with part of the model on the CPU: slower, not broken
+      list[#list + 1] = problem("vram",
+        ("%s needs about %.1f GB with a %d-token context; the GPU has %g GB, so part of it will run on the CPU (slower)")
+          :format(m.name, need / GB, ctx, vram),
+        "Use a smaller model or quantisation, or a smaller context for this gate", "warning")
+    end
+  end
+  return list
+end
+
+local function blocking(list)
+  for _, p in ipairs(list) do if p.severity == "error" then return true end end
+  return false
+end
+
+-- Problems of an Ollama route for a gate. With a pool of servers the route is usable when one
+-- of them can serve it; what is wrong with the others is then a warning (calls fail over).
+function M.assess_route(route, gate, facts, cfg, opts)
+  local per_server, usable_servers = {}, 0
+  for _, s in ipairs(facts.ollama_list) do
+    local list = {}
+    for _, p in ipairs(M.assess_server(s, cfg)) do list[#list + 1] = p end
+    if not s.error and not s.v1 and not s.tags_error then
+      if not route.model then
+        list[#list + 1] = problem("model", "no model is configured for this gate",
+          "set providers.ollama.model, or a model in the preset's route for " .. gate.name)
+      else
+        local m = facts.models[s.url .. "|" .. route.model]
+        if m then
+          for _, p in ipairs(model_problems(m, s, gate, cfg, opts)) do list[#list + 1] = p end
+        end
+      end
+    end
+    per_server[#per_server + 1] = list
+    if not blocking(list) then usable_servers = usable_servers + 1 end
+  end
+  local out = {}
+  for i, list in ipairs(per_server) do
+    for _, p in ipairs(list) do
+      local copy = {}
+      for k, v in pairs(p) do copy[k] = v end
+      if usable_servers > 0 and copy.severity == "error" then
+        copy.severity = "warning"
+        copy.message = copy.message .. " (another server of the pool serves it)"
+      end
+      if #per_server > 1 then copy.server = facts.ollama_list[i].url end
+      -- a server's "no models" warning is said once, in its own section
+      if not (copy.check == "models" and copy.severity == "warning") then out[#out + 1] = copy end
+    end
+  end
+  return out
+end
+
+-- Models one parallel group loads together that cannot all fit at once: warnings.
+function M.assess_groups(report, facts, plan, opts)
+  if not opts.vram_gb then return {} end
+  local groups = {}
+  for _, e in ipairs(report.gates) do
+    if e.provider == "ollama" and e.usable then
+      for _, s in ipairs(facts.ollama_list) do
+        local m = facts.models[s.url .. "|" .. tostring(e.model)]
+        if m and m.name and m.size then
+          local key = s.url .. "|" .. tostring(e.group)
+          groups[key] = groups[key] or { url = s.url, group = e.group, models = {} }
+          local g = groups[key]
+          local ctx = (plan.gates[e.gate] or {}).context or 8192
+          local seen = g.models[m.name]
+          if not seen or ctx > seen.ctx then g.models[m.name] = { m = m, ctx = ctx } end
+        end
+      end
+    end
+  end
+  local out = {}
+  local keys = {}
+  for k in pairs(groups) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local g, names, total = groups[k], {}, 0
+    for n, x in pairs(g.models) do
+      names[#names + 1] = n
+      local f = x.m.show or {}
+      -- each model with the largest context any gate of the group gives it
+      total = total + models_core.vram_estimate(x.m.size, x.ctx, f.layers or 0, f.kv_width or 0)
+    end
+    table.sort(names)
+    if #names > 1 and total > opts.vram_gb * GB then
+      out[#out + 1] = problem("vram",
+        ("parallel group %s loads %s together (about %.1f GB) but the GPU has %g GB: they will be loaded in turn")
+          :format(tostring(g.group), table.concat(names, " + "), total / GB, opts.vram_gb),
+        "Give these gates the same model, move one to another group, or use smaller models", "warning")
+    end
+  end
+  return out
 end
 
 return M

@@ -1,0 +1,276 @@
+-- The doctor's report: its shape (what --json prints) and how each section reads as text.
+-- Text comes from formats, one per event (see codeassist.events): the header at once, a
+-- section per server as its checks finish, each probe's result, then the gates, problems and
+-- verdict. The seed's lines are kept: "✓ Server reachable", "Matched: ...", "Capability: ...".
+local json = require "codeassist.json"
+local tty = require "codeassist.tty"
+
+local M = {}
+
+local GB = 1024 ^ 3
+
+function M.provider_label(provider)
+  return provider == "anthropic" and "claude" or provider
+end
+
+-- Gates in the order they run: parallel group, then name; the agent first.
+function M.gate_order(plan)
+  local names = {}
+  for name in pairs(plan.routes) do names[#names + 1] = name end
+  table.sort(names, function(a, b)
+    local ga, gb = (plan.gates[a] or {}).parallel_group or 0, (plan.gates[b] or {}).parallel_group or 0
+    if ga ~= gb then return ga < gb end
+    return a < b
+  end)
+  return names
+end
+
+function M.new_report(cfg, plan, opts)
+  local targets = {}
+  for _, k in ipairs{ "target_score", "max_iterations", "iteration_delay" } do
+    targets[k] = { value = plan[k], origin = plan.origins[k] }
+  end
+  return {
+    preset = plan.name, preset_source = plan.source, extends = plan.extends,
+    config = cfg.source and cfg.source.path, found_config = cfg.source and cfg.source.found or false,
+    targets = targets, notes = plan.notes,
+    vram_gb = opts.vram_gb, vram_origin = opts.vram_origin,
+    gates = {}, servers = {}, probes = {}, warnings = {}, ok = true,
+  }
+end
+
+-- What a server section shows (and --json lists): facts plus the server's own problems.
+function M.server_section(s, facts, cfg, plan, problems)
+  local section = {
+    url = s.url, origin = s.origin, reachable = not s.error and not s.v1 or false,
+    latency_ms = s.latency and math.floor(s.latency * 1000 + 0.5), version = s.version,
+    models = {}, problems = problems,
+  }
+  for _, m in ipairs(s.models) do
+    section.models[#section.models + 1] = { name = m.name, parameter_size = m.parameter_size, size = m.size,
+                                            capability = m.capability, tier = m.tier }
+  end
+  local default = cfg.providers.ollama.model
+  section.configured_model = default
+  if default then
+    local m = facts.models[s.url .. "|" .. default]
+    if m then
+      section.configured = { found = m.name ~= nil, name = m.name, parameter_size = m.parameter_size,
+                             capability = m.capability, tier = m.tier }
+    end
+  else
+    -- only worth saying when some Ollama route has no model of its own
+    for _, r in pairs(plan.routes) do
+      local route = r
+      while route do
+        if route.provider == "ollama" and not route.model then section.needs_default_model = true end
+        route = route.fallback
+      end
+    end
+  end
+  return section
+end
+
+function M.order_servers(report, facts)
+  local index = {}
+  for i, s in ipairs(facts.ollama_list) do index[s.url] = i end
+  table.sort(report.servers, function(a, b) return (index[a.url] or 0) < (index[b.url] or 0) end)
+end
+
+-- ===== text =====
+
+local function fmt_gb(bytes) return ("%.1fGB"):format((bytes or 0) / GB) end
+
+-- "preset presets/ollama_hybrid.lua" -> "ollama_hybrid.lua"; ".claude/autonomous.yml:12" -> "autonomous.yml:12"
+local function short_origin(origin)
+  origin = tostring(origin or "")
+  local file = origin:match("^preset ([^%s]+)")
+  if file then return (file:match("[^/]+$") or file) .. (origin:find("default_route", 1, true) and " (default)" or "") end
+  if origin:match("^flag") then return origin:match("(%-%-[%w-]+)") or origin end
+  if origin:match("^hook") then return "route() hook" end
+  if origin:match("^built%-in default") then return "default" end
+  return origin:match("([^/]+:%d+)") or origin
+end
+M.short_origin = short_origin
+
+-- What the gate table says for each kind of check that failed or warned.
+local FAILED = { installed = "not installed", reachable = "unreachable", tools = "no tool calling",
+                 context = "context too small", vram = "does not fit in VRAM", credentials = "no API key",
+                 probe = "probe failed", version = "server too old", base_url = "base_url ends in /v1",
+                 model = "no model set", show = "no model details", models = "no model list",
+                 window = "window too small" }
+local WARNED = { vram = "partly on the CPU" }
+
+local function header(ev, p)
+  local r = ev.report
+  local lines = {}
+  lines[#lines + 1] = p.bold("codeassist doctor") .. " — preset " .. tostring(r.preset)
+    .. (r.extends and (" (extends " .. r.extends .. ")") or "") .. ", config " .. tostring(r.config)
+    .. (r.found_config and "" or " (not found: defaults)")
+  local t = r.targets
+  lines[#lines + 1] = ("Target: score %s (%s), at most %s iterations (%s), %ss apart (%s)"):format(
+    t.target_score.value, short_origin(t.target_score.origin), t.max_iterations.value,
+    short_origin(t.max_iterations.origin), t.iteration_delay.value, short_origin(t.iteration_delay.origin))
+  return table.concat(lines, "\n")
+end
+
+local function claude_section(ev, p)
+  local c = ev.claude
+  local lines = { "", "Claude API (" .. c.base_url .. "):" }
+  if c.key_set then lines[#lines + 1] = "  " .. p.ok("ANTHROPIC_API_KEY is set")
+  elseif c.token_set then lines[#lines + 1] = "  " .. p.ok("ANTHROPIC_AUTH_TOKEN is set")
+  else lines[#lines + 1] = "  " .. p.bad("ANTHROPIC_API_KEY not set") end
+  return table.concat(lines, "\n")
+end
+
+local function server_text(ev, p)
+  local s = ev.server
+  local lines = { "", "Ollama (" .. s.url .. "):" }
+  local function say(x) lines[#lines + 1] = x end
+  if not s.reachable then
+    for _, pr in ipairs(s.problems) do say("  " .. p.bad(pr.message)) end
+    return table.concat(lines, "\n")
+  end
+  say("  " .. p.ok("Server reachable"))
+  say("  " .. p.ok(("Response time: %dms"):format(s.latency_ms or 0)))
+  say("  " .. p.ok("Server version: " .. tostring(s.version)))
+  say("  " .. (#s.models > 0 and p.ok or p.warn)("Available models: " .. #s.models))
+  for _, m in ipairs(s.models) do
+    say(("    - %s (%s, %s)  %s, %s"):format(m.name, tostring(m.parameter_size), fmt_gb(m.size), m.capability, m.tier))
+  end
+  for _, pr in ipairs(s.problems) do
+    if pr.check ~= "reachable" then say("  " .. (pr.severity == "warning" and p.warn or p.bad)(pr.message)) end
+  end
+  local c = s.configured
+  if s.configured_model and c then
+    if c.found then
+      say("  " .. p.ok("Configured model: " .. s.configured_model))
+      say(("    Matched: %s (%s)"):format(c.name, tostring(c.parameter_size)))
+      say(("    Capability: %s | Tier: %s"):format(c.capability, c.tier))
+    else
+      say("  " .. p.bad(('Configured model "%s" NOT FOUND'):format(s.configured_model)))
+    end
+  elseif s.needs_default_model then
+    say("  " .. p.warn("No model configured. Add 'model: <name>' under providers.ollama."))
+  end
+  return table.concat(lines, "\n")
+end
+
+local function probes_header(ev)
+  return ("\nProbes (%d request%s, one per route):"):format(ev.count, ev.count == 1 and "" or "s")
+end
+
+local function probe_text(ev, p)
+  local r = ev.probe
+  local what = r.route .. (r.tools and " (tools)" or "")
+  if r.ok then
+    return "  " .. p.ok(("%s: %s in %.1fs"):format(what, r.tools and "called the tool" or "answered", r.seconds))
+  end
+  if r.error then return "  " .. p.bad(("%s: %s"):format(what, r.error)) end
+  return "  " .. p.bad(("%s: answered but did not call the tool"):format(what))
+end
+
+local function status_text(e)
+  if e.status == "ok" then return "✓ ok" end
+  if e.status == "warn" then
+    local first = e.problems[1]
+    return "⚠ " .. (WARNED[first.check] or FAILED[first.check] or first.check)
+  end
+  if e.status == "fallback" then return "⚠ via fallback " .. e.fallback.provider .. " " .. tostring(e.fallback.model) end
+  local first
+  for _, pr in ipairs(e.problems) do if pr.severity == "error" then first = first or pr end end
+  first = first or e.problems[1]
+  return "✗ " .. (FAILED[first.check] or first.check)
+end
+
+local function report_text(ev, p)
+  local r = ev.report
+  local lines = { "", "Gates:" }
+  local function say(x) lines[#lines + 1] = x end
+  local rows = { { "GATE", "REQUIRED", "ROUTE", "FROM", "STATUS" } }
+  for _, e in ipairs(r.gates) do
+    rows[#rows + 1] = { e.gate, e.required and "yes" or "no", e.provider .. " " .. tostring(e.model),
+                        short_origin(e.origin), status_text(e) }
+  end
+  for _, line in ipairs(tty.columns(rows, "  ")) do say(line) end
+
+  if #r.notes > 0 then
+    say("")
+    say("Notes:")
+    for _, n in ipairs(r.notes) do say("  - " .. n.message) end
+  end
+
+  -- Problems, each said once with the gates it concerns; ✗ is an error, ⚠ a warning.
+  local problems, seen = {}, {}
+  local function add(pr, gate)
+    local key = pr.severity .. "|" .. pr.message .. "|" .. tostring(pr.remedy)
+    if seen[key] then
+      if gate then seen[key].gates[#seen[key].gates + 1] = gate end
+    else
+      seen[key] = { pr = pr, gates = { gate } }
+      problems[#problems + 1] = seen[key]
+    end
+  end
+  for _, e in ipairs(r.gates) do
+    for _, pr in ipairs(e.problems) do add(pr, e.gate) end
+    if e.fallback then for _, pr in ipairs(e.fallback.problems) do add(pr, e.gate .. " (fallback)") end end
+    if e.fallback_refused and not e.usable then
+      add({ severity = "warning", message = e.fallback_refused, remedy = "Make the route degradable to let it fall back" }, e.gate)
+    end
+  end
+  for _, w in ipairs(r.warnings) do add(w, nil) end
+  if #problems > 0 then
+    say("")
+    say("Problems:")
+    for _, item in ipairs(problems) do
+      local label = #item.gates > 0 and (table.concat(item.gates, ", ") .. ": ") or ""
+      say("  " .. (item.pr.severity == "error" and p.bad or p.warn)(label .. item.pr.message))
+      if item.pr.remedy then say("      → " .. item.pr.remedy) end
+    end
+  end
+  say("")
+  if r.ok then
+    say(p.ok(#problems == 0 and "All providers healthy: every route is usable." or "Every required route is usable."))
+  else
+    local n = 0
+    for _, e in ipairs(r.gates) do if e.status == "fail" and e.required then n = n + 1 end end
+    say(p.bad(("Some providers are unhealthy: %d required route%s not usable."):format(n, n == 1 and " is" or "s are")))
+  end
+  return table.concat(lines, "\n")
+end
+
+M.formats = {
+  ["doctor.header"] = header,
+  ["doctor.claude"] = claude_section,
+  ["doctor.server"] = server_text,
+  ["doctor.probes"] = probes_header,
+  ["doctor.probe"] = probe_text,
+  ["doctor.report"] = report_text,
+}
+
+-- ===== JSON =====
+
+-- Fields that are lists, so they stay [] when empty; failures keep kind and message only.
+local LISTS = { problems = true, models = true, gates = true, servers = true, warnings = true, nearest = true,
+                probes = true, notes = true }
+
+local function plain(v, key, depth)
+  if type(v) ~= "table" then
+    if type(v) == "function" then return nil end
+    return v
+  end
+  if depth > 10 then return nil end
+  if v.kind and v.message and getmetatable(v) then return { kind = v.kind, message = v.message } end
+  local out = LISTS[key] and json.array{} or {}
+  for k, x in pairs(v) do
+    if type(k) == "string" or type(k) == "number" then out[k] = plain(x, k, depth + 1) end
+  end
+  return out
+end
+
+-- The report as JSON (keys are only said to be set, never shown).
+function M.json(report)
+  return (assert(json.encode(plain(report, nil, 0))))
+end
+
+return M

@@ -1,0 +1,77 @@
+-- JSON for the whole library: lua-cjson underneath, plus what lua-cjson 2.1.0 lacks.
+--
+--   local json = require "codeassist.json"
+--   json.encode{ required = json.array{} }   --> {"required":[]}
+--   json.encode{ required = {} }             --> {"required":{}}   (an empty table is an object)
+--   local doc, err = json.decode(text)       --> value, or nil and a failure of kind "parse"
+--
+-- lua-cjson 2.1.0 (Debian's) cannot tell an empty array from an empty object and encodes
+-- both as {}; the Messages API rejects {} where a schema wants a list. json.array marks a
+-- table as a list so that it stays one even when empty.
+local cjson = require "cjson.safe"
+local errors = require "codeassist.errors"
+
+local M = {}
+
+M.null = cjson.null
+
+local array_mt = { __name = "json.array" }
+M.array_mt = array_mt
+
+-- Marks t (a new table when nil) as a JSON array; returns it.
+function M.array(t)
+  return setmetatable(t or {}, array_mt)
+end
+
+function M.is_array(t)
+  return getmetatable(t) == array_mt
+end
+
+-- A string nothing else can contain (NUL bytes), swapped for [] after encoding.
+local EMPTY = "\0codeassist.empty-array\0"
+local EMPTY_ENCODED = ('"\\u0000codeassist.empty-array\\u0000"'):gsub("%p", "%%%0")   -- as a pattern
+
+-- The value with every empty marked array replaced by EMPTY; tables are copied only on the
+-- path to one, so a large request body without any is not copied at all.
+local function mark_empty(v, depth)
+  if type(v) ~= "table" then return v, false end
+  if depth > 1000 then return v, false end   -- cjson reports the nesting itself
+  if getmetatable(v) == array_mt and next(v) == nil then return EMPTY, true end
+  local copy
+  for k, x in pairs(v) do
+    local y, changed = mark_empty(x, depth + 1)
+    if changed then
+      if not copy then
+        copy = {}
+        for kk, xx in pairs(v) do copy[kk] = xx end
+      end
+      copy[k] = y
+    end
+  end
+  if copy then return copy, true end
+  return v, false
+end
+
+-- The JSON text of v, or nil and a failure (a function, a cycle, a NaN...). Raises nothing.
+function M.encode(v)
+  local marked, changed = mark_empty(v, 0)
+  local text, err = cjson.encode(marked)
+  if not text then return nil, errors.failure("parse", "cannot encode as JSON: " .. tostring(err)) end
+  if changed then text = text:gsub(EMPTY_ENCODED, "[]") end
+  return text
+end
+
+-- The value of a JSON text, or nil and a failure of kind "parse" quoting the start of it.
+function M.decode(text)
+  if type(text) ~= "string" then
+    return nil, errors.failure("parse", "expected JSON text, found " .. type(text))
+  end
+  local v, err = cjson.decode(text)
+  if v == nil then
+    local shown = text:sub(1, 80):gsub("%s+", " ")
+    return nil, errors.failure("parse", ("not JSON (%s): %s%s"):format(tostring(err), shown, #text > 80 and "…" or ""))
+  end
+  return v
+end
+
+return M

@@ -1,0 +1,199 @@
+-- The one call path for model calls: the agent, the gates and the doctor's probes all go
+-- through a router, so routing, fallback, retries and their reporting behave the same
+-- everywhere.
+--
+--   local router = require "codeassist.router"
+--   local r = router.new{ cfg = cfg, plan = plan, bus = bus }
+--   local msg, err = r:call("review", req, { ctx = ctx })   -- the gate's route, then its fallbacks
+--   local msg, err = r:call_route(route, req)               -- one route, retried, no fallback
+--
+-- For a gate: the plan's route, or what the preset's route(gate, ctx) hook returns; then
+-- each route of its chain in turn. A degradable route may fall back to its fallback; a
+-- critical one only escalates from Ollama to Claude, never to a weaker model. Each route is
+-- retried (codeassist.retry: connection failures, timeouts, 408/409/429/5xx/529, honouring
+-- retry-after) and a pool of servers fails over inside providers.complete. A circuit breaker
+-- skips a route that keeps failing to connect. Every attempt, retry, skip and switch is an
+-- event on the bus ("call.*") with its reason; msg.route says which route answered.
+local providers = require "codeassist.providers"
+local retry = require "codeassist.retry"
+local clock = require "codeassist.clock"
+local errors = require "codeassist.errors"
+local schema = require "codeassist.schema"
+local preset = require "codeassist.preset"
+
+local M = {}
+
+local function key_of(route)
+  return route.provider .. "|" .. tostring(route.model)
+end
+M.key_of = key_of
+
+local function label(route)
+  return (route.provider == "anthropic" and "claude" or route.provider) .. " " .. tostring(route.model)
+end
+M.label = label
+
+-- ===== circuit breaker =====
+
+-- Failures that say the route cannot be reached at all (not that one answer was bad).
+local UNREACHABLE = { connect = true, dns = true, proxy = true, tls = true, timeout_connect = true }
+
+-- The default breaker: after `failures` calls in a row that could not reach a route, skip it
+-- for `cooldown` seconds; then let one call through to try again (half-open).
+-- A breaker is {allow = fn(route) -> true | false, reason; record = fn(route, ok, err)}.
+function M.breaker(opts)
+  opts = opts or {}
+  local limit, cooldown = opts.failures or 3, opts.cooldown or 60
+  local now = opts.clock or clock.monotonic
+  local state = {}
+  return {
+    allow = function(route)
+      local s = state[key_of(route)]
+      if not s or s.failures < limit then return true end
+      if now() >= s.open_until then return true end   -- half-open: one try
+      return false, ("the last %d calls could not reach it; trying again in %ds"):format(s.failures,
+        math.ceil(s.open_until - now()))
+    end,
+    record = function(route, ok, err)
+      local k = key_of(route)
+      if ok then state[k] = nil return end
+      if not (err and UNREACHABLE[err.kind]) then return end
+      local s = state[k] or { failures = 0, open_until = 0 }
+      s.failures = s.failures + 1
+      if s.failures >= limit then s.open_until = now() + cooldown end
+      state[k] = s
+    end,
+  }
+end
+
+-- ===== the router =====
+
+local Router = {}
+Router.__index = Router
+
+-- opts: {cfg, plan, bus (codeassist.events, optional), retry = {attempts, budget, ...},
+--        breaker = a breaker (default M.breaker()), complete = fn (default providers.complete)}
+function M.new(opts)
+  errors.argcheck(type(opts) == "table" and type(opts.cfg) == "table",
+    "router.new: give {cfg = <loaded config>, plan = <preset plan>, ...}")
+  return setmetatable({
+    cfg = opts.cfg, plan = opts.plan, bus = opts.bus,
+    retry = opts.retry or {}, breaker = opts.breaker or M.breaker(),
+    complete = opts.complete or providers.complete,
+  }, Router)
+end
+
+function Router:emit(name, fields)
+  if self.bus then self.bus:emit(name, fields) end
+end
+
+-- The route for a gate now: the plan's, or the preset's route(gate, ctx) hook's answer.
+function Router:route_for(gate, ctx)
+  local plan = self.plan
+  local planned = plan.routes[gate]
+  if not planned then
+    errors.misuse("router: no route for '%s'%s", tostring(gate), schema.did_you_mean(gate, schema.sorted_keys(plan.routes)))
+  end
+  if not plan.route then return planned end
+  ctx = ctx or preset.context(plan)
+  ctx.gate_name, ctx.gate, ctx.route = gate, plan.gates[gate], planned
+  local spec = plan.route(gate, ctx)
+  if spec == nil then return planned end
+  local where = ("the route(gate, ctx) hook of %s"):format(tostring(plan.source))
+  local problems = schema.problems(spec, preset.route_node, { unknown = "error", lua = true })
+  if #problems.errors > 0 then
+    errors.config("%s returned a route for %s that cannot be used:\n  %s", where, gate,
+      table.concat(problems.errors, "\n  "))
+  end
+  local route = preset.resolve_route(self.cfg, gate, spec, "hook route() in " .. tostring(plan.source),
+    (plan.gates[gate] or {}).required == true)
+  if key_of(route) ~= key_of(planned) then
+    self:emit("call.rerouted", { gate = gate, from = label(planned), to = label(route), reason = "the preset's route() hook" })
+  end
+  return route
+end
+
+-- Whether a route may hand over to its fallback: never to a weaker model from a critical one.
+local function may_fall_back(from, to)
+  if from.floor ~= "critical" then return true end
+  if from.provider == "ollama" and to.provider == "anthropic" then return true end
+  return false, ("%s is critical: it never falls back to %s"):format(label(from), label(to))
+end
+M.may_fall_back = may_fall_back
+
+-- One route, retried; no fallback. Returns msg (msg.route, msg.attempts) or nil and a failure.
+function Router:call_route(route, req, opts)
+  opts = opts or {}
+  local gate = opts.gate or route.gate
+  local allowed, why = self.breaker.allow(route)
+  if not allowed then
+    self:emit("call.skipped", { gate = gate, route = label(route), reason = "circuit open: " .. why })
+    return nil, errors.failure("unavailable", ("%s: %s is skipped: %s"):format(tostring(gate), label(route), why),
+      { route = route, circuit_open = true })
+  end
+  local policy = {}
+  for k, v in pairs(self.retry) do policy[k] = v end
+  for k, v in pairs(opts.retry or {}) do policy[k] = v end
+  policy.on_retry = function(info)
+    self:emit("call.retry", { gate = gate, route = label(route), attempt = info.attempt, delay = info.delay,
+                              reason = info.reason, kind = info.err and info.err.kind,
+                              message = info.err and info.err.message })
+  end
+  local attempts = 0
+  local msg, err = retry.call(function(attempt)
+    attempts = attempt
+    self:emit("call.attempt", { gate = gate, route = label(route), provider = route.provider, model = route.model,
+                                attempt = attempt })
+    local t0 = clock.monotonic()
+    local m, e = self.complete(self.cfg, route, req, opts)
+    if m then
+      self:emit("call.done", { gate = gate, route = label(route), attempt = attempt, base_url = m.base_url,
+                               seconds = clock.monotonic() - t0, usage = m.usage })
+    else
+      self:emit("call.failed", { gate = gate, route = label(route), attempt = attempt, kind = e.kind,
+                                 message = e.message, seconds = clock.monotonic() - t0 })
+    end
+    return m, e
+  end, policy)
+  self.breaker.record(route, msg ~= nil, err)
+  if msg then
+    msg.route, msg.attempts = route, attempts
+    return msg
+  end
+  err.route, err.attempts = route, attempts
+  return nil, err
+end
+
+-- A gate's call: its route now, then its fallbacks as the floor allows. The failure of the
+-- last route tried is returned, with err.tried listing every route and why it failed.
+function Router:call(gate, req, opts)
+  opts = opts or {}
+  local route = self:route_for(gate, opts.ctx)
+  local tried = {}
+  local previous
+  for candidate in preset.route_chain(route) do
+    if previous then
+      local ok, why = may_fall_back(route, candidate)
+      if not ok then
+        self:emit("call.skipped", { gate = gate, route = label(candidate), reason = why })
+        break
+      end
+      self:emit("call.fallback", { gate = gate, from = label(previous), to = label(candidate),
+                                   reason = tried[#tried].err.message })
+    end
+    local o = setmetatable({ gate = gate }, { __index = opts })
+    local msg, err = self:call_route(candidate, req, o)
+    if msg then
+      msg.fallback_from = previous and tried or nil
+      return msg
+    end
+    tried[#tried + 1] = { route = candidate, err = err }
+    if err.kind == "cancelled" or err.kind == "interrupted" then break end   -- stopping, not failing
+    previous = candidate
+  end
+  local last = tried[#tried].err
+  last.tried = tried
+  return nil, last
+end
+
+return M
