@@ -86,13 +86,34 @@ local deep_copy = config.deep_copy
 -- The preset files being run (a stack: a preset may load its base).
 local loading = {}
 
+-- What `require` puts in package.loaded[name] while it runs that module (LuaJIT's sentinel),
+-- learnt once by requiring a module that looks at it.
+local SENTINEL
+package.preload["codeassist.preset.sentinel"] = function(name) SENTINEL = package.loaded[name] return true end
+require "codeassist.preset.sentinel"
+package.loaded["codeassist.preset.sentinel"], package.preload["codeassist.preset.sentinel"] = nil, nil
+
+-- The file of the module `require` is loading now, if there is exactly one.
+local function module_being_required()
+  local found
+  for name, v in pairs(package.loaded) do
+    if rawequal(v, SENTINEL) and type(name) == "string" then
+      if found then return nil end   -- several at once: cannot tell which
+      found = name
+    end
+  end
+  if not found then return nil end
+  local builtin = found:match("^presets%.([%w_]+)$")
+  return package.searchpath(found, package.path) or (builtin and ("presets/" .. builtin .. ".lua"))
+end
+
 -- "file:line" of the code that called define/extend. `return preset.define{...}` is a tail
 -- call, which leaves no frame for its file: then the file being loaded is the answer.
 local function caller_position(level)
   local info = debug.getinfo(level + 1, "Sl")
   local src = info and info.source:sub(1, 1) == "@" and info.source:sub(2)
-  if not src or info.what == "main" and info.currentline <= 0 or src:find("^scripts/codeassist/") then
-    return loading[#loading] or (src or "the preset")
+  if not src or src:find("^scripts/codeassist/") then
+    return loading[#loading] or module_being_required() or "the preset"
   end
   return info.currentline > 0 and (src .. ":" .. info.currentline) or src
 end
