@@ -168,6 +168,8 @@ end
 -- last route tried is returned, with err.tried listing every route and why it failed.
 function Router:call(gate, req, opts)
   opts = opts or {}
+  errors.argcheck(self.plan.routes[gate] ~= nil, "router: no route for '%s'%s", tostring(gate),
+    schema.did_you_mean(gate, schema.sorted_keys(self.plan.routes)))
   local route = self:route_for(gate, opts.ctx)
   local tried = {}
   local previous

@@ -26,6 +26,14 @@ local function doctor(dir, args, env)
   return support.codeassist(argv, { cwd = dir, env = env, timeout = 60 })
 end
 
+-- Routes that are all usable on the simulator, review's with a VRAM warning at 24 GB.
+local WARNED_PRESET = [[
+return require("codeassist.preset").define{ default_route = { provider = "ollama", model = "qwen3:8b" },
+  gates = { review = { context = 131072 } },
+  routes = { implement = { provider = "ollama", model = "qwen3-coder" },
+             review = { provider = "ollama", model = "gpt-oss:20b" } } }
+]]
+
 local function gate_line(out, gate)
   return out:match("\n  " .. gate .. " +[^\n]*")
 end
@@ -203,6 +211,71 @@ return preset.define{
     assert.matches("qwen3:8b answered but did not call the tool", r.stdout)
     assert.matches("✗ probe failed", gate_line(r.stdout, "build"))
     assert.matches("✓ ok", gate_line(r.stdout, "test"))
+  end)
+
+  it("counts a pool as usable when one of its servers is, and warns about the dead one", function()
+    local dead = support.closed_port_url()
+    local dir = project(("providers:\n  default: ollama\n  ollama:\n    enabled: true\n    base_url: [%s, %s]\n"
+      .. "    model: qwen3-coder\n"):format(dead, sim.url))
+    local r = doctor(dir, {})
+    assert.are.equal(0, r.code, r.stdout)
+    assert.matches("⚠ unreachable", gate_line(r.stdout, "implement"))
+    assert.matches("⚠ implement, .*: Connection refused at " .. dead:gsub("%p", "%%%0") .. " %(another server of the pool serves it%)", r.stdout)
+    assert.matches("✓ Every required route is usable%.", r.stdout)
+  end)
+
+  it("probes every route with --probe, warned ones too, and shows each result", function()
+    sim:control("/_sim/scenario", { conversations = {
+      { replies = { { tool_calls = { { name = "report_status", input = { ready = true } } } } } } } })
+    -- review's gpt-oss:20b spills to the CPU with a 128K context: a warning, still probed
+    local dir = project(ollama_config(sim.url, "    vram_gb: 24\n"))
+    support.write(dir .. "/p.lua", WARNED_PRESET)
+    local r = doctor(dir, { dir .. "/p.lua", "--probe" })
+    assert.are.equal(0, r.code, r.stdout)
+    assert.matches("⚠ partly on the CPU", gate_line(r.stdout, "review"))
+    assert.matches("Probes %(4 requests, one per route%):", r.stdout)
+    assert.matches("✓ ollama qwen3%-coder %(tools%): called the tool", r.stdout)
+    assert.matches("✓ ollama gpt%-oss:20b: answered in %d+%.%ds", r.stdout)
+    assert.matches("✓ ollama qwen3:8b %(tools%): called the tool in %d+%.%ds", r.stdout)
+    assert.matches("✓ ollama qwen3:8b: answered in", r.stdout)
+    local chats = 0
+    for _, e in ipairs(sim:log()) do if e.path == "/api/chat" then chats = chats + 1 end end
+    assert.are.equal(4, chats)
+  end)
+
+  it("says 'No model configured' only when an Ollama route lacks a model", function()
+    local dir = project(("providers:\n  ollama:\n    enabled: true\n    base_url: %s\n"):format(sim.url))
+    local r = doctor(dir, { "ollama_hybrid" }, { ANTHROPIC_API_KEY = "sk-test" })
+    assert.not_matches("No model configured", r.stdout)
+    support.write(dir .. "/p.lua", [[return require("codeassist.preset").define{ routes = { review = "ollama" } }]])
+    r = doctor(dir, { dir .. "/p.lua" }, { ANTHROPIC_API_KEY = "sk-test" })
+    assert.matches("⚠ No model configured%. Add 'model: <name>' under providers%.ollama%.", r.stdout)
+    assert.matches("✗ no model set", gate_line(r.stdout, "review"))
+  end)
+
+  it("agrees between text and JSON on every problem's severity", function()
+    local dir = project(ollama_config(sim.url, "    vram_gb: 24\n"))
+    support.write(dir .. "/p.lua", WARNED_PRESET:gsub("routes = {", "routes = { build = { provider = 'ollama', model = 'qwq:32b' },"))
+    local r = doctor(dir, { dir .. "/p.lua", "--json" })
+    local doc = cjson.decode(r.stdout)
+    local text = doctor(dir, { dir .. "/p.lua" }).stdout
+    local n = 0
+    for _, g in ipairs(doc.gates) do
+      for _, pr in ipairs(g.problems) do
+        n = n + 1
+        local mark = pr.severity == "error" and "✗" or "⚠"
+        local line = text:match("\n  ([✗⚠][^\n]*" .. pr.message:gsub("%p", "%%%0") .. ")")
+        assert.is_truthy(line, pr.message)
+        assert.are.equal(mark, line:sub(1, #mark), pr.message)
+      end
+    end
+    assert.is_true(n >= 2)
+    assert.are.equal(1, #doc.warnings)   -- the parallel group that cannot be loaded at once
+    local warned = 0
+    for _, g in ipairs(doc.gates) do
+      for _, pr in ipairs(g.problems) do if pr.severity == "warning" then warned = warned + 1 end end
+    end
+    assert.is_true(warned >= 1, "the JSON keeps warnings")
   end)
 
   it("gives the same report as JSON", function()
