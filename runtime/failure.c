@@ -4,6 +4,7 @@
  * both, and the kinds are listed once, in errors.lua (errors.KINDS). */
 #include <errno.h>
 #include <stdarg.h>
+#include <string.h>
 
 #include "host.h"
 
@@ -57,4 +58,46 @@ const char *host_errno_kind(int err)
     default:
         return "io";
     }
+}
+
+/* Chunk names of the Lua library (filled by preload.c; main.c blames errors in them on us). */
+#define LIBRARY_SOURCES "codeassist.library_sources"
+
+static int is_library_frame(lua_State *L, lua_Debug *ar)
+{
+    if (ar->source[0] != '@')
+        return 0;   /* a string chunk: the script's own code */
+    lua_pushstring(L, ar->source + 1);
+    lua_rawget(L, -2);
+    int lib = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return lib;
+}
+
+int host_misuse(lua_State *L, const char *fmt, ...)
+{
+    va_list ap;
+    lua_Debug ar;
+    int level = 0;
+
+    lua_getfield(L, LUA_REGISTRYINDEX, LIBRARY_SOURCES);
+    if (lua_istable(L, -1)) {
+        for (int i = 1; lua_getstack(L, i, &ar); i++) {
+            lua_getinfo(L, "Sl", &ar);
+            if (ar.currentline < 0 || is_library_frame(L, &ar))
+                continue;   /* C functions, tail calls, library code */
+            level = i;
+            break;
+        }
+    }
+    lua_pop(L, 1);
+    if (level > 0)
+        luaL_where(L, level);
+    else
+        lua_pushliteral(L, "");   /* lost to a tail call: coroutine.wrap adds its caller's line */
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_concat(L, 2);
+    return lua_error(L);
 }

@@ -62,6 +62,10 @@ void host_failure_class(lua_State *L);   /* registers the metatable; once, at st
 int host_push_failure(lua_State *L, const char *kind, const char *fmt, ...);
 /* The failure kind for an errno value: not_found, permission, exists, no_space or io. */
 const char *host_errno_kind(int err);
+/* Raises a caller's mistake found in C, positioned at the innermost frame of the running
+ * coroutine that is not library code: the script line that led here (exit 2). When there
+ * is none (a tail call into the library), without a position. */
+int host_misuse(lua_State *L, const char *fmt, ...);
 
 /* term.c: the colour switch set by --no-color before any Lua runs. */
 void term_force_no_color(void);
