@@ -16,11 +16,23 @@ static int failure_tostring(lua_State *L)
     return 1;
 }
 
+/* "text" .. failure reads as the message, as it did when failures were strings. */
+static int failure_concat(lua_State *L)
+{
+    for (int i = 1; i <= 2; i++)
+        if (lua_istable(L, i) && luaL_callmeta(L, i, "__tostring"))
+            lua_replace(L, i);
+    lua_concat(L, 2);
+    return 1;
+}
+
 void host_failure_class(lua_State *L)
 {
     luaL_newmetatable(L, FAILURE_MT);
     lua_pushcfunction(L, failure_tostring);
     lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, failure_concat);
+    lua_setfield(L, -2, "__concat");
     lua_pop(L, 1);
 }
 
