@@ -73,7 +73,7 @@ print(info.source)
     local t0 = clock.monotonic()
     clock.sleep(0.05)
     local dt = clock.monotonic() - t0
-    assert.is_true(dt >= 0.045 and dt < 0.5, "slept " .. dt)
+    assert.is_true(dt >= 0.045 and dt < 2, "slept " .. dt)   -- generous: the machine is shared
     assert.is_true(math.abs(clock.wall() - os.time()) < 2)
   end)
 
