@@ -475,7 +475,8 @@ static int l_cwd(lua_State *L)
 {
     char buf[PATH_MAX];
     if (!getcwd(buf, sizeof buf))
-        return push_failure(L, "cannot get the working directory%s: %s", "", errno);   /* path "" */
+        return host_push_failure(L, host_errno_kind(errno), "cannot get the working directory: %s",
+                                 strerror(errno));
     lua_pushstring(L, buf);
     return 1;
 }

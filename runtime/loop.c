@@ -768,6 +768,8 @@ static int l_spawn(lua_State *L)
     lua_pushvalue(L, -1);
     t->anchor = luaL_ref(L, LUA_REGISTRYINDEX);   /* alive until it finishes */
     child_link(loop.current, t);   /* a pump is never current: top level outside tasks */
+    if (loop.current && loop.current->cancelled)
+        t->cancelled = 1;          /* a cancelled task's new sub-tasks never run */
     loop.live_tasks++;
     t->state = T_READY;
     ready_push(t);
