@@ -253,6 +253,23 @@ print("main done")
       assert.are.equal("cancelled", err.kind)
     end)
 
+    it("a cancelled task that catches the error cannot start new work: its sub-tasks never run", function()
+      local ran, inner = false, nil
+      local t = task.spawn(function()
+        local ok, err = pcall(task.sleep, 30)
+        assert(not ok and err.kind == "cancelled")
+        inner = task.spawn(function() ran = true end)
+        return "cleaned up"
+      end)
+      settle(function() return task.status(t) == "waiting" end)
+      task.cancel(t)
+      assert.are.same({ true, "cleaned up" }, { task.join(t) })
+      local ok, err = task.join(inner)
+      assert.is_false(ok)
+      assert.are.equal("cancelled", err.kind)
+      assert.is_false(ran)
+    end)
+
     it("a task that returns leaves its children running, still reached by an ancestor's cancel", function()
       local orphan
       local outer = task.spawn(function()
