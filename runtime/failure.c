@@ -4,6 +4,7 @@
  * both, and the kinds are listed once, in errors.lua (errors.KINDS). */
 #include <errno.h>
 #include <stdarg.h>
+#include <string.h>
 
 #include "host.h"
 
@@ -15,11 +16,23 @@ static int failure_tostring(lua_State *L)
     return 1;
 }
 
+/* "text" .. failure reads as the message, as it did when failures were strings. */
+static int failure_concat(lua_State *L)
+{
+    for (int i = 1; i <= 2; i++)
+        if (lua_istable(L, i) && luaL_callmeta(L, i, "__tostring"))
+            lua_replace(L, i);
+    lua_concat(L, 2);
+    return 1;
+}
+
 void host_failure_class(lua_State *L)
 {
     luaL_newmetatable(L, FAILURE_MT);
     lua_pushcfunction(L, failure_tostring);
     lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, failure_concat);
+    lua_setfield(L, -2, "__concat");
     lua_pop(L, 1);
 }
 
@@ -57,4 +70,46 @@ const char *host_errno_kind(int err)
     default:
         return "io";
     }
+}
+
+/* Chunk names of the Lua library (filled by preload.c; main.c blames errors in them on us). */
+#define LIBRARY_SOURCES "codeassist.library_sources"
+
+static int is_library_frame(lua_State *L, lua_Debug *ar)
+{
+    if (ar->source[0] != '@')
+        return 0;   /* a string chunk: the script's own code */
+    lua_pushstring(L, ar->source + 1);
+    lua_rawget(L, -2);
+    int lib = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return lib;
+}
+
+int host_misuse(lua_State *L, const char *fmt, ...)
+{
+    va_list ap;
+    lua_Debug ar;
+    int level = 0;
+
+    lua_getfield(L, LUA_REGISTRYINDEX, LIBRARY_SOURCES);
+    if (lua_istable(L, -1)) {
+        for (int i = 1; lua_getstack(L, i, &ar); i++) {
+            lua_getinfo(L, "Sl", &ar);
+            if (ar.currentline < 0 || is_library_frame(L, &ar))
+                continue;   /* C functions, tail calls, library code */
+            level = i;
+            break;
+        }
+    }
+    lua_pop(L, 1);
+    if (level > 0)
+        luaL_where(L, level);
+    else
+        lua_pushliteral(L, "");   /* lost to a tail call: coroutine.wrap adds its caller's line */
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_concat(L, 2);
+    return lua_error(L);
 }

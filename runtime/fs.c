@@ -12,7 +12,9 @@
  *   fs.cwd()                                 -> string
  *
  * Caller mistakes (wrong argument types) raise; failures of the file system return nil and a
- * message that names the path. */
+ * failure (runtime/failure.c) whose message names the path: kind not_found, permission,
+ * exists, no_space or io from errno, too_large over a cap, escape from confine; failure.path
+ * is the path. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -31,10 +33,19 @@
 #define DEFAULT_READ_CAP (64u << 20)
 #define DEFAULT_GLOB_MAX 100000
 
+/* nil, failure {kind, message = fmt with path and strerror(err), path}. */
 static int push_failure(lua_State *L, const char *fmt, const char *path, int err)
 {
-    lua_pushnil(L);
-    lua_pushfstring(L, fmt, path, strerror(err));
+    host_push_failure(L, host_errno_kind(err), fmt, path, strerror(err));
+    set_string(L, "path", path);
+    return 2;
+}
+
+/* nil, failure {kind, message, path} from a message built in C. */
+static int push_message(lua_State *L, const char *kind, const char *msg, const char *path)
+{
+    host_push_failure(L, kind, "%s", msg);
+    set_string(L, "path", path);
     return 2;
 }
 
@@ -42,11 +53,20 @@ static int push_failure(lua_State *L, const char *fmt, const char *path, int err
 
 char *read_file_capped(const char *path, size_t cap, size_t *len, char *err, size_t errlen)
 {
+    const char *kind;
+    return fs_read_capped(path, cap, len, &kind, err, errlen);
+}
+
+char *fs_read_capped(const char *path, size_t cap, size_t *len, const char **kind, char *err,
+                     size_t errlen)
+{
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
+        *kind = host_errno_kind(errno);
         snprintf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
         return NULL;
     }
+    *kind = "io";
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         close(fd);
@@ -55,6 +75,7 @@ char *read_file_capped(const char *path, size_t cap, size_t *len, char *err, siz
     }
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size > cap) {
         close(fd);
+        *kind = "too_large";
         snprintf(err, errlen, "cannot read '%s': it is %lld bytes, more than the limit of %zu",
                  path, (long long)st.st_size, cap);
         return NULL;
@@ -79,6 +100,7 @@ char *read_file_capped(const char *path, size_t cap, size_t *len, char *err, siz
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
+            *kind = host_errno_kind(errno);
             snprintf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
             free(buf);
             close(fd);
@@ -88,6 +110,7 @@ char *read_file_capped(const char *path, size_t cap, size_t *len, char *err, siz
             break;
         size += (size_t)n;
         if (size > cap) {
+            *kind = "too_large";
             snprintf(err, errlen, "cannot read '%s': it is more than the limit of %zu bytes", path, cap);
             free(buf);
             close(fd);
@@ -119,13 +142,11 @@ static int l_read(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     size_t cap = opt_size(L, lua_isnoneornil(L, 2) ? 0 : 2, "max_bytes", DEFAULT_READ_CAP);
     size_t len;
+    const char *kind;
     char err[PATH_MAX + 128];
-    char *data = read_file_capped(path, cap, &len, err, sizeof err);
-    if (!data) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
+    char *data = fs_read_capped(path, cap, &len, &kind, err, sizeof err);
+    if (!data)
+        return push_message(L, kind, err, path);
     lua_pushlstring(L, data, len);
     free(data);
     return 1;
@@ -230,8 +251,15 @@ static int l_mkdir_p(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     mode_t mode = (mode_t)luaL_optinteger(L, 2, 0755);
     luaL_argcheck(L, *path != '\0', 1, "path must not be empty");
-    if (mkdir_p(path, mode) != 0)
-        return push_failure(L, "cannot create directory '%s': %s", path, errno);
+    if (mkdir_p(path, mode) != 0) {
+        int e = errno;
+        push_failure(L, "cannot create directory '%s': %s", path, e);
+        if (e == ENOTDIR) {     /* a file is in the way of a folder */
+            lua_pushliteral(L, "exists");
+            lua_setfield(L, -2, "kind");
+        }
+        return 2;
+    }
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -447,7 +475,8 @@ static int l_cwd(lua_State *L)
 {
     char buf[PATH_MAX];
     if (!getcwd(buf, sizeof buf))
-        return push_failure(L, "cannot get the working directory%s: %s", "", errno);
+        return host_push_failure(L, host_errno_kind(errno), "cannot get the working directory: %s",
+                                 strerror(errno));
     lua_pushstring(L, buf);
     return 1;
 }
@@ -457,19 +486,23 @@ static int l_cwd(lua_State *L)
 /* Resolves path (relative to root unless absolute) the way the kernel would, following
  * symlinks of every component that exists; components that do not exist yet are taken
  * as written. Succeeds only when the result is root itself or below it. */
-int fs_confine(const char *root, const char *path, char *out, char *err, size_t errlen)
+int fs_confine(const char *root, const char *path, char *out, const char **kind, char *err,
+               size_t errlen)
 {
     char rootreal[PATH_MAX], cur[PATH_MAX], real[PATH_MAX];
     int missing = 0;
 
     if (!realpath(root, rootreal)) {
+        *kind = host_errno_kind(errno);
         snprintf(err, errlen, "workspace root '%s': %s", root, strerror(errno));
         return -1;
     }
     if (*path == '\0') {
+        *kind = "not_found";    /* names nothing (a model's tool call can send one) */
         snprintf(err, errlen, "empty path");
         return -1;
     }
+    *kind = "escape";
     snprintf(cur, sizeof cur, "%s", path[0] == '/' ? "/" : rootreal);
     for (const char *p = path; *p; ) {
         const char *slash = strchr(p, '/');
@@ -488,6 +521,7 @@ int fs_confine(const char *root, const char *path, char *out, char *err, size_t 
         }
         size_t used = strlen(cur);
         if (used + 1 + len + 1 > sizeof cur) {
+            *kind = "io";
             snprintf(err, errlen, "path '%s' is too long", path);
             return -1;
         }
@@ -507,6 +541,7 @@ int fs_confine(const char *root, const char *path, char *out, char *err, size_t 
             }
             missing = 1;
         } else {
+            *kind = host_errno_kind(errno);
             snprintf(err, errlen, "path '%s': %s", path, strerror(errno));
             return -1;
         }
@@ -528,11 +563,9 @@ static int l_confine(lua_State *L)
     const char *root = luaL_checkstring(L, 1);
     const char *path = luaL_checkstring(L, 2);
     char out[PATH_MAX], err[3 * PATH_MAX];
-    if (fs_confine(root, path, out, err, sizeof err) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
+    const char *kind;
+    if (fs_confine(root, path, out, &kind, err, sizeof err) != 0)
+        return push_message(L, kind, err, path);
     lua_pushstring(L, out);
     return 1;
 }

@@ -10,6 +10,8 @@
  * never sees the hook; an alarm armed with it exits after INTERRUPT_GRACE seconds if the hook
  * has not fired by then. */
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,23 +28,52 @@ static lua_State *main_state;
 static volatile sig_atomic_t graceful;
 static volatile sig_atomic_t last_signal;
 
-#define MAX_TRACKED 64
-static volatile pid_t tracked[MAX_TRACKED];
+/* Process groups to kill on a second signal. The signal handler reads this table while the
+ * main thread changes it, so a slot changes by one int store, and a full table is replaced
+ * by a complete copy twice its size published with one atomic pointer store. An old table
+ * is never freed (a handler may still be reading it): at most as much again as the largest. */
+struct tracked_table {
+    size_t cap;
+    volatile pid_t *slot;
+    struct tracked_table *older;    /* retired, kept reachable */
+};
 
-void host_track_child(pid_t pgid)
+#define INITIAL_TRACKED 64
+static volatile pid_t initial_slots[INITIAL_TRACKED];
+static struct tracked_table initial_table = { INITIAL_TRACKED, initial_slots, NULL };
+static struct tracked_table *_Atomic tracked = &initial_table;
+
+int host_track_child(pid_t pgid)
 {
-    for (int i = 0; i < MAX_TRACKED; i++)
-        if (tracked[i] == 0) {
-            tracked[i] = pgid;
-            return;
+    struct tracked_table *t = atomic_load(&tracked);
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slot[i] == 0) {
+            t->slot[i] = pgid;
+            return 0;
         }
+    struct tracked_table *bigger = malloc(sizeof *bigger);
+    volatile pid_t *slots = calloc(t->cap * 2, sizeof *slots);
+    if (!bigger || !slots) {
+        free(bigger);
+        free((void *)slots);
+        return -1;
+    }
+    for (size_t i = 0; i < t->cap; i++)
+        slots[i] = t->slot[i];
+    slots[t->cap] = pgid;
+    bigger->cap = t->cap * 2;
+    bigger->slot = slots;
+    bigger->older = t;
+    atomic_store(&tracked, bigger);
+    return 0;
 }
 
 void host_untrack_child(pid_t pgid)
 {
-    for (int i = 0; i < MAX_TRACKED; i++)
-        if (tracked[i] == pgid)
-            tracked[i] = 0;
+    struct tracked_table *t = atomic_load(&tracked);
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slot[i] == pgid)
+            t->slot[i] = 0;
 }
 
 int host_interrupted(void)
@@ -54,9 +85,10 @@ int host_interrupted(void)
 
 static void kill_tracked_children(void)
 {
-    for (int i = 0; i < MAX_TRACKED; i++)
-        if (tracked[i] > 0)
-            kill(-tracked[i], SIGKILL);
+    struct tracked_table *t = atomic_load(&tracked);
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slot[i] > 0)
+            kill(-t->slot[i], SIGKILL);
 }
 
 static void exit_now(const char *msg, size_t len)

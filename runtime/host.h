@@ -29,8 +29,9 @@ extern volatile sig_atomic_t host_interrupts;
 extern int host_debug;   /* --debug or CODEASSIST_DEBUG: tracebacks on errors */
 void host_install_signals(lua_State *L);
 int  host_interrupted(void);
-/* Children in their own process group, killed on the second signal. */
-void host_track_child(pid_t pgid);
+/* Children in their own process group, killed on the second signal. track: -1 when out
+ * of memory (the table grows; it never drops a group silently). */
+int  host_track_child(pid_t pgid);
 void host_untrack_child(pid_t pgid);
 
 /* main.c: the one protected call. Runs the function below nargs arguments with a
@@ -51,9 +52,13 @@ int luaopen_sched(lua_State *L);
 int luaopen_http_core(lua_State *L);
 int luaopen_models_core(lua_State *L);
 
-/* fs.c: shared with yaml.c and the unit tests. */
+/* fs.c: shared with yaml.c, http.c and the unit tests. On failure, err holds the message
+ * and *kind its failure kind (errors.KINDS). */
 char *read_file_capped(const char *path, size_t cap, size_t *len, char *err, size_t errlen);
-int fs_confine(const char *root, const char *path, char *out, char *err, size_t errlen);
+char *fs_read_capped(const char *path, size_t cap, size_t *len, const char **kind, char *err,
+                     size_t errlen);
+int fs_confine(const char *root, const char *path, char *out, const char **kind, char *err,
+               size_t errlen);
 
 /* failure.c: runtime failures as `nil, failure` (see errors.lua for the kinds). */
 #define FAILURE_MT "codeassist.failure"
@@ -62,6 +67,10 @@ void host_failure_class(lua_State *L);   /* registers the metatable; once, at st
 int host_push_failure(lua_State *L, const char *kind, const char *fmt, ...);
 /* The failure kind for an errno value: not_found, permission, exists, no_space or io. */
 const char *host_errno_kind(int err);
+/* Raises a caller's mistake found in C, positioned at the innermost frame of the running
+ * coroutine that is not library code: the script line that led here (exit 2). When there
+ * is none (a tail call into the library), without a position. */
+int host_misuse(lua_State *L, const char *fmt, ...);
 
 /* term.c: the colour switch set by --no-color before any Lua runs. */
 void term_force_no_color(void);

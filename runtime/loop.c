@@ -10,9 +10,17 @@
  *   sched.run([s])              -> true | nil, reason   (until every task has finished)
  *   sched.cond()                -> cond with :signal() and :broadcast(), waitable
  *   sched.unobserved()          -> {errors of failed tasks nobody asked about}
+ *   sched.waitable(obj)         -> true if sched.wait accepts obj
  *
- * sched.wait inside a task yields to the scheduler; anywhere else it pumps the loop itself
- * until woken. The Lua library (codeassist.task) builds the user-facing API on these. */
+ * sched.wait inside a task yields to the scheduler; on the main thread outside any task it
+ * pumps the loop itself until woken; inside any other coroutine it raises (a nested pump
+ * would hold every task hostage to that coroutine).
+ *
+ * Tasks form a tree: a task spawned while another runs is its child. Cancelling a task
+ * cancels its unfinished descendants at once; a task that fails cancels its children; a
+ * task that returns hands its running children to its own parent (or the top level), so an
+ * ancestor's cancel still reaches them. The Lua library (codeassist.task) builds the
+ * user-facing API on these. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +32,8 @@
 #define TASK_MT "codeassist.task"
 #define COND_MT "codeassist.cond"
 #define WAITABLE_TYPES "codeassist.waitable_types"
-#define FAILED_TASKS "codeassist.failed_tasks"
 #define MAX_POLL_MS 1000            /* re-check deadlines and signals at least this often */
+#define STARVED_POLL_MS 10          /* when fds did not fit in the poll array */
 
 enum task_state { T_READY, T_RUNNING, T_WAITING, T_DONE, T_FAILED };
 static const char *const state_names[] = { "ready", "running", "waiting", "done", "failed" };
@@ -48,6 +56,10 @@ struct task {
     int in_waiting;
     struct resource owned;          /* sentinel of a circular list */
     char *traceback;
+    struct task *parent;            /* NULL: top level */
+    struct task *first_child, *sib_prev, *sib_next;   /* unfinished children only */
+    struct task *f_prev, *f_next;   /* failed, result not yet asked for */
+    int in_failed;
 };
 
 struct cond {
@@ -63,14 +75,16 @@ static struct {
     int nready;
     struct task **heap;
     int heap_len, heap_cap;
+    struct curl_waitfd *pollfds;    /* grows with the watchers: no watch is ever dropped */
+    unsigned pollcap;
+    struct task *failed;            /* failed tasks whose result nobody has asked for */
     struct task *waiting;
     struct task *current;
     int live_tasks;
     struct waitq all_done;
     sig_atomic_t seen_interrupts;
     unsigned next_id;
-    int unobserved_ref;
-} loop = { .unobserved_ref = LUA_NOREF };
+} loop;
 
 double loop_now(void)
 {
@@ -357,6 +371,105 @@ void loop_transfer_removed(void)
     loop.transfers--;
 }
 
+/* ===== the task tree and the failed list ===== */
+
+static void child_link(struct task *parent, struct task *t)
+{
+    t->parent = parent;
+    t->sib_prev = NULL;
+    t->sib_next = parent ? parent->first_child : NULL;
+    if (t->sib_next)
+        t->sib_next->sib_prev = t;
+    if (parent)
+        parent->first_child = t;
+}
+
+static void child_unlink(struct task *t)
+{
+    if (t->sib_prev)
+        t->sib_prev->sib_next = t->sib_next;
+    else if (t->parent)
+        t->parent->first_child = t->sib_next;
+    if (t->sib_next)
+        t->sib_next->sib_prev = t->sib_prev;
+    t->parent = t->sib_prev = t->sib_next = NULL;
+}
+
+/* A finishing task's unfinished children go to its parent (or the top level). */
+static void reparent_children(struct task *t)
+{
+    while (t->first_child) {
+        struct task *c = t->first_child;
+        child_unlink(c);
+        child_link(t->parent, c);
+    }
+}
+
+static void cancel_one(struct task *t)
+{
+    if (t->state == T_DONE || t->state == T_FAILED)
+        return;
+    t->cancelled = 1;
+    if (t->state == T_WAITING)
+        wake(t, WAKE_CANCEL);
+    release_owned(t);       /* its transfers and children go now, not when it next runs */
+}
+
+/* Cancels root and every descendant, walking the tree without recursion (a long chain of
+ * sub-tasks must not exhaust the C stack). Cancelling only wakes and releases: no task
+ * finishes, so the tree does not change under the walk. */
+static void cancel_tree(struct task *root)
+{
+    struct task *t = root;
+    for (;;) {
+        cancel_one(t);
+        if (t->first_child) {
+            t = t->first_child;
+            continue;
+        }
+        while (t != root && !t->sib_next)
+            t = t->parent;
+        if (t == root)
+            return;
+        t = t->sib_next;
+    }
+}
+
+static void failed_push(struct task *t)
+{
+    t->f_prev = NULL;
+    t->f_next = loop.failed;
+    if (loop.failed)
+        loop.failed->f_prev = t;
+    loop.failed = t;
+    t->in_failed = 1;
+}
+
+static void failed_remove(struct task *t)
+{
+    if (!t->in_failed)
+        return;
+    if (t->f_prev)
+        t->f_prev->f_next = t->f_next;
+    else
+        loop.failed = t->f_next;
+    if (t->f_next)
+        t->f_next->f_prev = t->f_prev;
+    t->f_prev = t->f_next = NULL;
+    t->in_failed = 0;
+}
+
+/* Someone has the failed task's error (result, or the end-of-run report): stop keeping it
+ * alive for the report, so joined failures cost nothing once their task is unreachable. */
+static void failed_forget(lua_State *L, struct task *t)
+{
+    if (!t->in_failed)
+        return;
+    failed_remove(t);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->anchor);
+    t->anchor = LUA_NOREF;
+}
+
 /* ===== running tasks ===== */
 
 static void push_wake(lua_State *L, enum wake why)
@@ -381,9 +494,19 @@ static void finish(lua_State *L, struct task *t, enum task_state state)
 {
     t->state = state;
     release_owned(t);
+    if (state == T_FAILED)          /* nobody is left to use what its children compute */
+        for (struct task *c = t->first_child; c; c = c->sib_next)
+            cancel_tree(c);
+    reparent_children(t);
+    child_unlink(t);
     waitq_wake_all(&t->joiners);
-    luaL_unref(L, LUA_REGISTRYINDEX, t->anchor);
-    t->anchor = LUA_NOREF;
+    if (state == T_FAILED && !t->cancelled) {
+        failed_push(t);             /* stays anchored until its error is asked for */
+    } else {
+        /* a cancelled task's error is expected by whoever cancelled it: not reported */
+        luaL_unref(L, LUA_REGISTRYINDEX, t->anchor);
+        t->anchor = LUA_NOREF;
+    }
     loop.live_tasks--;
     if (loop.live_tasks == 0)
         waitq_wake_all(&loop.all_done);
@@ -399,11 +522,6 @@ static void task_failed(lua_State *L, struct task *t)
     lua_pop(L, 1);
     lua_xmove(t->co, L, 1);
     t->err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    /* Remember it until someone asks for its result, to report failures nobody saw. */
-    lua_getfield(L, LUA_REGISTRYINDEX, FAILED_TASKS);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->anchor);
-    lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
-    lua_pop(L, 1);
     finish(L, t, T_FAILED);
 }
 
@@ -499,17 +617,34 @@ static void loop_step(lua_State *L, struct task *pump)
     double now = loop_now(), next = -1;
     if (loop.heap_len > 0)
         next = loop.heap[0]->deadline;
-    struct curl_waitfd fds[64];
+    unsigned want = 0;
+    for (struct watcher *w = loop.watchers; w; w = w->next)
+        for (int i = 0; i < w->nfds; i++)
+            want += w->fd[i] >= 0;
+    int starved = 0;    /* out of memory for the poll array: poll what fits, and often */
+    if (want > loop.pollcap) {
+        unsigned cap = loop.pollcap ? loop.pollcap : 64;
+        while (cap < want)
+            cap *= 2;
+        struct curl_waitfd *bigger = realloc(loop.pollfds, cap * sizeof *bigger);
+        if (bigger) {
+            loop.pollfds = bigger;
+            loop.pollcap = cap;
+        } else {
+            starved = 1;
+        }
+    }
+    struct curl_waitfd *fds = loop.pollfds;
     unsigned nfds = 0;
     for (struct watcher *w = loop.watchers; w; w = w->next) {
         if (w->deadline > 0 && (next < 0 || w->deadline < next))
             next = w->deadline;
-        for (int i = 0; i < w->nfds && nfds < 64; i++)
+        for (int i = 0; i < w->nfds && nfds < loop.pollcap; i++)
             if (w->fd[i] >= 0)
                 fds[nfds++] = (struct curl_waitfd){ w->fd[i], (short)w->events[i], 0 };
     }
 
-    if (loop.nready == 0 && loop.transfers == 0 && nfds == 0 && next < 0) {
+    if (loop.nready == 0 && loop.transfers == 0 && want == 0 && next < 0) {
         /* Nothing can ever wake the waiters: say so instead of hanging. */
         if (pump)
             wake(pump, WAKE_DEADLOCK);
@@ -525,6 +660,8 @@ static void loop_step(lua_State *L, struct task *pump)
         double ms = (next - now) * 1000.0;
         timeout_ms = ms <= 0 ? 0 : ms >= MAX_POLL_MS ? MAX_POLL_MS : (int)ms + 1;
     }
+    if (starved && timeout_ms > STARVED_POLL_MS)
+        timeout_ms = STARVED_POLL_MS;
 
     if (loop.transfers > 0 || nfds > 0) {
         curl_multi_poll(loop_multi(), fds, nfds, timeout_ms, NULL);
@@ -538,21 +675,25 @@ static void loop_step(lua_State *L, struct task *pump)
         nanosleep(&ts, NULL);   /* EINTR on a signal is fine: checked next turn */
     }
 
-    /* Watchers: copy back what poll saw, and fire those whose deadline passed. */
+    /* Watchers: copy back what poll saw, and fire those whose deadline passed (or, when
+     * some fds did not fit, every watcher: on_event copes with nothing to read). */
     now = loop_now();
     unsigned k = 0;
     struct watcher *w = loop.watchers;
     while (w) {
         struct watcher *after = w->next;
-        int fired = 0;
+        int fired = 0, unpolled = 0;
         for (int i = 0; i < w->nfds; i++) {
             w->revents[i] = 0;
             if (w->fd[i] >= 0 && k < nfds) {
                 w->revents[i] = (short)fds[k++].revents;
                 fired |= w->revents[i] != 0;
+            } else if (w->fd[i] >= 0) {
+                w->revents[i] = w->events[i];
+                unpolled = 1;
             }
         }
-        if (fired || (w->deadline > 0 && w->deadline <= now))
+        if (fired || unpolled || (w->deadline > 0 && w->deadline <= now))
             w->on_event(w);
         w = after;
     }
@@ -568,19 +709,24 @@ static struct task *check_task(lua_State *L, int idx)
     return luaL_checkudata(L, idx, TASK_MT);
 }
 
-static struct waitq *check_waitable(lua_State *L, int idx)
+static int is_waitable(lua_State *L, int idx)
 {
+    int known = 0;
     if (lua_getmetatable(L, idx)) {
         lua_getfield(L, LUA_REGISTRYINDEX, WAITABLE_TYPES);
         lua_pushvalue(L, -2);
         lua_rawget(L, -2);
-        int known = lua_toboolean(L, -1);
+        known = lua_toboolean(L, -1);
         lua_pop(L, 3);
-        if (known)
-            return lua_touserdata(L, idx);
     }
-    luaL_argerror(L, idx, "expected a task, a cond, a transfer or a child process");
-    return NULL;
+    return known;
+}
+
+static struct waitq *check_waitable(lua_State *L, int idx)
+{
+    if (!is_waitable(L, idx))
+        luaL_argerror(L, idx, "expected a task, a cond, a transfer or a child process");
+    return lua_touserdata(L, idx);
 }
 
 void loop_waitable_type(lua_State *L, const char *metatable)
@@ -621,6 +767,9 @@ static int l_spawn(lua_State *L)
 
     lua_pushvalue(L, -1);
     t->anchor = luaL_ref(L, LUA_REGISTRYINDEX);   /* alive until it finishes */
+    child_link(loop.current, t);   /* a pump is never current: top level outside tasks */
+    if (loop.current && loop.current->cancelled)
+        t->cancelled = 1;          /* a cancelled task's new sub-tasks never run */
     loop.live_tasks++;
     t->state = T_READY;
     ready_push(t);
@@ -642,13 +791,23 @@ static int pump_until(lua_State *L, struct waitq *q, double timeout)
     return pump.wake == WAKE_SIGNAL ? 1 : 2;
 }
 
+static int is_main_thread(lua_State *L)
+{
+    int main = lua_pushthread(L);
+    lua_pop(L, 1);
+    return main;
+}
+
 static int l_wait(lua_State *L)
 {
     struct waitq *q = lua_isnoneornil(L, 1) ? NULL : check_waitable(L, 1);
     double timeout = luaL_optnumber(L, 2, -1);
     struct task *t = loop.current;
 
-    if (t && t->co == L) {
+    if ((t && t->co != L) || (!t && !is_main_thread(L)))
+        return host_misuse(L, "cannot wait inside a coroutine that is not a task (it would hold "
+                              "every task until it returns); run it with task.spawn");
+    if (t) {
         if (t->cancelled) {
             push_wake(L, WAKE_CANCEL);
             return 2;
@@ -664,8 +823,8 @@ static int l_wait(lua_State *L)
 static int l_run(lua_State *L)
 {
     double timeout = luaL_optnumber(L, 1, -1);
-    if (loop.current && loop.current->co == L)
-        return luaL_error(L, "sched.run: call it outside any task");
+    if (loop.current || !is_main_thread(L))
+        return host_misuse(L, "sched.run: call it on the main thread, outside any task");
     if (loop.live_tasks == 0) {
         lua_pushboolean(L, 1);
         return 1;
@@ -680,10 +839,7 @@ static int l_cancel(lua_State *L)
         lua_pushboolean(L, 0);
         return 1;
     }
-    t->cancelled = 1;
-    if (t->state == T_WAITING)
-        wake(t, WAKE_CANCEL);
-    release_owned(t);       /* its transfers and children go now, not when it next runs */
+    cancel_tree(t);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -712,6 +868,7 @@ static int l_result(lua_State *L)
         lua_pushboolean(L, 0);
         lua_rawgeti(L, LUA_REGISTRYINDEX, t->err_ref);
         t->observed = 1;
+        failed_forget(L, t);
         return 2;
     }
     return luaL_error(L, "sched.result: task %d has not finished", (int)t->id);
@@ -750,6 +907,11 @@ static int task_gc(lua_State *L)
     waitq_detach_all(&t->joiners);
     while (t->owned.next && t->owned.next != &t->owned)
         resource_drop(t->owned.next);
+    /* lua_close runs every finaliser before freeing anything, so the neighbours are valid */
+    while (t->first_child)
+        child_unlink(t->first_child);
+    child_unlink(t);
+    failed_remove(t);
     luaL_unref(L, LUA_REGISTRYINDEX, t->co_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, t->err_ref);
     t->co_ref = t->err_ref = LUA_NOREF;
@@ -797,25 +959,29 @@ static int cond_gc(lua_State *L)
     return 0;
 }
 
-/* Errors of failed tasks whose result nobody asked for; forgets them once reported. */
+/* Errors of failed tasks whose result nobody asked for (oldest first); forgets them once
+ * reported. Cancelled tasks are not among them: their canceller knows. */
 static int l_unobserved(lua_State *L)
 {
+    int n = 0;
+    struct task *oldest = loop.failed;
+    while (oldest && oldest->f_next)
+        oldest = oldest->f_next;
     lua_newtable(L);
-    lua_getfield(L, LUA_REGISTRYINDEX, FAILED_TASKS);
-    int n = (int)lua_objlen(L, -1), k = 0;
-    for (int i = 1; i <= n; i++) {
-        lua_rawgeti(L, -1, i);
-        struct task *t = lua_touserdata(L, -1);
-        if (t && !t->observed) {
-            lua_rawgeti(L, LUA_REGISTRYINDEX, t->err_ref);
-            lua_rawseti(L, -4, ++k);
-            t->observed = 1;
-        }
-        lua_pop(L, 1);
+    while (oldest) {
+        struct task *t = oldest;
+        oldest = t->f_prev;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, t->err_ref);
+        lua_rawseti(L, -2, ++n);
+        t->observed = 1;
+        failed_forget(L, t);
     }
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, FAILED_TASKS);
+    return 1;
+}
+
+static int l_waitable(lua_State *L)
+{
+    lua_pushboolean(L, is_waitable(L, 1));
     return 1;
 }
 
@@ -832,6 +998,7 @@ int luaopen_sched(lua_State *L)
         { "current",    l_current },
         { "cond",       l_cond },
         { "unobserved", l_unobserved },
+        { "waitable",   l_waitable },
         { NULL, NULL }
     };
     static const luaL_Reg cond_methods[] = {
@@ -849,9 +1016,6 @@ int luaopen_sched(lua_State *L)
 
     host_new_class(L, COND_MT, cond_methods, cond_gc);
     loop_waitable_type(L, COND_MT);
-
-    lua_newtable(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, FAILED_TASKS);
 
     lua_newtable(L);
     luaL_register(L, NULL, functions);

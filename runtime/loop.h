@@ -1,9 +1,11 @@
 /* The event loop and the coroutine scheduler (loop.c), shared with http.c and proc.c.
  *
- * One thread. Tasks are Lua coroutines. Anything a task can wait for (another task, an
- * HTTP transfer, a child process, a condition) embeds a `struct waitq`; a task that waits
- * is queued there and yields. Code outside any task waits by pumping the loop itself until
- * it is woken, so a simple script never needs to know about tasks.
+ * One thread. Tasks are Lua coroutines, in a tree (a task spawned while another runs is its
+ * child; cancelling one cancels its descendants). Anything a task can wait for (another
+ * task, an HTTP transfer, a child process, a condition) embeds a `struct waitq`; a task
+ * that waits is queued there and yields. The main thread outside any task waits by pumping
+ * the loop itself until it is woken, so a simple script never needs to know about tasks;
+ * any other coroutine may not wait (it would hold every task until it returned).
  *
  * The loop drives curl_multi_poll over libcurl's sockets plus the file descriptors of
  * registered watchers (child-process pipes), fires deadlines, and resumes ready tasks.

@@ -11,13 +11,15 @@
  *   -> { code = n | nil, signal = n | nil, signal_name = "SIGKILL" | nil,
  *        stdout = s, stderr = s, stdout_bytes = n, stderr_bytes = n, truncated = bool,
  *        timed_out = bool, interrupted = bool, duration = seconds, pid = n }
- *   -> nil, err    when the program could not be started at all
+ *   -> nil, failure  when the program could not be started at all: kind not_found (no such
+ *                    program, or no such working directory), permission or exec, a message
+ *                    naming the program, and failure.program
  *
  * The child leads its own process group; a timeout, an interrupt, or the child's own exit
  * ends the whole group (SIGTERM, then SIGKILL after kill_grace), so no grandchild is left
  * behind holding a pipe or a port.
  *
- * proc_core.spawn(spec) -> child | nil, err starts the program; the child is waitable
+ * proc_core.spawn(spec) -> child | nil, failure starts the program; the child is waitable
  * (sched.wait) and its pipes, exit and deadlines are watched by the loop, so a gate running
  * `make` and several streaming requests progress together on one thread.
  * child:finished(), child:result() (the table above), child:close() (SIGKILL, free). */
@@ -224,7 +226,9 @@ fail:
     _exit(127);
 }
 
-static int spawn_child(const struct spawn *s, struct child *c, char *err, size_t errlen)
+/* Starts the child; on failure sets *kind (errors.KINDS) and err and returns -1. */
+static int spawn_child(const struct spawn *s, struct child *c, const char **kind, char *err,
+                       size_t errlen)
 {
     int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 }, rep[2] = { -1, -1 };
 
@@ -246,7 +250,7 @@ static int spawn_child(const struct spawn *s, struct child *c, char *err, size_t
         child_exec(s, in[0], out[1], errp[1], rep[1]);
 
     setpgid(c->pid, c->pid);   /* also in the parent: no race with an early kill */
-    host_track_child(c->pid);
+    int untracked = host_track_child(c->pid);
     close(in[0]);
     close(out[1]);
     close(errp[1]);
@@ -258,18 +262,26 @@ static int spawn_child(const struct spawn *s, struct child *c, char *err, size_t
         n = read(rep[0], msg, sizeof msg);
     while (n < 0 && errno == EINTR);
     close(rep[0]);
-    if (n == (ssize_t)sizeof msg) {
+    if (n == (ssize_t)sizeof msg || untracked) {
+        if (n != (ssize_t)sizeof msg)   /* started, but a second signal could not end it */
+            kill(-c->pid, SIGKILL);
         waitpid(c->pid, NULL, 0);
         host_untrack_child(c->pid);
         close(out[0]);
         close(errp[0]);
         if (in[1] >= 0)
             close(in[1]);
-        if (msg[0] == 1)
+        if (n != (ssize_t)sizeof msg) {
+            *kind = "exec";
+            snprintf(err, errlen, "cannot run '%s': out of memory", s->argv[0]);
+        } else if (msg[0] == 1) {
+            *kind = host_errno_kind(msg[1]);
             snprintf(err, errlen, "cannot run '%s': working directory '%s': %s",
                      s->argv[0], s->cwd, strerror(msg[1]));
-        else
+        } else {
+            *kind = "exec";
             snprintf(err, errlen, "cannot run '%s': %s", s->path, strerror(msg[1]));
+        }
         return -1;
     }
     c->out_fd = out[0];
@@ -283,6 +295,7 @@ static int spawn_child(const struct spawn *s, struct child *c, char *err, size_t
     return 0;
 
 fail:
+    *kind = "exec";
     snprintf(err, errlen, "cannot run '%s': %s", s->argv[0], strerror(errno));
     for (int *fd = in; fd < in + 2; fd++) close_fd(fd);
     for (int *fd = out; fd < out + 2; fd++) close_fd(fd);
@@ -582,12 +595,12 @@ static int l_spawn(lua_State *L)
     lua_rawgeti(L, argv_idx, 1);
     const char *program = lua_tostring(L, -1);
     if (resolve_program(program, path_var, path, sizeof path) != 0) {
-        lua_pushnil(L);
         if (strchr(program, '/'))
-            lua_pushfstring(L, "cannot run '%s': %s", program, strerror(errno));
+            host_push_failure(L, host_errno_kind(errno), "cannot run '%s': %s", program, strerror(errno));
         else
-            lua_pushfstring(L, "cannot run '%s': command not found in PATH (%s)", program,
-                            path_var ? path_var : "unset");
+            host_push_failure(L, "not_found", "cannot run '%s': command not found in PATH (%s)",
+                              program, path_var ? path_var : "unset");
+        set_string(L, "program", program);
         return 2;
     }
     s.path = path;
@@ -635,12 +648,13 @@ static int l_spawn(lua_State *L)
         r->stdin_len = s.stdin_len;
     }
 
-    int rc = spawn_child(&s, &r->c, err, sizeof err);
+    const char *kind = NULL;
+    int rc = spawn_child(&s, &r->c, &kind, err, sizeof err);
     free(s.argv);   /* the child has its own copy now, or never started */
     free(s.envp);
     if (rc != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
+        host_push_failure(L, kind, "%s", err);
+        set_string(L, "program", program);
         return 2;
     }
     r->stage = RUNNING;

@@ -1,7 +1,7 @@
 /* The `codeassist.yaml` module: libyaml's event parser turned into Lua tables.
  *
- *   yaml.load(text [, {name = "file.yml", marks = {}}]) -> value | nil, "file:line:col: message"
- *   yaml.load_file(path [, {marks = {}, max_bytes = n}]) -> value | nil, err
+ *   yaml.load(text [, {name = "file.yml", marks = {}}]) -> value | nil, failure
+ *   yaml.load_file(path [, {marks = {}, max_bytes = n}]) -> value | nil, failure
  *   yaml.null   -- the value of a null scalar (the same light userdata as cjson.null)
  *
  * One document per file; YAML 1.2 core schema for plain scalars; quoted scalars stay
@@ -10,8 +10,14 @@
  * every mapping and sequence to {line=, col=, keys = {[key] = {line=, col=}}} so callers
  * can point at the exact spot of a bad config value.
  *
+ * A document that is not valid YAML (or uses what codeassist does not read) is a failure of
+ * kind "parse" whose message is "file:line:col: what", with fields file, line and col; a
+ * file that cannot be read is a failure as fs.read gives (not_found, permission,
+ * too_large, ...).
+ *
  * libyaml state lives in a userdata with an idempotent __gc, so even a memory error
  * raised by Lua while building cannot leak the parser or the pending event. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +41,8 @@ struct reader {
     int anchors;            /* stack index of the anchor table */
     int marks;              /* stack index of the caller's marks table, or 0 */
     char err[512];
+    size_t err_line, err_col;   /* 1-based; 0 when the error has no position */
+    const char *err_kind;       /* "parse" unless libyaml ran out of memory */
 };
 
 static int reader_gc(lua_State *L)
@@ -59,6 +67,8 @@ static void fail_at(struct reader *r, size_t line, size_t col, const char *fmt, 
     char what[400];
     snprintf(what, sizeof what, fmt, a ? a : "", b ? b : "");
     snprintf(r->err, sizeof r->err, "%s:%zu:%zu: %s", r->name, line + 1, col + 1, what);
+    r->err_line = line + 1;
+    r->err_col = col + 1;
 }
 
 static void fail_event(struct reader *r, const char *fmt, const char *a, const char *b)
@@ -94,6 +104,7 @@ static void fail_parser(struct reader *r)
     }
     if (p->error == YAML_MEMORY_ERROR) {
         snprintf(r->err, sizeof r->err, "%s: out of memory while parsing YAML", r->name);
+        r->err_kind = "io";
         return;
     }
     size_t at = p->problem_mark.index;
@@ -107,6 +118,8 @@ static void fail_parser(struct reader *r)
                  "%s:%zu:%zu: unclosed quote: the quoted string that starts here is never closed"
                  " (the file ends at line %zu)", r->name, p->context_mark.line + 1,
                  p->context_mark.column + 1, line + 1);
+        r->err_line = p->context_mark.line + 1;
+        r->err_col = p->context_mark.column + 1;
         return;
     }
     if (p->context && (p->context_mark.line != p->problem_mark.line
@@ -396,8 +409,12 @@ static int load_text(lua_State *L, const char *text, size_t len, const char *nam
 
     int rc = load_document(L, r);
     if (rc != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, r->err);
+        host_push_failure(L, r->err_kind ? r->err_kind : "parse", "%s", r->err);
+        set_string(L, "file", r->name);
+        if (r->err_line > 0) {
+            set_number(L, "line", (double)r->err_line);
+            set_number(L, "col", (double)r->err_col);
+        }
     }
     /* Free libyaml's memory now rather than at the next GC cycle. */
     lua_pushcfunction(L, reader_gc);
@@ -430,20 +447,24 @@ static int l_load_file(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     size_t cap = DEFAULT_FILE_CAP, len;
     int opts = 0;
-    char err[512];
+    char err[PATH_MAX + 128];
+    const char *kind;
 
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
         opts = 2;
         lua_getfield(L, 2, "max_bytes");
-        if (lua_isnumber(L, -1))
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_isnumber(L, -1) && lua_tonumber(L, -1) >= 0, 2,
+                          "max_bytes must be a number >= 0");
             cap = (size_t)lua_tonumber(L, -1);
+        }
         lua_pop(L, 1);
     }
-    char *text = read_file_capped(path, cap, &len, err, sizeof err);
+    char *text = fs_read_capped(path, cap, &len, &kind, err, sizeof err);
     if (!text) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
+        host_push_failure(L, kind, "%s", err);
+        set_string(L, "path", path);
         return 2;
     }
     lua_pushlstring(L, text, len);   /* Lua owns the bytes from here: no leak on error */

@@ -111,12 +111,11 @@ end
 
 -- Waits for the transfer to change; false and a failure when the wait itself ended badly.
 local function await(tr, method, url)
-  local ok, why = sched.wait(tr)
+  local ok, err = task.wait(tr, nil, tr)   -- a cancelled task unwinds there, closing tr
   if ok then return true end
   tr:close()
-  if why == "cancelled" then error(task.cancelled_error(), 0) end
-  return false, failure("cancelled", method, url, why == "interrupted"
-    and "interrupted (SIGINT/SIGTERM)" or "cancelled (" .. why .. ")")
+  return false, failure("cancelled", method, url, err.kind == "interrupted"
+    and "interrupted (SIGINT/SIGTERM)" or "cancelled (" .. err.kind .. ")")
 end
 
 local function transfer_failure(tr, method, url)

@@ -3,10 +3,16 @@ local yaml = require "codeassist.yaml"
 local cjson = require "cjson"
 local support = require "support"
 
+-- The message of the parse failure yaml.load gives for text, after checking its kind and
+-- that its line and col fields agree with the message.
 local function err(text)
   local v, e = yaml.load(text, { name = "c.yml" })
   assert.is_nil(v)
-  return e
+  assert.are.equal("parse", e.kind, tostring(e))
+  assert.are.equal("c.yml", e.file)
+  assert.are.equal(("c.yml:%d:%d: "):format(e.line, e.col), e.message:match("^c%.yml:%d+:%d+: "))
+  assert.are.equal(e.message, tostring(e))
+  return e.message
 end
 
 describe("codeassist.yaml", function()
@@ -96,13 +102,22 @@ empty:
     assert.are.same({ a = { 1 } }, yaml.load_file(dir .. "/ok.yml"))
     local v, e = yaml.load_file(dir .. "/bad.yml")
     assert.is_nil(v)
-    assert.are.equal(dir .. "/bad.yml:2:1: duplicate key 'a' (first defined at line 1)", e)
+    assert.are.equal("parse", e.kind)
+    assert.are.same({ 2, 1 }, { e.line, e.col })
+    assert.are.equal(dir .. "/bad.yml:2:1: duplicate key 'a' (first defined at line 1)", e.message)
     v, e = yaml.load_file(dir .. "/missing.yml")
     assert.is_nil(v)
-    assert.matches("missing%.yml", e)
+    assert.are.equal("not_found", e.kind)
+    assert.are.equal("cannot read '" .. dir .. "/missing.yml': No such file or directory", e.message)
+    assert.are.equal(dir .. "/missing.yml", e.path)
     v, e = yaml.load_file(dir .. "/ok.yml", { max_bytes = 8 })
     assert.is_nil(v)
-    assert.matches("ok%.yml", e)
+    assert.are.equal("too_large", e.kind)
+    assert.matches("ok%.yml': it is 17 bytes, more than the limit of 8", e.message)
+    local ok, raised = pcall(function() local v = yaml.load_file(dir .. "/ok.yml", { max_bytes = {} }); return v end)
+    assert.is_false(ok)
+    assert.matches("^tests/spec/yaml_spec%.lua:%d+: bad argument #2 to 'load_file' %(max_bytes must be a number >= 0%)",
+      raised)
     support.cleanup()
   end)
 

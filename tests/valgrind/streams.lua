@@ -1,5 +1,6 @@
 -- Streaming paths under valgrind (tests/run.sh runs this with --error-exitcode): complete,
--- cut, stalled, cancelled and paused streams against the simulator, plus a child process.
+-- cut, stalled, cancelled and paused streams against the simulator, a stream held by the
+-- sub-task of a cancelled task, failed tasks, plus a child process.
 -- It checks outcomes, not timings: valgrind makes everything slow. Prints TAP.
 package.path = os.getenv("CODEASSIST_ROOT") .. "/tests/spec/?.lua;" .. package.path
 local support = require "support"
@@ -48,6 +49,26 @@ end)
 while not held do task.sleep(0.05) end
 task.cancel(t)
 ok(held._t:state() == "closed" and not task.join(t), "a cancelled stream")
+
+-- cancelling a task reaches the stream its sub-task holds
+sim:fault{ kind = "stall", after = 2, seconds = 60 }
+local sub_held
+local parent = task.spawn(function()
+  task.join(task.spawn(function()
+    sub_held = assert(http.request{ url = sim.url .. "/api/chat", body = body, stream = "ndjson" })
+    for _ in sub_held:lines() do end
+  end))
+end)
+while not sub_held do task.sleep(0.05) end
+task.cancel(parent)
+ok(sub_held._t:state() == "closed" and not task.join(parent), "a stream in a sub-task of a cancelled task")
+
+-- failed tasks: forgotten once joined, reported once when nobody joined them
+for i = 1, 200 do task.join(task.spawn(error, "joined " .. i)) end
+task.spawn(error, "nobody joined me")
+task.sleep(0.01)
+local unobserved = require("codeassist.sched").unobserved()
+ok(#unobserved == 1 and unobserved[1] == "nobody joined me", "failed tasks, joined and not")
 
 res = assert(http.request{ url = sim.url .. "/_sim/bench/sse?events=20000", stream = "sse" })
 local it = res:events()
