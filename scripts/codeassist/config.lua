@@ -313,8 +313,9 @@ function M.load(opts)
       table.concat(env_problems, "\n  "))
   end
 
-  local st = fs.stat(path)
+  local st, missing = fs.stat(path)
   if not st then
+    if missing.kind ~= "not_found" then errors.config("config file %s: %s", path, missing.message) end
     if opts.path then errors.config("config file %s: not found", path) end
     return cfg
   end

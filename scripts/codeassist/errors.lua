@@ -47,7 +47,8 @@ M.KINDS = {
 local registry = debug.getregistry()
 local Failure = registry["codeassist.failure"]
 if not Failure then
-  Failure = { __tostring = function(e) return e.message end }
+  Failure = { __tostring = function(e) return e.message end,
+              __concat = function(a, b) return tostring(a) .. tostring(b) end }
   registry["codeassist.failure"] = Failure
 end
 

@@ -15,7 +15,6 @@
 -- "http" carrying status, headers and the (capped) body. Messages name the method and URL
 -- with credentials redacted; header values never appear in them.
 local core = require "codeassist.http_core"
-local sched = require "codeassist.sched"
 local task = require "codeassist.task"
 local cjson = require "cjson.safe"
 local errors = require "codeassist.errors"
@@ -114,8 +113,8 @@ local function await(tr, method, url)
   local ok, err = task.wait(tr, nil, tr)   -- a cancelled task unwinds there, closing tr
   if ok then return true end
   tr:close()
-  return false, failure("cancelled", method, url, err.kind == "interrupted"
-    and "interrupted (SIGINT/SIGTERM)" or "cancelled (" .. err.kind .. ")")
+  if err.kind == "interrupted" then return false, failure("interrupted", method, url, "interrupted (SIGINT/SIGTERM)") end
+  return false, failure("cancelled", method, url, "cancelled (" .. err.kind .. ")")
 end
 
 local function transfer_failure(tr, method, url)
@@ -146,7 +145,10 @@ function M.request(opts)
   local permit = limits[origin(url)]
   if permit then
     local ok, why = permit:acquire()
-    if not ok then return nil, failure("cancelled", method, url, "interrupted while queued (" .. why .. ")") end
+    if not ok then
+      return nil, failure(why.kind == "interrupted" and "interrupted" or "cancelled", method, url,
+        "stopped while queued behind http.limit: " .. why.message)
+    end
   end
 
   local ok, tr = pcall(core.open, {

@@ -256,6 +256,32 @@ describe("precedence: defaults < environment < file < preset < flags", function(
   end)
 end)
 
+describe("the route hook in the doctor", function()
+  teardown(support.cleanup)
+
+  it("is asked once per gate with phase doctor, and its routes are the ones checked", function()
+    local file = preset_file([[
+local preset = require "codeassist.preset"
+return preset.define{
+  extends = "claude",
+  route = function(gate, ctx)
+    assert(ctx.phase == "doctor" and ctx.iteration == 0 and ctx.failures(gate) == 0)
+    if gate == "ux" then return { provider = "ollama", model = "gemma3:4b" } end
+  end,
+}
+]])
+    local r = support.codeassist({ "doctor", file, "--json" }, { cwd = support.tmpdir(),
+      env = { OLLAMA_HOST = "127.0.0.1:1", ANTHROPIC_API_KEY = "sk-test" } })
+    local doc = cjson.decode(r.stdout)
+    local by = {}
+    for _, g in ipairs(doc.gates) do by[g.gate] = g end
+    assert.are.equal("ollama", by.ux.provider)
+    assert.are.equal("gemma3:4b", by.ux.model)
+    assert.matches("^hook route%(%) in .*mine%.lua$", by.ux.origin)
+    assert.are.equal("claude", by.review.provider)
+  end)
+end)
+
 describe("preset.route_chain", function()
   it("walks a route and its fallbacks once each", function()
     local r = { provider = "ollama", model = "a", fallback = { provider = "ollama", model = "b",

@@ -143,6 +143,16 @@ local function gate_entry(name, plan, facts, cfg, opts)
   return entry, required
 end
 
+-- With a route(gate, ctx) hook, the routes its first call would choose (ctx.phase "doctor",
+-- iteration 0) are the ones to check.
+local function hooked_routes(cfg, plan)
+  if not plan.route then return end
+  local r = router.new{ cfg = cfg, plan = plan }
+  for name in pairs(plan.routes) do
+    plan.routes[name] = r:route_for(name, preset.context(plan, { phase = "doctor" }))
+  end
+end
+
 -- Runs every check; returns the report (what --json prints). opts: {timeout, probe,
 -- probe_timeout, vram_gb, vram_origin}; bus gets the sections as they finish.
 function M.check(cfg, plan, opts, bus)
@@ -153,6 +163,7 @@ function M.check(cfg, plan, opts, bus)
   if not opts.vram_gb and cfg.providers.ollama.vram_gb then
     opts.vram_gb, opts.vram_origin = cfg.providers.ollama.vram_gb, "providers.ollama.vram_gb"
   end
+  hooked_routes(cfg, plan)
   local report = render.new_report(cfg, plan, opts)
   bus:emit("doctor.header", { report = report })
 
