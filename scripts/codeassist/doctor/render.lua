@@ -61,10 +61,8 @@ function M.server_section(s, facts, cfg, plan, problems)
   else
     -- only worth saying when some Ollama route has no model of its own
     for _, r in pairs(plan.routes) do
-      local route = r
-      while route do
+      for route in require("codeassist.preset").route_chain(r) do
         if route.provider == "ollama" and not route.model then section.needs_default_model = true end
-        route = route.fallback
       end
     end
   end
