@@ -98,6 +98,18 @@ function M.join(t)
   return sched.result(t)
 end
 
+-- Joins every task of a list (waiting for all of them), then raises the first one's error,
+-- if any failed: for work split into tasks that must all succeed.
+function M.join_all(list)
+  argcheck(type(list) == "table", "task.join_all: expected a list of tasks, not %s", shown(list))
+  local first
+  for _, t in ipairs(list) do
+    local ok, err = M.join(t)
+    if not ok and first == nil then first = err end
+  end
+  if first ~= nil then error(first, 0) end
+end
+
 -- Sleeps; true when the time is up, nil and an "interrupted" failure if a signal cut it short.
 function M.sleep(seconds)
   argcheck(is_seconds(seconds), "task.sleep: seconds must be a number >= 0, not %s", shown(seconds))

@@ -352,3 +352,20 @@ print("main done")
     end)
   end)
 end)
+
+describe("task.join_all", function()
+  it("waits for every task, then raises the first failure", function()
+    local task = require "codeassist.task"
+    local done = {}
+    local list = {
+      task.spawn(function() task.sleep(0.05); done[#done + 1] = "slow" end),
+      task.spawn(function() error({ kind = "io", message = "first" }, 0) end),
+      task.spawn(function() error("second", 0) end),
+    }
+    local ok, err = pcall(task.join_all, list)
+    assert.is_false(ok)
+    assert.are.equal("first", err.message)
+    assert.are.same({ "slow" }, done)   -- the slow one was waited for
+    assert.has_no.errors(function() task.join_all{ task.spawn(function() end) } end)
+  end)
+end)

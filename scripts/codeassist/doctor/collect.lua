@@ -118,19 +118,13 @@ function M.run(cfg, plan, opts)
             if p then p:done() end
           end)
         end
-        for _, t in ipairs(inner) do
-          local ok, err = task.join(t)
-          if not ok then error(err, 0) end
-        end
+        task.join_all(inner)
       end
       if progress then progress:done() end
       if opts.on_server then opts.on_server(s, facts) end
     end)
   end
-  for _, t in ipairs(jobs) do
-    local ok, err = task.join(t)
-    if not ok then error(err, 0) end
-  end
+  task.join_all(jobs)
   for _, url in ipairs(providers.base_urls(cfg, "ollama")) do facts.ollama_list[#facts.ollama_list + 1] = facts.ollama[url] end
   return facts
 end

@@ -99,11 +99,9 @@ local function run_probes(cfg, plan, facts, opts, bus)
     end
   end
   if #order > 0 then bus:emit("doctor.probes", { count = #order }) end
-  for _, key in ipairs(order) do
-    local ok, err = task.join(jobs[key])
-    if not ok then error(err, 0) end
-  end
-  local list = {}
+  local list, tasks = {}, {}
+  for i, key in ipairs(order) do tasks[i] = jobs[key] end
+  task.join_all(tasks)
   for _, key in ipairs(order) do list[#list + 1] = facts.probes[key] end
   return list
 end
