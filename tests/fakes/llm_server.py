@@ -33,7 +33,9 @@ Control endpoints (not logged), JSON in and out:
   POST /_sim/scenario   a scenario document (see load_scenario)
   POST /_sim/models     {"models": [...], "vram_gb": n}
   POST /_sim/reset      forget faults, log, loaded models and conversation positions
-  GET  /_sim/log        every request: method, path, host, port, headers, body, status
+  GET  /_sim/log        every request: method, path, host, port, headers, body, status; for
+                        /api/chat also prompt_tokens and truncated_messages (Ollama drops the
+                        oldest messages of a prompt longer than num_ctx, 4096 when unset)
   GET  /_sim/stats      {"requests": n, "loads": {model: n}, "evictions": n}
   POST /_sim/blackhole  {"port": p}: a port where connecting never completes
   POST /_sim/silent     {"port": p}: a port that accepts and never answers
@@ -101,6 +103,30 @@ def rand_id(prefix, n, alphabet=string.ascii_letters + string.digits):
 
 def estimate_tokens(obj):
     return max(1, len(json.dumps(obj, ensure_ascii=False)) // 4)
+
+
+# Ollama's window when a request sets no options.num_ctx.
+OLLAMA_DEFAULT_NUM_CTX = 4096
+
+
+def code_tokens(obj):
+    """Tokens as a code model's tokenizer counts them: more than chars / 4 (about 3.3)."""
+    return max(1, len(json.dumps(obj, ensure_ascii=False)) * 10 // 33)
+
+
+def truncate_like_ollama(messages, num_ctx):
+    """What Ollama's chatPrompt does with a prompt longer than num_ctx: it silently drops the
+    oldest messages (system messages and the last one stay). Returns (kept, dropped, tokens)."""
+    kept = list(messages)
+    tokens = sum(code_tokens(m) for m in kept)
+    dropped = 0
+    while tokens > num_ctx:
+        index = next((i for i, m in enumerate(kept[:-1]) if m.get("role") != "system"), None)
+        if index is None:
+            break
+        tokens -= code_tokens(kept.pop(index))
+        dropped += 1
+    return kept, dropped, tokens
 
 
 def pieces(text, size):
@@ -511,6 +537,7 @@ class Handler(BaseHTTPRequestHandler):
             entry["status"] = int(fault.get("status", 0)) if fault["kind"] == "status" else 0
             return
         entry["status"] = 0
+        self.entry = entry
         entry["status"] = self.route(path, doc, raw, fault)
 
     def route(self, path, doc, raw, fault):
@@ -691,7 +718,9 @@ class Handler(BaseHTTPRequestHandler):
         if "replay" in reply:
             return self.replay(reply["replay"], fault, reply.get("verbatim"))
         stream = doc.get("stream", True)
-        frames = ollama_chat_frames(reply, doc["model"], estimate_tokens(doc.get("messages")), stream)
+        _, dropped, prompt_tokens = truncate_like_ollama(doc["messages"], options.get("num_ctx") or OLLAMA_DEFAULT_NUM_CTX)
+        self.entry["prompt_tokens"], self.entry["truncated_messages"] = prompt_tokens, dropped
+        frames = ollama_chat_frames(reply, doc["model"], prompt_tokens, stream)
         if stream:
             self.send_stream(frames, "application/x-ndjson", fault)
         else:

@@ -138,11 +138,42 @@ describe("providers", function()
     assert.are.equal("30m", sent.keep_alive)
   end)
 
-  it("ollama native: num_ctx grows with the prompt and stops at the model's window", function()
-    local body = { messages = { { role = "user", content = string.rep("word ", 40000) } } }
-    local n = ollama.num_ctx(body, 4096, nil)
-    assert.is_true(n >= 200000 / 4 * 1.25 + 4096 and n % 1024 == 0, "num_ctx " .. n)
+  -- Ollama silently drops the oldest messages of a prompt longer than num_ctx (4096 when the
+  -- request sets none); the simulator does the same, counting tokens as a code tokenizer does.
+  local function long_conversation()
+    local messages = {}
+    for i = 1, 40 do
+      messages[#messages + 1] = { role = i % 2 == 1 and "user" or "assistant",
+                                  content = ("line %d: local x = f(y) -- some code\n"):format(i):rep(120) }
+    end
+    messages[#messages + 1] = { role = "user", content = "and now?" }
+    return messages
+  end
+
+  it("ollama native: a long conversation reaches the model whole, with room for the answer", function()
+    local cfg = cfg_for(sim.url)
+    local msg = assert(providers.complete(cfg, { provider = "ollama", model = "qwen3-coder" },
+      { max_tokens = 4096, messages = long_conversation() }))
+    local entry = sim:log()[1]
+    assert.are.equal(0, entry.truncated_messages)
+    assert.are.equal(entry.prompt_tokens, msg.usage.input_tokens)
+    assert.is_true(entry.prompt_tokens > 40000, "a prompt far beyond Ollama's default window")
+    assert.is_true(entry.body.options.num_ctx >= entry.prompt_tokens + 4096, "the window holds the prompt and the answer")
+  end)
+
+  it("ollama native: the same conversation without num_ctx loses its start (the fact above)", function()
+    local http = require "codeassist.http"
+    local body = cjson.encode{ model = "qwen3-coder", stream = false, messages = long_conversation() }
+    local res = assert(http.request{ method = "POST", url = sim.url .. "/api/chat", body = body })
+    assert(res:body())
+    assert.is_true(sim:log()[1].truncated_messages > 30)
+  end)
+
+  it("ollama native: num_ctx never exceeds the model's window", function()
+    local body = { messages = long_conversation() }
     assert.are.equal(32768, ollama.num_ctx(body, 4096, 32768))
+    assert.is_true(ollama.num_ctx({ messages = { { role = "user", content = "hi" } } }, 64, 32768) >= 4096,
+      "never below Ollama's own default window")
   end)
 
   it("ollama native: a stream without done: true, or with an error line, is an error", function()
