@@ -43,7 +43,7 @@ deps:
 	@sh tools/deps.sh
 
 codeassist: $(BUILD)/codeassist
-	@cp $< $@
+	@cp $< $@.tmp && mv -f $@.tmp $@   # a running ./codeassist keeps its old file
 
 # The FFI hot paths look their C functions up in the executable's dynamic symbols.
 EXPORTS      = -Wl,--export-dynamic-symbol=codeassist_next_frame

@@ -130,7 +130,7 @@ end
 local resolve_base
 
 -- Builds a preset value from a spec; where names the spec for errors and origins.
-local function build(spec, where, base_hint)
+local function build(spec, where)
   local problems = schema.problems(spec, SCHEMA, { unknown = "error", lua = true })
   local list = problems.errors
   local base
@@ -144,7 +144,6 @@ local function build(spec, where, base_hint)
     end
   end
   if #list > 0 then problems_error(where, list) end
-  base = base or base_hint
 
   local p = setmetatable({ origins = {} }, Preset)
   local src = file_of(where)
