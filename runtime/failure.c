@@ -1,3 +1,37 @@
+/* Errors and failures, the two values every part of codeassist shares (see errors.lua). */
+#include <errno.h>
+#include <stdarg.h>
+
+#include "host.h"
+
+/* The metatable of codeassist's own raised errors (errors.usage/config/goal, the interrupt):
+ * only a value with it decides the exit code (main.c), never any table with a `code`. */
+static int error_tostring(lua_State *L)
+{
+    lua_getfield(L, 1, "message");
+    if (!lua_isstring(L, -1))
+        lua_pushliteral(L, "(error without a message)");
+    return 1;
+}
+
+void host_error_class(lua_State *L)
+{
+    luaL_newmetatable(L, ERROR_MT);
+    lua_pushcfunction(L, error_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+}
+
+int host_is_error(lua_State *L, int idx)
+{
+    if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
+        return 0;
+    luaL_getmetatable(L, ERROR_MT);
+    int same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same;
+}
+
 /* One failure value for every runtime failure, from C or from Lua: `nil, failure`, where the
  * failure is a table {kind = ..., message = ..., ...} whose metatable ("codeassist.failure")
  * prints the message. errors.lua uses the same metatable, so `errors.is_failure` recognises

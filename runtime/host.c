@@ -115,6 +115,9 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar)
     set_string(L, "message", last_signal == SIGTERM ? "terminated" : "interrupted");
     lua_pushinteger(L, EXIT_INTERRUPTED);
     lua_setfield(L, -2, "code");
+    set_string(L, "kind", "interrupted");
+    luaL_getmetatable(L, ERROR_MT);
+    lua_setmetatable(L, -2);
     lua_error(L);
 }
 
@@ -147,6 +150,15 @@ void host_install_signals(lua_State *L)
     sigaction(SIGALRM, &sa, NULL);
     /* A closed pipe is an error to report, not a reason to die. */
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* host.call(fn, ...): calls fn from C. A script's main chunk runs through it, so that its
+ * error(msg, 2) names no line of the library (level 2 is this C function). */
+static int l_call(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
 }
 
 /* host.graceful(on): Lua promises to poll host.interrupted() and stop cleanly. */
@@ -182,6 +194,7 @@ static int l_versions(lua_State *L)
 static const luaL_Reg host_functions[] = {
     { "graceful",    l_graceful },
     { "interrupted", l_interrupted },
+    { "call",        l_call },
     { "versions",    l_versions },
     { NULL, NULL }
 };

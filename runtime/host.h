@@ -60,7 +60,12 @@ char *fs_read_capped(const char *path, size_t cap, size_t *len, const char **kin
 int fs_confine(const char *root, const char *path, char *out, const char **kind, char *err,
                size_t errlen);
 
-/* failure.c: runtime failures as `nil, failure` (see errors.lua for the kinds). */
+/* failure.c: codeassist's raised errors ({kind, code, message}; errors.lua) ... */
+#define ERROR_MT "codeassist.error"
+void host_error_class(lua_State *L);      /* registers the metatable; once, at start-up */
+int host_is_error(lua_State *L, int idx); /* 1 when the value at idx is one of ours */
+
+/* ... and runtime failures as `nil, failure` (see errors.lua for the kinds). */
 #define FAILURE_MT "codeassist.failure"
 void host_failure_class(lua_State *L);   /* registers the metatable; once, at start-up */
 /* Pushes nil and a failure {kind, message = fmt...}; returns 2 (`return host_push_failure(...)`). */

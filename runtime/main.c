@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <lualib.h>
 
@@ -25,46 +26,98 @@ struct options {
 
 /* Library chunk names ("@scripts/codeassist/cli.lua", or an override's path) are kept in a
  * registry set by preload.c; an error positioned in one of them is our bug (exit 3). */
-static int blamed_on_library(lua_State *L, const char *msg)
+static int is_library_source(lua_State *L, const char *source)
 {
-    int internal = 0;
-    const char *colon = strchr(msg, ':');
-
+    int internal;
     lua_getfield(L, LUA_REGISTRYINDEX, "codeassist.library_sources");
     if (!lua_istable(L, -1)) {
         lua_pop(L, 1);
         return 0;
     }
+    lua_pushstring(L, source);
+    lua_rawget(L, -2);
+    internal = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    return internal;
+}
+
+/* The innermost Lua function on the stack that has a file ("@..."). */
+static int innermost_file_frame(lua_State *L, lua_Debug *ar)
+{
+    for (int level = 1; lua_getstack(L, level, ar); level++) {
+        lua_getinfo(L, "Sl", ar);
+        if (ar->source[0] == '@')
+            return 1;
+    }
+    return 0;
+}
+
+/* "file:line: message" blames the position Lua recorded; without one, the innermost Lua
+ * function on the stack. */
+static int blamed_on_library(lua_State *L, const char *msg)
+{
+    const char *colon = strchr(msg, ':');
     if (colon && colon[1] >= '0' && colon[1] <= '9') {
-        /* "file:line: message": blame the position Lua itself recorded. */
         lua_pushlstring(L, msg, (size_t)(colon - msg));
-        lua_rawget(L, -2);
-        internal = lua_toboolean(L, -1);
+        int internal = is_library_source(L, lua_tostring(L, -1));
         lua_pop(L, 1);
-    } else {
-        /* No position: blame the innermost Lua function on the stack. */
-        lua_Debug ar;
-        for (int level = 1; lua_getstack(L, level, &ar); level++) {
-            lua_getinfo(L, "S", &ar);
-            if (ar.source[0] == '@') {
-                lua_pushstring(L, ar.source + 1);
-                lua_rawget(L, -2);
-                internal = lua_toboolean(L, -1);
-                lua_pop(L, 1);
-                break;
-            }
+        return internal;
+    }
+    lua_Debug ar;
+    return innermost_file_frame(L, &ar) && is_library_source(L, ar.source + 1);
+}
+
+/* A message raised without a position (error(msg, 2) at a script's top level, a C function's
+ * argument error) gets the position of the user's code that was running. */
+static void add_user_position(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    const char *colon = strchr(msg, ':');
+    lua_Debug ar;
+    if (colon && colon[1] >= '0' && colon[1] <= '9')
+        return;
+    if (!innermost_file_frame(L, &ar) || is_library_source(L, ar.source + 1) || ar.currentline <= 0)
+        return;
+    lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+}
+
+/* tostring(v) for an error value, run protected: a __tostring that fails must not turn into
+ * "error in error handling". Leaves a string or nothing usable. */
+static int describe_error_value(lua_State *L)
+{
+    if (luaL_callmeta(L, 1, "__tostring"))
+        return 1;
+    if (lua_istable(L, 1)) {
+        lua_getfield(L, 1, "message");
+        return 1;
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+/* "file:line" of the innermost Lua function on the stack, for values that carry none. */
+static void push_where(lua_State *L)
+{
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        lua_getinfo(L, "Sl", &ar);
+        if (ar.currentline > 0) {
+            lua_pushfstring(L, " (raised at %s:%d)", ar.short_src, ar.currentline);
+            return;
         }
     }
-    lua_pop(L, 1);
-    return internal;
+    lua_pushliteral(L, "");
 }
 
 static int error_record(lua_State *L)
 {
     int code = -1;
 
-    /* A structured error (codeassist.errors, the interrupt hook) carries its own exit code. */
-    if (lua_istable(L, 1)) {
+    /* codeassist's own errors (errors.lua, the interrupt hook) carry their exit code; a
+     * table from anywhere else never decides it. */
+    if (host_is_error(L, 1)) {
         lua_getfield(L, 1, "code");
         if (lua_isnumber(L, -1))
             code = (int)lua_tointeger(L, -1);
@@ -77,18 +130,19 @@ static int error_record(lua_State *L)
             lua_pushliteral(L, "(error without a message)");
         }
     } else {
-        if (lua_isstring(L, 1))
+        if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER) {
             lua_pushvalue(L, 1);
-        else if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1))
-            ;
-        else if (lua_istable(L, 1)) {
-            lua_getfield(L, 1, "message");
-            if (!lua_isstring(L, -1)) {
+        } else {
+            lua_pushcfunction(L, describe_error_value);
+            lua_pushvalue(L, 1);
+            if (lua_pcall(L, 1, 1, 0) != 0 || !lua_isstring(L, -1)) {
                 lua_pop(L, 1);
-                lua_pushliteral(L, "(error table without a message)");
+                lua_pushfstring(L, "(an error value that is a %s, without a message)", luaL_typename(L, 1));
+                push_where(L);
+                lua_concat(L, 2);
             }
-        } else
-            lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+        }
+        add_user_position(L);
         code = blamed_on_library(L, lua_tostring(L, -1)) ? EXIT_INTERNAL : EXIT_USAGE;
     }
 
@@ -197,6 +251,7 @@ static int pmain(lua_State *L)
 
     drop_relative_entries(L, "path");
     drop_relative_entries(L, "cpath");
+    host_error_class(L);
     host_failure_class(L);
     preload_register(L, o->lua_path);
     if (o->no_color)
@@ -229,10 +284,15 @@ static int pmain(lua_State *L)
 static void prescan(struct options *o)
 {
     const char *env = getenv("CODEASSIST_DEBUG");
+    /* "0", "false", "no", "off" and "" mean off, as a person writes it */
+    static const char *const off[] = { "0", "false", "no", "off" };
     int words = 0;          /* words that are not options: the command, then run's FILE */
     int run = 0;
 
-    o->debug = env && *env && strcmp(env, "0") != 0;
+    o->debug = env && *env;
+    for (size_t k = 0; o->debug && k < sizeof off / sizeof off[0]; k++)
+        if (strcasecmp(env, off[k]) == 0)
+            o->debug = 0;
     for (int i = 1; i < o->argc; i++) {
         const char *a = o->argv[i];
         if (strcmp(a, "--") == 0 || (run && words >= 2))

@@ -78,7 +78,9 @@ static int load_override(lua_State *L)
     }
     lua_pop(L, 1);
     const char *file = lua_tostring(L, -1);
-    if (is_embedded(name))
+    /* An edited copy of a library module is still the library; an edited preset is the
+     * user's own file, and its mistakes are theirs (exit 2). */
+    if (is_embedded(name) && strncmp(name, "presets.", 8) != 0)
         mark_library_source(L, file);
     if (luaL_loadfile(L, file) != 0)
         return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s",

@@ -12,6 +12,9 @@ local fs = require "codeassist.fs"
 local errors = require "codeassist.errors"
 local schema = require "codeassist.schema"
 
+-- URLs in messages lose their credentials (http.redact), loaded only when one is shown.
+local function http_redact(url) return require("codeassist.http").redact(url) end
+
 local M = {}
 
 M.DEFAULT_PATH = ".claude/autonomous.yml"
@@ -41,6 +44,7 @@ local function num(min, max) return { type = "number", min = min, max = max } en
 local function int(min, max) return { type = "integer", min = min, max = max } end
 local bool = { type = "boolean" }
 local str = { type = "string" }
+local token = { type = "string", token = true }   -- model names, keys: no spaces or line breaks
 local strings = { type = "list", each = str }
 local legacy = { legacy = true }
 
@@ -56,9 +60,9 @@ local provider_node = { type = "string", enum = M.PROVIDERS }
 -- A route: "claude" | "ollama", or {provider, model, fallback, floor}.
 local route_fields = {
   provider = { type = "string", enum = M.PROVIDERS, required = true },
-  model = str,
+  model = token,
   fallback = { either = { { type = "string", enum = { "claude", "anthropic", "ollama", "none" } },
-                          { type = "table", fields = { provider = provider_node, model = str } } } },
+                          { type = "table", fields = { provider = provider_node, model = token } } } },
   floor = { type = "string", enum = M.FLOORS },
 }
 local route_node = { either = { provider_node, { type = "table", fields = route_fields } } }
@@ -87,15 +91,15 @@ local SCHEMA = { type = "table", fields = {
     default = provider_node,
     ollama = { type = "table", fields = {
       enabled = bool,
-      base_url = { either = { { type = "url" }, { type = "list", each = { type = "url" } } } },
-      model = str,
-      api_key = str,
+      base_url = { either = { { type = "url" }, { type = "list", each = { type = "url" }, min_items = 1, unique = true } } },
+      model = token,
+      api_key = token,
       protocol = { type = "string", enum = { "native", "anthropic" } },
-      vram_gb = num(0, 100000),
+      vram_gb = num(1, 100000),
       keep_alive = { either = { str, { type = "number" } } },
     } },
-    anthropic = { type = "table", fields = { base_url = { type = "url" }, model = str } },
-    claude = { type = "table", fields = { model = str } },
+    anthropic = { type = "table", fields = { base_url = { type = "url" }, model = token } },
+    claude = { type = "table", fields = { model = token } },
     gate_providers = { type = "table", each = route_node, known = M.ROUTABLE, known_what = "gate", unknown = "warning" },
   } },
   safety = { type = "table", fields = {
@@ -159,18 +163,24 @@ end
 
 -- ===== loading =====
 
-local function deep_copy(t)
+-- A copy that keeps sharing and cycles as they are: each table is copied once (a YAML file
+-- of aliases of aliases must not grow exponentially here). Metatables are kept.
+local function deep_copy(t, copies)
   if type(t) ~= "table" then return t end
+  copies = copies or {}
+  if copies[t] then return copies[t] end
   local c = {}
-  for k, v in pairs(t) do c[k] = deep_copy(v) end
-  return c
+  copies[t] = c
+  for k, v in pairs(t) do c[deep_copy(k, copies)] = deep_copy(v, copies) end
+  return setmetatable(c, getmetatable(t))
 end
 M.deep_copy = deep_copy
 
--- Merges src into dst: tables merge key by key, lists and scalars replace.
+-- Merges src into dst: mappings merge key by key (an empty one changes nothing), lists and
+-- scalars replace.
 local function merge(dst, src)
   for k, v in pairs(src) do
-    if type(v) == "table" and type(dst[k]) == "table" and #v == 0 and next(v) ~= nil then
+    if type(v) == "table" and #v == 0 and type(dst[k]) == "table" and #dst[k] == 0 and next(dst[k]) ~= nil then
       merge(dst[k], v)
     elseif v ~= yaml.null then
       dst[k] = deep_copy(v)
@@ -222,16 +232,25 @@ function M.ollama_host_url(value)
   else
     scheme, rest = "http", value
   end
-  local hostport, path = rest:match("^([^/]*)(.*)$")
-  local host, port = hostport:match("^%[([^%]]*)%]:(%d*)$")
-  if not host then host, port = hostport:match("^([^:]*):(%d*)$") end
-  if not host then host = hostport:match("^%[([^%]]*)%]$") or hostport end
-  if port == "" then port = nil end
-  if port and tonumber(port) > 65535 then
-    return nil, ("'%s': port %s is out of range"):format(value, port)
+  local shown = http_redact(value)
+  if value:find("[%s%c]") then return nil, ("'%s' contains a space or a control character"):format(shown) end
+  if value:find("@", 1, true) then
+    return nil, ("'%s' has credentials in it; put a key in providers.ollama.api_key instead"):format(shown)
   end
-  if hostport:find("[^%w%.%-%[%]:_]") or (not port and hostport:find(":") and not hostport:find("^%[")) then
-    return nil, ("'%s' is not a host, host:port or URL"):format(value)
+  local hostport, path = rest:match("^([^/?#]*)(.*)$")
+  if path:find("[?#]") then return nil, ("'%s' has a query or fragment; give the server root"):format(shown) end
+  local host, port = hostport:match("^%[([^%]]*)%]:(%d*)$")
+  if not host then host = hostport:match("^%[([^%]]*)%]$") end
+  if not host and not hostport:find("[%[%]]") then
+    host, port = hostport:match("^([^:]*):(%d*)$")
+    if not host then host = hostport end
+  end
+  if not host or host:find("[^%w%.%-_:]") or (host:find(":") and not hostport:find("^%[")) then
+    return nil, ("'%s' is not a host, host:port or URL"):format(shown)
+  end
+  if port == "" then port = nil end
+  if port and (tonumber(port) < 1 or tonumber(port) > 65535) then
+    return nil, ("'%s': port %s is out of range (1-65535)"):format(shown, port)
   end
   if host == "" or host == "0.0.0.0" then host = "127.0.0.1" end
   if host:find(":") then host = "[" .. host .. "]" end
@@ -242,6 +261,20 @@ end
 -- Settings the environment gave: cfg.source.origins maps a dotted path to the variable.
 local function set_origin(cfg, path, origin)
   cfg.source.origins[path] = origin
+end
+
+-- A credential from the environment: surrounding whitespace (a key pasted with its line
+-- ending) is dropped; anything else unprintable is a problem, since it cannot go in a header.
+local function credential(getenv, name, problems)
+  local v = getenv(name)
+  if not v then return nil end
+  v = v:match("^%s*(.-)%s*$")
+  if v == "" then return nil end
+  if v:find("[%s%c]") then
+    problems[#problems + 1] = ("%s contains a space or a control character inside it; check how it was set"):format(name)
+    return nil
+  end
+  return v
 end
 
 -- Reads the environment into the config (between the defaults and the file). A value that
@@ -258,18 +291,19 @@ local function apply_env(cfg, getenv)
   end
   local base = getenv("ANTHROPIC_BASE_URL")
   if base and not base:match("^%s*$") then
-    if base:match("^https?://[^/%s]+") then
+    base = base:match("^%s*(.-)%s*$")
+    local problem = schema.url_problem(base)
+    if not problem then
       cfg.providers.anthropic.base_url = base
       set_origin(cfg, "providers.anthropic.base_url", "ANTHROPIC_BASE_URL")
     else
-      problems[#problems + 1] = ("ANTHROPIC_BASE_URL='%s' is not an http:// or https:// address "
-        .. "(e.g. ANTHROPIC_BASE_URL=https://api.anthropic.com)"):format(base)
+      problems[#problems + 1] = ("ANTHROPIC_BASE_URL='%s' %s (e.g. ANTHROPIC_BASE_URL=https://api.anthropic.com)")
+        :format(http_redact(base), problem == "expected an http:// or https:// address"
+          and "is not an http:// or https:// address" or problem)
     end
   end
-  cfg.providers.anthropic.api_key = getenv("ANTHROPIC_API_KEY")
-  cfg.providers.anthropic.auth_token = getenv("ANTHROPIC_AUTH_TOKEN")
-  if cfg.providers.anthropic.api_key == "" then cfg.providers.anthropic.api_key = nil end
-  if cfg.providers.anthropic.auth_token == "" then cfg.providers.anthropic.auth_token = nil end
+  cfg.providers.anthropic.api_key = credential(getenv, "ANTHROPIC_API_KEY", problems)
+  cfg.providers.anthropic.auth_token = credential(getenv, "ANTHROPIC_AUTH_TOKEN", problems)
   return problems
 end
 
@@ -318,6 +352,9 @@ function M.load(opts)
     if missing.kind ~= "not_found" then errors.config("config file %s: %s", path, missing.message) end
     if opts.path then errors.config("config file %s: not found", path) end
     return cfg
+  end
+  if st.type ~= "file" then   -- a FIFO would block the read for ever, a folder cannot be read
+    errors.config("config file %s: not a regular file (it is a %s)", path, st.type == "dir" and "folder" or "special file")
   end
   local marks = {}
   local doc, err = yaml.load_file(path, { marks = marks })

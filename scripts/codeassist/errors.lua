@@ -66,9 +66,12 @@ end
 
 -- ===== raised errors =====
 
-local Error = {}
-Error.__index = Error
-Error.__tostring = function(e) return e.message end
+-- The metatable the host knows (runtime/failure.c): only errors with it set the exit code.
+local Error = registry["codeassist.error"]
+if not Error then
+  Error = { __tostring = function(e) return e.message end }
+  registry["codeassist.error"] = Error
+end
 
 M.codes = { goal = 1, usage = 2, config = 2, internal = 3, interrupted = 130 }
 
@@ -103,6 +106,19 @@ end
 function M.argcheck(ok, fmt, ...)
   if not ok then error(format(fmt, ...), 3) end
   return ok
+end
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+-- Runs code a user wrote (a preset file, a hook) so that what it raises stays theirs: a
+-- message without a position (error("x", 2) at a file's top level) gets `where`, and a stack
+-- overflow is caught here, where there is stack left to report it. Returns fn's results.
+function M.call_user(where, fn, ...)
+  local r = pack(pcall(fn, ...))
+  if r[1] then return unpack(r, 2, r.n) end
+  local e = r[2]
+  if type(e) == "string" and not e:match("^[^\n]-:%d+: ") then e = where .. ": " .. e end
+  error(e, 0)
 end
 
 return M

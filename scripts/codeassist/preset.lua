@@ -137,7 +137,7 @@ local function build(spec, where)
   if spec.extends ~= nil and #list == 0 then
     local ok, b = pcall(resolve_base, spec.extends, where)
     if not ok then
-      if type(b) == "table" and b.code == 2 then list[#list + 1] = "extends: " .. b.message
+      if errors.is(b) and b.code == 2 then list[#list + 1] = "extends: " .. b.message
       else error(b, 0) end
     else
       base = b
@@ -179,8 +179,12 @@ end
 
 -- preset.define{...}: checks the spec and returns the preset value.
 function M.define(spec)
-  errors.argcheck(type(spec) == "table", "preset.define: give a table {name = ..., routes = {...}}, not a %s", type(spec))
-  return build(spec, caller_position(2))
+  local where = caller_position(2)
+  if type(spec) ~= "table" then
+    errors.config("%s: preset.define: give a table {name = ..., routes = {...}}, not %s", where,
+      spec == nil and "nothing" or ("a " .. type(spec)))
+  end
+  return build(spec, where)
 end
 
 -- preset.extend(base, spec_or_fn): a preset built on another. base is a built-in name, a
@@ -188,9 +192,11 @@ end
 -- field, routes per gate). With a function, it receives a copy of the base (hooks included)
 -- to change in place or to return a new spec from.
 function M.extend(base_ref, change)
-  errors.argcheck(type(change) == "table" or type(change) == "function",
-    "preset.extend: the second argument must be a table of changes or a function(base), not a %s", type(change))
   local where = caller_position(2)
+  if type(change) ~= "table" and type(change) ~= "function" then
+    errors.config("%s: preset.extend: the second argument must be a table of changes or a function(base), not %s",
+      where, change == nil and "nothing" or ("a " .. type(change)))
+  end
   local base = resolve_base(base_ref, where)
   if type(change) == "table" then
     local spec = {}
@@ -199,7 +205,7 @@ function M.extend(base_ref, change)
     return build(spec, where)
   end
   local copy = M.to_spec(base)
-  local result = change(copy)
+  local result = errors.call_user(file_of(where), change, copy)
   if result == nil then result = copy end
   if type(result) ~= "table" then
     errors.config("%s: the function given to preset.extend returned a %s; return nothing or a preset table", where, type(result))
@@ -222,7 +228,7 @@ end
 -- the loaded config returning either.
 function M.from_value(value, cfg, where)
   if type(value) == "function" and not M.is_preset(value) then
-    value = value(cfg)
+    value = errors.call_user(where, value, cfg)
     if type(value) == "function" then
       errors.usage("%s: the function it returned must return a preset, not another function", where)
     end
@@ -230,19 +236,28 @@ function M.from_value(value, cfg, where)
   if M.is_preset(value) then return value end
   if type(value) == "table" then return build(value, where) end
   errors.usage("%s must return a preset (preset.define{...}, a table, or a function of the config), not %s",
-    where, value == nil and "nothing" or ("a " .. type(value)))
+    where, (value == nil or value == true) and "nothing" or ("a " .. type(value)))
 end
 
 -- Runs a preset chunk, remembering which file it is for define's messages.
 local function run_chunk(chunk, path)
+  for _, p in ipairs(loading) do
+    if p == path then
+      local chain = table.concat(loading, " → ") .. " → " .. path
+      errors.config("%s: extends itself through %s (a cycle)", path, chain)
+    end
+  end
   loading[#loading + 1] = path
-  local ok, value = pcall(chunk)
+  local ok, value = pcall(errors.call_user, path, chunk)
   loading[#loading] = nil
   if not ok then error(value, 0) end
   return value
 end
 
 local function load_file(path)
+  local st, why = require("codeassist.fs").stat(path)
+  if st and st.type ~= "file" then errors.usage("preset %s: not a regular file", path) end
+  if not st and why.kind ~= "not_found" then errors.usage("preset %s: %s", path, why.message) end
   local chunk, err = loadfile(path)
   if not chunk then
     if err:find("^cannot open") then errors.usage("preset %s: cannot open it (no such file?)", path) end
@@ -261,6 +276,9 @@ local function builtin(name)
   local ok, mod = pcall(require, "presets." .. name)
   loading[#loading] = nil
   if ok then return mod end
+  if tostring(mod):find("loop or previous error loading module", 1, true) then
+    errors.config("presets/%s.lua extends itself (a cycle), or failed to load before", name)
+  end
   if tostring(mod):find("module 'presets%." .. name:gsub("%p", "%%%0") .. "' not found") then
     errors.usage("no built-in preset named '%s'%s; built-in presets: %s", name,
       schema.did_you_mean(name, M.BUILTIN), table.concat(M.BUILTIN, ", "))
@@ -292,7 +310,10 @@ end
 -- built-in one. cfg is handed to a preset that is a function of the config.
 function M.load(ref, cfg)
   if ref == nil then return build({ name = "config" }, "(no preset)") end
-  if looks_like_path(ref) then return M.from_value(load_file(ref), cfg, ref) end
+  errors.argcheck(type(ref) == "string", "preset.load: give a preset's name or file, not a %s", type(ref))
+  -- a file of that name here wins, as with `codeassist run NAME`
+  local st = require("codeassist.fs").stat(ref)
+  if looks_like_path(ref) or (st and st.type == "file") then return M.from_value(load_file(ref), cfg, ref) end
   return M.from_value(builtin(ref), cfg, "presets/" .. ref .. ".lua")
 end
 
@@ -334,6 +355,10 @@ local FLAG_NAMES = { target_score = "--target-score", max_iterations = "--max-it
 -- The plan: the preset applied to the config and the flags, with where each value came from.
 -- flags: { target_score, max_iterations, iteration_delay, routes = {gate = spec} } (checked by the CLI)
 function M.plan(p, cfg, flags)
+  errors.argcheck(M.is_preset(p), "preset.plan: the first argument must be a preset (from preset.load or define), not %s",
+    type(p))
+  errors.argcheck(type(cfg) == "table" and type(cfg.providers) == "table",
+    "preset.plan: the second argument must be the loaded config (config.load)")
   flags = flags or {}
   if flags.routes then
     local problems = schema.problems(flags.routes, SCHEMA.fields.routes, { unknown = "error", lua = true })
@@ -418,7 +443,7 @@ end
 -- The ctx a hook receives. The loop fills it as it goes; docs/PRESETS.md lists the fields.
 function M.context(plan, fields)
   local ctx = {
-    phase = "doctor", iteration = 0, attempt = 1, plan = plan,
+    phase = "doctor", iteration = 0, attempt = 1, plan = deep_copy(plan),   -- a hook cannot change the plan
     history = {}, changed_files = {}, issue = nil,
   }
   for k, v in pairs(fields or {}) do ctx[k] = v end

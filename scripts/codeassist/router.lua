@@ -20,6 +20,7 @@ local clock = require "codeassist.clock"
 local errors = require "codeassist.errors"
 local schema = require "codeassist.schema"
 local preset = require "codeassist.preset"
+local deep_copy = require("codeassist.config").deep_copy
 
 local M = {}
 
@@ -87,6 +88,17 @@ function Router:emit(name, fields)
   if self.bus then self.bus:emit(name, fields) end
 end
 
+-- A route as ctx.route shows it, made a route spec again: `gate` and `origin` are bookkeeping.
+local function without_bookkeeping(spec, depth)
+  if type(spec) ~= "table" or not (spec.origin or spec.gate) or (depth or 0) > 16 then return spec end
+  local plain = {}
+  for k, v in pairs(spec) do
+    if k == "fallback" then plain[k] = without_bookkeeping(v, (depth or 0) + 1)
+    elseif k ~= "origin" and k ~= "gate" then plain[k] = v end
+  end
+  return plain
+end
+
 -- The route for a gate now: the plan's, or the preset's route(gate, ctx) hook's answer.
 function Router:route_for(gate, ctx)
   local plan = self.plan
@@ -96,10 +108,11 @@ function Router:route_for(gate, ctx)
   end
   if not plan.route then return planned end
   ctx = ctx or preset.context(plan)
-  ctx.gate_name, ctx.gate, ctx.route = gate, plan.gates[gate], planned
-  local spec = plan.route(gate, ctx)
-  if spec == nil then return planned end
+  ctx.gate_name, ctx.gate, ctx.route = gate, deep_copy(plan.gates[gate]), deep_copy(planned)
   local where = ("the route(gate, ctx) hook of %s"):format(tostring(plan.source))
+  local spec = errors.call_user(where, plan.route, gate, ctx)
+  if spec == nil then return planned end
+  spec = without_bookkeeping(spec)
   local problems = schema.problems(spec, preset.route_node, { unknown = "error", lua = true })
   if #problems.errors > 0 then
     errors.config("%s returned a route for %s that cannot be used:\n  %s", where, gate,

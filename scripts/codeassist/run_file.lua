@@ -70,7 +70,8 @@ function M.run(file, args)
   arg = { [0] = file, [-1] = "codeassist run" }
   for i, a in ipairs(args) do arg[i] = a end
 
-  local result = chunk(unpack(args, 1, #args))
+  -- through C, so that error(msg, 2) at the script's top level is still the script's
+  local result = require("codeassist.host").call(chunk, unpack(args, 1, #args))
   M.finish_tasks()
   if result == nil or result == true then return 0 end
   if result == false then return 1 end

@@ -82,7 +82,17 @@ print(a, b, select("#", ...), arg[0], arg[1], arg[2], #arg)
     support.write(dir .. "/tbl.lua", "error({ 1, 2 })\n")
     r = codeassist({ "run", "tbl.lua" }, { cwd = dir })
     assert.are.equal(2, r.code)
-    assert.matches("error table without a message", r.stderr)
+    assert.matches("an error value that is a table, without a message%) %(raised at tbl%.lua:1%)", r.stderr)
+    -- a table with a code is not codeassist's own error: it cannot choose the exit code
+    support.write(dir .. "/code.lua", "error({ code = 0, message = 'pretend success' })\n")
+    r = codeassist({ "run", "code.lua" }, { cwd = dir })
+    assert.are.equal(2, r.code)
+    assert.matches("code%.lua:1: pretend success", r.stderr)
+    -- error(msg, 2) at the top of a script blames the script, not the runner
+    support.write(dir .. "/lvl.lua", "local x = 1\nerror('wrong level', 2)\n")
+    r = codeassist({ "run", "lvl.lua" }, { cwd = dir })
+    assert.are.equal(2, r.code)
+    assert.matches("^codeassist: lvl%.lua:2: wrong level", r.stderr)
   end)
 
   it("turns what the script returns into the exit code", function()
@@ -111,7 +121,8 @@ print(a, b, select("#", ...), arg[0], arg[1], arg[2], #arg)
   it("runs an edited copy of a library module from CODEASSIST_PATH or --lua-path", function()
     support.write(dir .. "/lib/codeassist/errors.lua", [[
 local real = {}
-real.usage = function(fmt, ...) error({ code = 2, message = "EDITED: " .. fmt:format(...) }, 0) end
+local Error = debug.getregistry()["codeassist.error"]   -- only these set the exit code
+real.usage = function(fmt, ...) error(setmetatable({ code = 2, message = "EDITED: " .. fmt:format(...) }, Error), 0) end
 return real
 ]])
     support.write(dir .. "/s.lua", "return 'x'\n")
