@@ -24,6 +24,7 @@
  * `make` and several streaming requests progress together on one thread.
  * child:finished(), child:result() (the table above), child:close() (SIGKILL, free). */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -83,8 +84,10 @@ static double opt_number(lua_State *L, const char *field, double dflt, double mi
     lua_getfield(L, 1, field);
     double v = dflt;
     if (!lua_isnil(L, -1)) {
-        if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) < min)
-            luaL_error(L, "proc.run: %s must be a number >= %f", field, min);
+        double n = lua_tonumber(L, -1);
+        /* NaN and infinity are never a duration anyone meant (leave the option out instead) */
+        if (!lua_isnumber(L, -1) || n != n || n == HUGE_VAL || n < min)
+            luaL_error(L, "proc.run: %s must be a finite number >= %g", field, min);
         v = lua_tonumber(L, -1);
     }
     lua_pop(L, 1);

@@ -130,7 +130,10 @@ static void fail_parser(struct reader *r)
         fail_at(r, line, col, "%s (%s)", problem, ctx);
         return;
     }
-    fail_at(r, line, col, "%s%s", problem, p->context ? p->context : NULL);
+    if (p->context)
+        fail_at(r, line, col, "%s %s", problem, p->context);
+    else
+        fail_at(r, line, col, "%s%s", problem, "");
 }
 
 /* ===== events ===== */

@@ -32,7 +32,7 @@ end
 function M.positive(flag, max)
   return function(text)
     local n = tonumber(text)
-    if not n or n ~= n or n <= 0 or (max and n > max) then
+    if not n or n ~= n or n <= 0 or n == math.huge or (max and n > max) then
       return nil, ("%s: expected a number greater than 0%s, found '%s'"):format(flag,
         max and (" and at most " .. max) or "", text)
     end
@@ -45,6 +45,7 @@ end
 function M.command_flags(cmd)
   cmd:flag("--debug"):hidden(true)
   cmd:flag("--no-color"):hidden(true)
+  cmd:option("--lua-path"):hidden(true)
 end
 
 -- "review=ollama:qwen3-coder:30b" -> "review", {provider = "ollama", model = "qwen3-coder:30b"}
@@ -78,7 +79,7 @@ local function glue_negative_values(argv)
   local out, i = {}, 1
   while i <= #argv do
     local a, nxt = argv[i], argv[i + 1]
-    if a:match("^%-%-[%w-]+$") and nxt and nxt:match("^%-[%d.]") then
+    if a:match("^%-%-[%w-]+$") and nxt and (nxt:match("^%-[%d.]") or nxt:lower():match("^%-inf") or nxt:lower():match("^%-nan")) then
       out[#out + 1] = a .. "=" .. nxt
       i = i + 2
     else
@@ -165,7 +166,7 @@ local function split_run_args(argv)
       break
     end
     if a:sub(1, 1) ~= "-" or a == "-" then break end
-    j = j + 1
+    j = j + (GLOBAL_WITH_VALUE[a] and 2 or 1)
   end
   if j > #argv then return argv, nil end
   local head, rest = {}, {}
@@ -192,6 +193,7 @@ function M.doctor_request(args, preset_value)
   local routes
   for _, r in ipairs(args.route or {}) do
     routes = routes or {}
+    if routes[r.gate] then errors.usage("--route: %s is given twice; give each gate one route", r.gate) end
     routes[r.gate] = { provider = r.provider, model = r.model }
   end
   return {

@@ -52,6 +52,8 @@ end
 
 -- Sends {type = name, time = wall clock, elapsed = seconds since the bus began, ...fields}.
 function Bus:emit(name, fields)
+  require("codeassist.errors").argcheck(type(name) == "string" and (fields == nil or type(fields) == "table"),
+    "bus:emit: give an event type (a string) and a table of fields")
   local ev = fields or {}
   ev.type = name
   ev.time = clock.wall()

@@ -87,6 +87,9 @@ end
 
 -- At most n requests at once to the origin of base_url (nil removes the cap).
 function M.limit(base_url, n)
+  errors.argcheck(type(base_url) == "string", "http.limit: the first argument must be a base URL, not a %s", type(base_url))
+  errors.argcheck(n == nil or (type(n) == "number" and n >= 1 and n % 1 == 0),
+    "http.limit: the cap must be a whole number >= 1 (or nil to remove it), not %s", tostring(n))
   limits[origin(base_url)] = n and task.semaphore(n) or nil
 end
 
@@ -139,6 +142,13 @@ local CONTENT_TYPES = {
 function M.request(opts)
   errors.argcheck(type(opts) == "table", "http.request: give a table {url = ..., ...}, not a %s", type(opts))
   errors.argcheck(type(opts.url) == "string", "http.request: url must be a string, not a %s", type(opts.url))
+  for _, f in ipairs{ { "method", "string" }, { "body", "string" }, { "headers", "table" }, { "resolve", "table" },
+                      { "ca_file", "string" }, { "max_body", "number" }, { "max_event", "number" } } do
+    local v = opts[f[1]]
+    errors.argcheck(v == nil or type(v) == f[2], "http.request: %s must be a %s, not a %s", f[1], f[2], type(v))
+  end
+  errors.argcheck(opts.timeout == nil or type(opts.timeout) == "table" or type(opts.timeout) == "number",
+    "http.request: timeout must be a table {connect, first_byte, idle, total} or seconds, not a %s", type(opts.timeout))
   local url = opts.url
   local method = (opts.method or (opts.body and "POST" or "GET")):upper()
 

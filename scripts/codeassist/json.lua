@@ -8,7 +8,10 @@
 -- lua-cjson 2.1.0 (Debian's) cannot tell an empty array from an empty object and encodes
 -- both as {}; the Messages API rejects {} where a schema wants a list. json.array marks a
 -- table as a list so that it stays one even when empty.
-local cjson = require "cjson.safe"
+-- Our own instance, so its settings are ours: NaN and infinities encode as null (a report
+-- must never fail to print because a number is odd).
+local cjson = require("cjson.safe").new()
+cjson.encode_invalid_numbers("null")
 local errors = require "codeassist.errors"
 
 local M = {}

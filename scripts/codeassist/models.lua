@@ -54,12 +54,14 @@ M.formats = { ["models.server"] = server_text, ["models.recommendations"] = reco
 function M.report(cfg, opts)
   local base = cfg.providers.ollama.base_url
   base = type(base) == "table" and base[1] or base
-  local r = { url = api.root(base), models = json.array{}, pulls = json.array{}, recommended = json.array{} }
+  local r = { url = require("codeassist.http").redact(api.root(base)), models = json.array{}, pulls = json.array{},
+              recommended = json.array{} }
+  events.secret(cfg.providers.ollama.api_key)
   local list, err = api.tags{ base_url = base, api_key = cfg.providers.ollama.api_key, timeout = opts.timeout or 5 }
   r.reachable = list ~= nil
   if not list then
     r.error = err.message
-    r.remedy = require("codeassist.providers.ollama").unreachable_problem(r.url, err).remedy
+    r.remedy = require("codeassist.providers.ollama").unreachable_problem(base, err).remedy
   end
   local installed = {}
   for _, m in ipairs(list or {}) do
@@ -87,7 +89,7 @@ function M.main(opts)
   for _, w in ipairs(cfg.source.warnings or {}) do io.stderr:write("codeassist: warning: ", w, "\n") end
   local report = M.report(cfg, opts)
   if opts.json then
-    io.stdout:write(assert(json.encode(report)), "\n")
+    io.stdout:write(events.scrub(assert(json.encode(report))), "\n")
   else
     local bus = events.new()
     bus:add(events.text(io.stdout, { formats = M.formats, color = term.color("stdout") }))

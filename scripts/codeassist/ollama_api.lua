@@ -41,12 +41,21 @@ local function timeouts(server, scale)
   return { connect = t, first_byte = t * scale, total = t * 2 * scale }
 end
 
+local errors = require "codeassist.errors"
+
+local function check_server(server, fname)
+  if type(server) ~= "table" or type(server.base_url) ~= "string" then
+    error(("ollama_api.%s: the first argument must be {base_url = \"http://host:11434\", api_key, timeout}"):format(fname), 3)
+  end
+end
+
 local function get(server, path, body, scale)
   return http.json(M.root(server.base_url) .. path, { body = body, headers = M.headers(server),
                                                        timeout = timeouts(server, scale or 1) })
 end
 
 function M.version(server)
+  check_server(server, "version")
   local doc, err = get(server, "/api/version")
   if not doc then return nil, err end
   return { version = type(doc.version) == "string" and doc.version or nil }
@@ -54,6 +63,7 @@ end
 
 -- The installed models: {name, size, family, parameter_size, parameters, tier, capability}.
 function M.tags(server)
+  check_server(server, "tags")
   local doc, err = get(server, "/api/tags")
   if not doc then return nil, err end
   local list = {}
@@ -75,6 +85,8 @@ end
 -- /api/show, reduced to what decisions need: capabilities (a set; has_capabilities says
 -- whether the server reports them at all), context_length, and the shape for VRAM estimates.
 function M.show(server, name)
+  check_server(server, "show")
+  errors.argcheck(type(name) == "string", "ollama_api.show: the model name must be a string")
   local doc, err = get(server, "/api/show", { model = name }, 2)
   if not doc then return nil, err end
   local facts = { capabilities = {}, has_capabilities = type(doc.capabilities) == "table" }
@@ -92,6 +104,7 @@ end
 
 -- What the server has loaded now: name -> {context_length, size, size_vram, expires_at}.
 function M.ps(server)
+  check_server(server, "ps")
   local doc, err = get(server, "/api/ps")
   if not doc then return nil, err end
   local loaded = {}
@@ -107,6 +120,7 @@ end
 -- POST /api/chat, streamed: the response to read with :lines(), or nil and a failure.
 -- body is the native chat request (a table); timeout as http.request takes it.
 function M.chat(server, body, timeout)
+  check_server(server, "chat")
   local text, err = json.encode(body)
   if not text then return nil, err end
   return http.request{

@@ -381,7 +381,10 @@ function M.plan(p, cfg, flags)
     end
   end
 
-  for name, g in pairs(cfg.gates) do plan.gates[name] = deep_copy(g) end
+  -- the file's gates; a name it has wrong was warned about and is not a gate
+  for _, name in ipairs(config.GATES) do
+    if cfg.gates[name] then plan.gates[name] = deep_copy(cfg.gates[name]) end
+  end
   for name, g in pairs(p.gates or {}) do
     plan.gates[name] = plan.gates[name] or {}
     config.merge(plan.gates[name], g)

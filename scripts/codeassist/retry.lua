@@ -13,6 +13,7 @@
 -- exponential backoff with jitter: min(base * 2^(n-1), max_delay) * (1 - jitter * random).
 local task = require "codeassist.task"
 local clock = require "codeassist.clock"
+local errors = require "codeassist.errors"
 
 local M = {}
 
@@ -77,7 +78,10 @@ function M.server_delay(err, opts)
   return nil
 end
 
+local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
+
 function M.backoff(attempt, opts)
+  errors.argcheck(finite(attempt) and attempt >= 1, "retry.backoff: attempt must be a number >= 1, not %s", tostring(attempt))
   opts = opts or M.defaults
   local base, cap = opts.base or M.defaults.base, opts.max_delay or M.defaults.max_delay
   local jitter = opts.jitter or M.defaults.jitter
@@ -91,6 +95,13 @@ end
 local function pack(...) return { n = select("#", ...), ... } end
 
 function M.call(fn, opts)
+  errors.argcheck(type(fn) == "function", "retry.call: the first argument must be a function(attempt), not a %s", type(fn))
+  errors.argcheck(opts == nil or type(opts) == "table", "retry.call: options must be a table, not a %s", type(opts))
+  for _, k in ipairs{ "attempts", "budget", "base", "max_delay", "jitter", "trust_limit" } do
+    local v = opts and opts[k]
+    errors.argcheck(v == nil or (finite(v) and v >= 0), "retry.call: %s must be a finite number >= 0, not %s", k, tostring(v))
+  end
+  errors.argcheck(not (opts and opts.attempts) or opts.attempts >= 1, "retry.call: attempts must be at least 1")
   opts = setmetatable(opts or {}, { __index = M.defaults })
   local sleep = opts.sleep or task.sleep
   local started = clock.monotonic()

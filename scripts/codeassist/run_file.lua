@@ -50,6 +50,10 @@ function M.run_preset(file, preset, args)
 end
 
 function M.run(file, args)
+  local st = require("codeassist.fs").stat(file)
+  if st and st.type ~= "file" then   -- a FIFO would block for ever
+    errors.usage("run: '%s' is not a regular file (it is a %s)", file, st.type == "dir" and "folder" or "special file")
+  end
   local chunk, err = loadfile(file)
   if not chunk and err:find("^cannot open") and not file:find("[/.]") then
     -- `codeassist run ollama_hybrid --test-provider`: a built-in preset by name

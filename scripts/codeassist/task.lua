@@ -38,7 +38,8 @@ end
 
 local function is_task(v) return getmetatable(v) == TaskMT end
 
-local function is_seconds(v) return type(v) == "number" and v >= 0 end
+-- A duration: a finite number >= 0 (NaN and infinity would wait for ever; say so instead).
+local function is_seconds(v) return type(v) == "number" and v >= 0 and v ~= math.huge end
 
 function M.cancelled_error()
   return failure("cancelled", "task cancelled")

@@ -11,6 +11,7 @@
 -- Live lines are cut to the terminal's width so that each takes exactly one row: the redraw
 -- moves the cursor up by the number of rows it drew last time.
 local term = require "codeassist.term"
+local errors = require "codeassist.errors"
 
 local M = {}
 
@@ -35,6 +36,7 @@ end
 -- Display width of UTF-8 text without escape sequences (each code point one column: the
 -- marks we print are all narrow).
 function M.width(s)
+  errors.argcheck(type(s) == "string", "tty.width: expected a string, not a %s", type(s))
   s = s:gsub("\27%[[%d;]*[A-Za-z]", "")
   local _, n = s:gsub("[^\128-\191]", "")
   return n
@@ -42,6 +44,8 @@ end
 
 -- s cut to at most cols display columns, with "…" when cut (escape sequences kept whole).
 function M.truncate(s, cols)
+  errors.argcheck(type(s) == "string", "tty.truncate: expected a string, not a %s", type(s))
+  errors.argcheck(type(cols) == "number" and cols >= 1, "tty.truncate: columns must be a number >= 1")
   if M.width(s) <= cols then return s end
   local out, w, i = {}, 0, 1
   while i <= #s and w < cols - 1 do
@@ -61,6 +65,7 @@ end
 
 -- Lay rows out in columns: {{"GATE", "ROUTE"}, {...}} -> lines; the last column is not padded.
 function M.columns(rows, indent)
+  errors.argcheck(type(rows) == "table", "tty.columns: expected a list of rows (lists of strings), not a %s", type(rows))
   local widths = {}
   for _, r in ipairs(rows) do
     for i, c in ipairs(r) do widths[i] = math.max(widths[i] or 0, M.width(c)) end

@@ -78,7 +78,7 @@ describe("codeassist.proc", function()
       raised(function() proc.run{} end))
     assert.matches(here .. "proc%.run: give a table such as {\"make\", \"test\", cwd = dir}, not a string",
       raised(function() proc.run("ls") end))
-    assert.matches(here .. "proc%.run: timeout must be a number >= 0",
+    assert.matches(here .. "proc%.run: timeout must be a finite number >= 0",
       raised(function() proc.run{ "true", timeout = "soon" } end))
     assert.matches(here .. "proc%.run: cwd must be a string",
       raised(function() proc.run{ "true", cwd = {} } end))

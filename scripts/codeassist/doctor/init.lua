@@ -167,8 +167,9 @@ function M.check(cfg, plan, opts, bus)
 
   local facts = collect.run(cfg, plan, { timeout = opts.timeout, bus = bus,
     on_claude = function(claude)
-      report.claude = claude
-      bus:emit("doctor.claude", { claude = claude })
+      report.claude = { base_url = require("codeassist.http").redact(claude.base_url), origin = claude.origin,
+                        key_set = claude.key_set, token_set = claude.token_set }
+      bus:emit("doctor.claude", { claude = report.claude })
     end,
     on_server = function(s, f)
       local section = render.server_section(s, f, cfg, plan, ollama.assess_server(s, cfg))

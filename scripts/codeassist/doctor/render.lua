@@ -4,6 +4,13 @@
 -- verdict. The seed's lines are kept: "✓ Server reachable", "Matched: ...", "Capability: ...".
 local json = require "codeassist.json"
 local tty = require "codeassist.tty"
+local events = require "codeassist.events"
+local shown = require("codeassist.http").redact   -- URLs shown never carry credentials
+
+-- Text a user wrote (a preset's name), safe to print: no control characters.
+local function printable(v)
+  return v and (tostring(v):gsub("%c", "?")) or v
+end
 
 local M = {}
 
@@ -31,7 +38,7 @@ function M.new_report(cfg, plan, opts)
     targets[k] = { value = plan[k], origin = plan.origins[k] }
   end
   return {
-    preset = plan.name, preset_source = plan.source, extends = plan.extends,
+    preset = printable(plan.name), preset_source = printable(plan.source), extends = printable(plan.extends),
     config = cfg.source and cfg.source.path, found_config = cfg.source and cfg.source.found or false,
     targets = targets, notes = plan.notes,
     vram_gb = opts.vram_gb, vram_origin = opts.vram_origin,
@@ -42,7 +49,7 @@ end
 -- What a server section shows (and --json lists): facts plus the server's own problems.
 function M.server_section(s, facts, cfg, plan, problems)
   local section = {
-    url = s.url, origin = s.origin, reachable = not s.error and not s.v1 or false,
+    url = shown(s.url), origin = s.origin, reachable = not s.error and not s.v1 or false,
     latency_ms = s.latency and math.floor(s.latency * 1000 + 0.5), version = s.version,
     models = {}, problems = problems,
   }
@@ -71,7 +78,7 @@ end
 
 function M.order_servers(report, facts)
   local index = {}
-  for i, s in ipairs(facts.ollama_list) do index[s.url] = i end
+  for i, s in ipairs(facts.ollama_list) do index[shown(s.url)] = i end
   table.sort(report.servers, function(a, b) return (index[a.url] or 0) < (index[b.url] or 0) end)
 end
 
@@ -114,7 +121,7 @@ end
 
 local function claude_section(ev, p)
   local c = ev.claude
-  local lines = { "", "Claude API (" .. c.base_url .. "):" }
+  local lines = { "", "Claude API (" .. shown(c.base_url) .. "):" }
   if c.key_set then lines[#lines + 1] = "  " .. p.ok("ANTHROPIC_API_KEY is set")
   elseif c.token_set then lines[#lines + 1] = "  " .. p.ok("ANTHROPIC_AUTH_TOKEN is set")
   else lines[#lines + 1] = "  " .. p.bad("ANTHROPIC_API_KEY not set") end
@@ -174,7 +181,7 @@ local function status_text(e)
     local first = e.problems[1]
     return "⚠ " .. (WARNED[first.check] or FAILED[first.check] or first.check)
   end
-  if e.status == "fallback" then return "⚠ via fallback " .. e.fallback.provider .. " " .. tostring(e.fallback.model) end
+  if e.status == "fallback" then return "⚠ via fallback " .. e.fallback.provider .. " " .. (e.fallback.model or "(no model)") end
   local first
   for _, pr in ipairs(e.problems) do if pr.severity == "error" then first = first or pr end end
   first = first or e.problems[1]
@@ -187,7 +194,7 @@ local function report_text(ev, p)
   local function say(x) lines[#lines + 1] = x end
   local rows = { { "GATE", "REQUIRED", "ROUTE", "FROM", "STATUS" } }
   for _, e in ipairs(r.gates) do
-    rows[#rows + 1] = { e.gate, e.required and "yes" or "no", e.provider .. " " .. tostring(e.model),
+    rows[#rows + 1] = { e.gate, e.required and "yes" or "no", e.provider .. " " .. (e.model or "(no model)"),
                         short_origin(e.origin), status_text(e) }
   end
   for _, line in ipairs(tty.columns(rows, "  ")) do say(line) end
@@ -268,7 +275,7 @@ end
 
 -- The report as JSON (keys are only said to be set, never shown).
 function M.json(report)
-  return (assert(json.encode(plain(report, nil, 0))))
+  return events.scrub(assert(json.encode(plain(report, nil, 0))))
 end
 
 return M

@@ -158,10 +158,11 @@ end
 function M.assess_route(route, gate, facts)
   local c = facts.claude
   local list = {}
-  if c.base_url:match("/v1/?$") then
+  local url = http.redact(c.base_url)
+  if url:match("/v1/?$") then
     list[#list + 1] = { check = "base_url", severity = "error",
-      message = ("%s ends in /v1; requests would go to %s/v1/..."):format(c.origin or c.base_url, c.base_url),
-      remedy = ("Use the server root: %s (codeassist adds the API path itself)"):format((c.base_url:gsub("/v1/?$", ""))) }
+      message = ("%s ends in /v1; requests would go to %s/v1/..."):format(c.origin or url, url),
+      remedy = ("Use the server root: %s (codeassist adds the API path itself)"):format((url:gsub("/v1/?$", ""))) }
   end
   if not c.key_set and not c.token_set then
     list[#list + 1] = { check = "credentials", severity = "error", message = "ANTHROPIC_API_KEY is not set",

@@ -12,6 +12,7 @@
 local anthropic = require "codeassist.providers.anthropic"
 local ollama = require "codeassist.providers.ollama"
 local clock = require "codeassist.clock"
+local errors = require "codeassist.errors"
 
 local M = {}
 
@@ -73,6 +74,11 @@ end
 
 -- One model call along a route; msg.base_url tells which server answered.
 function M.complete(cfg, route, req, opts)
+  errors.argcheck(type(cfg) == "table" and type(cfg.providers) == "table",
+    "providers.complete: the first argument must be the loaded config (config.load)")
+  errors.argcheck(type(route) == "table" and (route.provider == "anthropic" or route.provider == "ollama"),
+    "providers.complete: the route must be a table {provider = \"anthropic\"|\"ollama\", model = ...}")
+  errors.argcheck(type(req) == "table", "providers.complete: the request must be a table {messages = ..., ...}")
   opts = opts or {}
   local last_err
   for _, url in ipairs(M.order(M.base_urls(cfg, route.provider))) do

@@ -159,6 +159,7 @@ end
 -- the setup guide's troubleshooting table (reference/ollama-setup.md).
 
 local models_core = require "codeassist.models_core"
+local shown = require("codeassist.http").redact   -- URLs in messages never carry credentials
 
 local GB = 1024 ^ 3
 M.GB = GB
@@ -181,6 +182,7 @@ end
 
 function M.unreachable_problem(url, err, origin)
   local host = host_of(url)
+  url = shown(url)
   local k = err.kind
   local where = origin and (" (" .. origin .. ")") or ""
   if k == "connect" then
@@ -210,6 +212,7 @@ function M.unreachable_problem(url, err, origin)
 end
 
 function M.v1_problem(url, origin)
+  url = shown(url)
   local root = url:gsub("/v1/?$", "")
   return problem("base_url", ("%s ends in /v1; requests would go to %s/v1/..."):format(origin or url, url),
     ("Use the server root: %s (codeassist adds the API path itself)"):format(root))
@@ -250,7 +253,7 @@ end
 local function model_problems(m, s, gate, cfg, opts)
   local list = {}
   if not m.name then
-    list[#list + 1] = problem("installed", ("%s is not installed on %s"):format(m.requested, s.url),
+    list[#list + 1] = problem("installed", ("%s is not installed on %s"):format(m.requested, shown(s.url)),
       ("ollama pull %s"):format(models_core.display(m.requested) or m.requested)
         .. (#m.nearest > 0 and ("   (installed and close: %s)"):format(table.concat(m.nearest, ", ")) or ""))
     return list
@@ -315,7 +318,8 @@ function M.assess_route(route, gate, facts, cfg, opts)
     if not s.error and not s.v1 and not s.tags_error then
       if not route.model then
         list[#list + 1] = problem("model", "no model is configured for this gate",
-          "set providers.ollama.model, or a model in the preset's route for " .. gate.name)
+          ("set providers.ollama.model, a model in the preset's route for %s, or try one with --route %s=ollama:MODEL")
+            :format(gate.name, gate.name))
       else
         local m = facts.models[s.url .. "|" .. route.model]
         if m then
@@ -335,7 +339,7 @@ function M.assess_route(route, gate, facts, cfg, opts)
         copy.severity = "warning"
         copy.message = copy.message .. " (another server of the pool serves it)"
       end
-      if #per_server > 1 then copy.server = facts.ollama_list[i].url end
+      if #per_server > 1 then copy.server = shown(facts.ollama_list[i].url) end
       -- a server's "no models" warning is said once, in its own section
       if not (copy.check == "models" and copy.severity == "warning") then out[#out + 1] = copy end
     end
