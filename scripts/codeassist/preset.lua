@@ -286,6 +286,8 @@ local function builtin(name)
   error(mod, 0)
 end
 
+local resolving = {}   -- base files being resolved now, to catch a cycle of extends
+
 resolve_base = function(ref, where)
   if M.is_preset(ref) then return ref end
   if type(ref) ~= "string" then
@@ -299,7 +301,12 @@ resolve_base = function(ref, where)
       local dir = file_of(where):match("^(.*)/[^/]*$")
       if dir then path = dir .. "/" .. path end
     end
-    value = M.from_value(load_file(path), nil, path)
+    if resolving[path] then errors.config("%s: extends %s, which extends it again (a cycle)", file_of(where), path) end
+    resolving[path] = true
+    local ok, v = pcall(function() return M.from_value(load_file(path), nil, path) end)
+    resolving[path] = nil
+    if not ok then error(v, 0) end
+    value = v
   else
     value = M.from_value(builtin(ref), nil, "presets/" .. ref .. ".lua")
   end
