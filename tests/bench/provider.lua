@@ -11,10 +11,10 @@ local clock = require "codeassist.clock"
 local measure = require "measure"
 
 local sim = assert(os.getenv("SIM_URL"), "run through tests/bench/run.sh")
-local RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 7
+local RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 9
 local SMALL = 100000
 local BIG = tonumber(os.getenv("BENCH_PROVIDER_BIG") or "") or 1000000
-local BIG_RUNS = tonumber(os.getenv("BENCH_PROVIDER_BIG_RUNS") or "") or 3
+local BIG_RUNS = tonumber(os.getenv("BENCH_PROVIDER_BIG_RUNS") or "") or 5
 
 local function open(n)
   return assert(http.request{ url = ("%s/_sim/bench/sse?shape=anthropic&events=%d"):format(sim, n),
@@ -59,11 +59,13 @@ end
 plain(SMALL)          -- the simulator generates each body once: warm both
 plain(BIG)
 local times = { plain = {}, provider = {}, big = {} }
-for i = 1, RUNS do   -- interleaved, so a busy moment hits both alike
-  times.plain[i] = timed(plain, SMALL)
-  times.provider[i] = timed(provider, SMALL)
+for i = 1, math.max(RUNS, BIG_RUNS) do   -- interleaved, so a busy moment hits all alike
+  if i <= RUNS then
+    times.plain[#times.plain + 1] = timed(plain, SMALL)
+    times.provider[#times.provider + 1] = timed(provider, SMALL)
+  end
+  if i <= BIG_RUNS then times.big[i] = timed(provider, BIG) end
 end
-for i = 1, BIG_RUNS do times.big[i] = timed(provider, BIG) end
 local a, b, big = measure.median(times.plain), measure.median(times.provider), measure.median(times.big)
 
 local factor = BIG / SMALL

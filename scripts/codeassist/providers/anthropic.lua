@@ -3,6 +3,7 @@
 -- Anthropic-compatible server; `quirks = "ollama"` handles Ollama's layer (protocols.md §2.8).
 local http = require "codeassist.http"
 local cjson = require "cjson.safe"
+local new_buffer = require("string.buffer").new
 
 local M = {}
 
@@ -45,10 +46,27 @@ local function usage_merge(into, from)
   end
 end
 
+-- The block field each kind of delta adds to.
+local DELTA_FIELD = { text_delta = "text", thinking_delta = "thinking", signature_delta = "signature" }
+
+local function is_piece(v)
+  return type(v) == "string" or type(v) == "number"
+end
+
+-- Sets each collected field of a block to its text.
+local function join_fields(block, fields)
+  for field, buf in pairs(fields) do block[field] = buf:tostring() end
+end
+
 -- Accumulates one streamed message; returns it, or nil and a failure.
+-- Deltas go into one string buffer per block and field, turned into a string once, when the
+-- block stops (or at the end for a block left open). Appending each delta to the text so far
+-- copied it every time (quadratic); a table of parts keeps every delta alive as its own
+-- object until the end, which the GC pays for again and again on long answers.
 function M.read_stream(res, on_event)
   local msg = { role = "assistant", content = {}, usage = {} }
-  local blocks, partial = msg.content, {}
+  local blocks, partial = msg.content, {}   -- partial: [index] = buffer of a tool call's input
+  local open = {}   -- [index] = { [field] = buffer }, for text, thinking and signature
   local stopped = false
   for data, name in res:events() do
     local ev = cjson.decode(data)
@@ -71,25 +89,47 @@ function M.read_stream(res, on_event)
       local b = ev.content_block or {}
       local block = {}
       for k, v in pairs(b) do block[k] = v end
-      if block.type == "tool_use" then block.input = nil; partial[ev.index] = {} end
+      if block.type == "tool_use" then block.input = nil; partial[ev.index] = new_buffer() end
       blocks[ev.index + 1] = block
+      open[ev.index] = nil
     elseif name == "content_block_delta" then
       local block, d = blocks[(ev.index or -1) + 1], ev.delta or {}
       if not block then
         res:close()
         return nil, failure("protocol", "a content_block_delta for a block that was never started")
       end
-      if d.type == "text_delta" then block.text = (block.text or "") .. d.text
-      elseif d.type == "thinking_delta" then block.thinking = (block.thinking or "") .. d.thinking
-      elseif d.type == "signature_delta" then block.signature = (block.signature or "") .. d.signature
+      local field = DELTA_FIELD[d.type]
+      if field then
+        local piece = d[field]
+        if not is_piece(piece) then
+          res:close()
+          return nil, failure("protocol", ("a %s without its %s: %s"):format(d.type, field, http.excerpt(data, 120)))
+        end
+        local fields = open[ev.index]
+        if not fields then fields = {}; open[ev.index] = fields end
+        local buf = fields[field]
+        if not buf then
+          buf = new_buffer()
+          local first = block[field]   -- what content_block_start carried, usually ""
+          if is_piece(first) then buf:put(first) end
+          fields[field] = buf
+        end
+        buf:put(piece)
       elseif d.type == "input_json_delta" then
-        local parts = partial[ev.index]
-        parts[#parts + 1] = d.partial_json
+        local piece, buf = d.partial_json, partial[ev.index]
+        if not buf or (piece ~= nil and not is_piece(piece)) then
+          res:close()
+          return nil, failure("protocol", "an input_json_delta that is not part of a tool call's input: "
+            .. http.excerpt(data, 120))
+        end
+        if piece ~= nil then buf:put(piece) end
       end
     elseif name == "content_block_stop" then
       local block = blocks[ev.index + 1]
+      if block and open[ev.index] then join_fields(block, open[ev.index]) end
+      open[ev.index] = nil
       if block and block.type == "tool_use" then
-        local text = table.concat(partial[ev.index] or {})
+        local text = partial[ev.index] and partial[ev.index]:tostring() or ""
         local input = text == "" and {} or cjson.decode(text)
         if type(input) ~= "table" then
           res:close()
@@ -113,10 +153,12 @@ function M.read_stream(res, on_event)
   if not stopped then
     return nil, failure("protocol", "the stream ended before message_stop: the answer is incomplete")
   end
+  -- Blocks that never got their content_block_stop keep what came.
+  for index, fields in pairs(open) do join_fields(blocks[index + 1], fields) end
   -- A tool call cut off by max_tokens never got its content_block_stop: keep what came.
-  for index, parts in pairs(partial) do
+  for index, buf in pairs(partial) do
     local block = blocks[index + 1]
-    block.input, block.incomplete, block.partial_json = {}, true, table.concat(parts)
+    block.input, block.incomplete, block.partial_json = {}, true, buf:tostring()
   end
   return msg
 end
