@@ -8,7 +8,8 @@
  *   transfer:status()   -> HTTP status, or nil before the headers
  *   transfer:headers()  -> { lowercased name = value } (repeats joined with ", ")
  *   transfer:next()     -> data, name (SSE) | line (NDJSON) | false (nothing yet) | nil (end)
- *   transfer:body()     -> whole body | false (not finished) | nil (failed)
+ *   transfer:body()     -> whole body | false (not finished) | nil (failed); on a stream, the
+ *                          caller waits for the end without reading: frames are dropped from then on
  *   transfer:failure()  -> kind, message | nil
  *   transfer:head()     -> the first bytes of the body (up to 512), in any mode
  *   transfer:info()     -> { bytes, frames, connect_time, first_byte_time, total_time, new_connections }
@@ -16,7 +17,9 @@
  *
  * A transfer is waitable (sched.wait): it wakes its waiters when headers arrive, when frames
  * are queued and when it ends. libcurl callbacks only append to bounded buffers; when Lua
- * stops reading, the queue fills to QUEUE_HIGH and the transfer pauses until it drains.
+ * stops reading, the queue fills to QUEUE_HIGH and the transfer pauses (the rest waits in the
+ * kernel's socket buffer) until Lua drains it below QUEUE_LOW. A frame larger than the queue
+ * is still delivered whole: the framer bounds it (max_event), the queue takes it, then pauses.
  * Responses with status >= 400 are kept as a body (capped) whatever the stream mode, so the
  * caller can report the server's error text. */
 #include <stdint.h>
@@ -29,7 +32,11 @@
 #include "loop.h"
 
 #define TRANSFER_MT "codeassist.transfer"
-#define QUEUE_HIGH (1u << 20)             /* pause the transfer above this many queued bytes */
+/* Small on purpose: a stream Lua reads slowly holds about RECV_BUFFER (libcurl's read buffer)
+ * + RECV_BUFFER (the chunk libcurl keeps while paused) + QUEUE_HIGH + RECV_BUFFER (the queue),
+ * so hundreds of them fit in a few tens of MB. */
+#define RECV_BUFFER (16L << 10)
+#define QUEUE_HIGH (32u << 10)            /* pause the transfer at this many unread bytes */
 #define QUEUE_LOW (QUEUE_HIGH / 4)        /* and resume below this */
 #define MAX_HEADER_BYTES (64u << 10)
 #define MAX_ERROR_BODY (64u << 10)
@@ -49,6 +56,7 @@ struct transfer {
     char *request_body;
     enum mode mode;
     int in_multi, finished, closed, paused;
+    int discard;                          /* a stream nobody reads (see t_body): keep no frames */
     long status;
     int headers_done;
     struct frame_bytes headers;           /* "name\0value\0" pairs of the final response */
@@ -202,9 +210,11 @@ static int queue_frame(void *ud, const char *name, size_t name_len, const char *
 {
     struct transfer *t = ud;
     uint32_t lens[2] = { (uint32_t)name_len, (uint32_t)data_len };
+    size_t need = sizeof lens + name_len + data_len;
     if (t->queue_read > 0 && t->queue_read == t->queue.len) {
         t->queue.len = t->queue_read = 0;               /* drained: start over */
-    } else if (t->queue_read > t->queue.cap / 2) {       /* mostly consumed: compact */
+    } else if (t->queue_read > 0 && t->queue.len + need > t->queue.cap) {
+        /* Reuse the consumed front before growing: the queue stays near its unread size. */
         memmove(t->queue.p, t->queue.p + t->queue_read, t->queue.len - t->queue_read);
         t->queue.len -= t->queue_read;
         t->queue_read = 0;
@@ -243,9 +253,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         }
         if (bytes_add(&t->body, p, len))
             return 0;
-    } else {
+    } else if (!t->discard) {
         if (t->queue.len - t->queue_read >= QUEUE_HIGH) {
-            t->paused = 1;                               /* Lua is not reading: wait for it */
+            /* Lua is behind: libcurl keeps this chunk and stops reading until resumed. */
+            t->paused = 1;
             update_deadline(t);
             return CURL_WRITEFUNC_PAUSE;
         }
@@ -306,7 +317,7 @@ static void on_done(struct transfer_done *d, CURLcode rc)
     char msg[sizeof t->fail_message];
 
     curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &t->new_connections);
-    if (rc == CURLE_OK && t->mode != MODE_BODY && frame_finish(&t->framer) != FRAME_OK) {
+    if (rc == CURLE_OK && t->mode != MODE_BODY && !t->discard && frame_finish(&t->framer) != FRAME_OK) {
         fail(t, "protocol", t->mode == MODE_SSE
              ? "the stream ended in the middle of an event (no blank line after it)"
              : "the stream ended in the middle of a line");
@@ -567,8 +578,7 @@ static int l_open(lua_State *L)
     curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(t->easy, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(t->easy, CURLOPT_PREREQDATA, t);
-    /* Fewer, larger reads: a fast stream costs fewer loop turns and system calls. */
-    curl_easy_setopt(t->easy, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(t->easy, CURLOPT_BUFFERSIZE, RECV_BUFFER);
     if (t->to_connect > 0)
         curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(t->to_connect * 1000));
 
@@ -629,6 +639,21 @@ static int t_headers(lua_State *L)
     return 1;
 }
 
+/* Lets libcurl read again after a pause. It hands over the chunk it kept in here; should
+ * on_body refuse it, libcurl would carry on without those bytes: end the transfer instead. */
+static void resume(struct transfer *t)
+{
+    t->paused = 0;
+    t->last_byte = loop_now();              /* the idle clock stood still while we were behind */
+    update_deadline(t);
+    CURLcode rc = curl_easy_pause(t->easy, CURLPAUSE_CONT);
+    if (rc != CURLE_OK || t->fail_kind) {
+        char msg[sizeof t->fail_message];
+        snprintf(msg, sizeof msg, "%s", t->fail_kind ? t->fail_message : curl_easy_strerror(rc));
+        fail(t, t->fail_kind ? t->fail_kind : "protocol", msg);
+    }
+}
+
 /* The event hot path for LuaJIT's FFI (see scripts/codeassist/http.lua): no Lua API calls.
  * Returns 1 with the next frame (name_len is 0 for none), 0 when none is queued yet, -1 when
  * the stream has ended. The pointers stay valid until the next call for this transfer: a
@@ -638,12 +663,8 @@ int codeassist_next_frame(struct transfer *t, const char **name, size_t *name_le
 {
     if (t->queue_read == t->queue.len && t->queue.len > 0)
         t->queue.len = t->queue_read = 0;
-    if (t->paused && t->queue.len - t->queue_read < QUEUE_LOW && t->easy && !t->finished) {
-        t->paused = 0;
-        t->last_byte = loop_now();
-        update_deadline(t);
-        curl_easy_pause(t->easy, CURLPAUSE_CONT);
-    }
+    if (t->paused && t->queue.len - t->queue_read < QUEUE_LOW && t->easy && !t->finished)
+        resume(t);
     if (t->queue_read < t->queue.len) {
         uint32_t lens[2];
         const char *rec = t->queue.p + t->queue_read;
@@ -693,6 +714,14 @@ static int t_pointer(lua_State *L)
 static int t_body(lua_State *L)
 {
     struct transfer *t = check_transfer(L, 1);
+    if (!t->finished && t->mode != MODE_BODY && !t->discard) {
+        /* Waiting for the end of a stream without reading it (e.g. one with the wrong content
+         * type): a full queue would pause it for ever, so drop the frames and carry on. */
+        t->discard = 1;
+        t->queue.len = t->queue_read = 0;
+        if (t->paused && t->easy)
+            resume(t);
+    }
     if (!t->finished)
         lua_pushboolean(L, 0);
     else if (t->fail_kind || t->closed)

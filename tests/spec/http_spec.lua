@@ -14,6 +14,15 @@ local function chat_body(extra)
   return cjson.encode(body)
 end
 
+-- Waits (up to 10 s, however loaded the machine) until cond() holds.
+local function eventually(cond, what)
+  local deadline = clock.monotonic() + 10
+  while not cond() do
+    assert(clock.monotonic() < deadline, "never happened: " .. what)
+    task.sleep(0.02)
+  end
+end
+
 local function timed(fn)
   local t0 = clock.monotonic()
   local a, b = fn()
@@ -214,14 +223,91 @@ describe("codeassist.http", function()
     local res = assert(http.request{ url = sim.url .. "/_sim/bench/sse?events=100000", stream = "sse" })
     local events = res:events()
     assert.is_string(events())
-    task.sleep(0.3)   -- the loop keeps running; the queue must stop growing
+    eventually(function() return res:info().paused end, "the transfer paused")
+    task.sleep(0.2)   -- the loop keeps running; the queue must stay as it is
     local info = res:info()
     assert.is_true(info.paused)
-    assert.is_true(info.bytes < 3 * 1024 * 1024, "received " .. info.bytes)
+    -- the stream is 11 MB; the queue holds 32 KiB and pauses, the rest waits in the kernel
+    assert.is_true(info.bytes < 128 * 1024, "received " .. info.bytes)
     local n = 1
     for _ in events do n = n + 1 end
     assert.is_nil(res.err)
     assert.are.equal(100000, n)
+  end)
+
+  it("does not count a pause for a slow reader as the server being idle", function()
+    -- The whole stream is in the kernel's buffers at once, so every byte is there the moment
+    -- the transfer resumes: only the reader is slow, for twice timeout.idle at a time.
+    local res = assert(http.request{ url = sim.url .. "/_sim/bench/sse?events=20000", stream = "sse",
+                                     timeout = { idle = 0.5 } })
+    local events, n = res:events(), 0
+    for _ = 1, 3 do
+      assert.is_string(events())
+      n = n + 1
+      eventually(function() return res:info().paused end, "the transfer paused")
+      task.sleep(0.8)
+    end
+    for _ in events do n = n + 1 end
+    assert.is_nil(res.err)
+    assert.are.equal(20000, n)
+  end)
+
+  it("keeps timeout.total for a paused stream", function()
+    local res = assert(http.request{ url = sim.url .. "/_sim/bench/sse?events=20000", stream = "sse",
+                                     timeout = { total = 1 } })
+    local events = res:events()
+    assert.is_string(events())
+    task.sleep(1.2)   -- the 2.4 MB cannot all be in before the deadline: we hold it back
+    local n = 1
+    for _ in events do n = n + 1 end
+    assert.is_true(n < 20000, "read " .. n)
+    assert.are.equal("timeout_total", res.err.kind)
+    assert.matches("^GET http://127%.0%.0%.1:%d+/_sim/bench/sse%?events=20000: no complete response within 1 s %(timeout%.total%)$",
+                   res.err.message)
+  end)
+
+  it("delivers an event larger than the queue whole, to a slow reader too", function()
+    local big = ("0123456789"):rep(30000)   -- 300 KB in one text delta
+    sim:control("/_sim/scenario", { conversations = { { replies = { { text = big, chunk = #big } } } } })
+    local res = assert(http.request{ url = sim.url .. "/v1/messages", stream = "sse",
+      body = chat_body{ model = "qwen3:8b", max_tokens = 5, stream = true } })
+    local text = {}
+    for data, name in res:events() do
+      task.sleep(0.01)
+      if name == "content_block_delta" then text[#text + 1] = cjson.decode(data).delta.text end
+    end
+    assert.is_nil(res.err)
+    assert.are.equal(big, table.concat(text))
+  end)
+
+  it("frees a paused transfer that is closed or whose task is cancelled", function()
+    local res = assert(http.request{ url = sim.url .. "/_sim/bench/sse?events=20000", stream = "sse" })
+    assert.is_string(res:events()())
+    eventually(function() return res:info().paused end, "the transfer paused")
+    res:close()
+    assert.are.equal("closed", res._t:state())
+
+    local held
+    local t = task.spawn(function()
+      held = assert(http.request{ url = sim.url .. "/_sim/bench/sse?events=20000", stream = "sse" })
+      held:events()()
+      task.sleep(30)
+    end)
+    eventually(function() return held and held:info().paused end, "the transfer paused")
+    task.cancel(t)
+    assert.are.equal("closed", held._t:state())
+    -- the connections were dropped, not left half-read: the server still answers
+    assert.are.equal(200, assert(http.request{ url = sim.url .. "/api/version" }).status)
+  end)
+
+  it("does not stall waiting for the end of a large stream of the wrong content type", function()
+    -- 2.4 MB of SSE where NDJSON was asked for: nothing reads its lines, so none may be kept
+    local res, err = http.request{ url = sim.url .. "/_sim/bench/sse?events=20000", stream = "ndjson",
+                                   timeout = { total = 20 } }
+    assert.is_nil(res)
+    assert.are.equal("protocol", err.kind)
+    assert.matches("expected a ndjson stream but the server sent text/event%-stream: event: content_block_delta",
+                   err.message)
   end)
 
   it("runs eight slow requests concurrently on one thread", function()
