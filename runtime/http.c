@@ -302,8 +302,6 @@ static const char *kind_of(CURLcode rc, int sent)
     case CURLE_SSL_CRL_BADFILE:
     case CURLE_USE_SSL_FAILED:
         return "tls";
-    case CURLE_ABORTED_BY_CALLBACK:
-        return "cancelled";
     case CURLE_OUT_OF_MEMORY:
         return "too_large";
     default:
@@ -460,7 +458,6 @@ static int l_open(lua_State *L)
     if (!t->easy)
         return luaL_error(L, "http: out of memory");
     t->closed = 0;
-    frame_init(&t->framer, FRAME_SSE, DEFAULT_MAX_EVENT);
     curl_easy_setopt(t->easy, CURLOPT_URL, url);
     lua_pop(L, 1);
 
