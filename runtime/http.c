@@ -22,10 +22,13 @@
  * is still delivered whole: the framer bounds it (max_event), the queue takes it, then pauses.
  * Responses with status >= 400 are kept as a body (capped) whatever the stream mode, so the
  * caller can report the server's error text. */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "framing.h"
 #include "host.h"
@@ -66,7 +69,7 @@ struct transfer {
     struct frame_bytes body;
     size_t max_body;
     const char *fail_kind;
-    char fail_message[CURL_ERROR_SIZE + 160];
+    char fail_message[1024];
     char errbuf[CURL_ERROR_SIZE];
     double started, sent, first_byte, last_byte, ended;
     double to_connect, to_first_byte, to_idle, to_total;
@@ -279,11 +282,194 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* ===== proxies: which one libcurl used, to name it when it fails =====
+ * libcurl reads the proxy variables itself and 7.88 cannot say whether it used one
+ * (CURLINFO_USED_PROXY came in 8.7), so these follow its rules (lib/url.c detect_proxy,
+ * lib/noproxy.c) to tell a refusing proxy from a refusing server. */
+
+/* <scheme>_proxy (upper case too, except HTTP_PROXY, which a CGI request can set), then
+ * all_proxy/ALL_PROXY; an empty value counts as unset. *var gets the variable's name. */
+static const char *env_proxy(const char *scheme, char *var, size_t var_size)
+{
+    const char *names[4];
+    char lower[32], upper[32];
+    int n = 0;
+    size_t i;
+    for (i = 0; scheme[i] && i + sizeof "_proxy" < sizeof lower; i++) {
+        lower[i] = (char)tolower((unsigned char)scheme[i]);
+        upper[i] = (char)toupper((unsigned char)scheme[i]);
+    }
+    memcpy(lower + i, "_proxy", sizeof "_proxy");
+    memcpy(upper + i, "_PROXY", sizeof "_PROXY");
+    names[n++] = lower;
+    if (strcmp(lower, "http_proxy") != 0)
+        names[n++] = upper;
+    names[n++] = "all_proxy";
+    names[n++] = "ALL_PROXY";
+    for (int k = 0; k < n; k++) {
+        const char *v = getenv(names[k]);
+        if (v && *v) {
+            snprintf(var, var_size, "%s", names[k]);
+            return v;
+        }
+    }
+    return NULL;
+}
+
+#if LIBCURL_VERSION_NUM < 0x080700
+static int cidr4_match(const char *host, const char *token, size_t len)
+{
+    char net[64];
+    struct in_addr a, b;
+    unsigned bits = 0;
+    if (len >= sizeof net)
+        return 0;
+    memcpy(net, token, len);
+    net[len] = '\0';
+    char *slash = strchr(net, '/');
+    if (slash) {
+        bits = (unsigned)atoi(slash + 1);
+        *slash = '\0';
+    }
+    if (bits > 32 || inet_pton(AF_INET, host, &a) != 1 || inet_pton(AF_INET, net, &b) != 1)
+        return 0;
+    if (bits == 0 || bits == 32)
+        return a.s_addr == b.s_addr;
+    uint32_t mask = 0xffffffffu << (32 - bits);
+    return ((ntohl(a.s_addr) ^ ntohl(b.s_addr)) & mask) == 0;
+}
+
+/* no_proxy: "*" alone matches every host; otherwise entries separated by commas or blanks. A
+ * name matches itself and its subdomains (leading and trailing dots ignored); an IPv4
+ * address matches an equal address or a CIDR range. */
+static int no_proxy_matches(const char *host, const char *list)
+{
+    if (!list || !*list || !*host)
+        return 0;
+    if (strcmp(list, "*") == 0)
+        return 1;
+    struct in_addr addr;
+    int ipv4 = inet_pton(AF_INET, host, &addr) == 1;
+    size_t hlen = strlen(host);
+    if (!ipv4 && host[hlen - 1] == '.')
+        hlen--;
+    for (const char *p = list; *p; ) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *tok = p;
+        while (*p && *p != ' ' && *p != '\t' && *p != ',')
+            p++;
+        size_t tlen = (size_t)(p - tok);
+        if (tlen && ipv4) {
+            if (cidr4_match(host, tok, tlen))
+                return 1;
+        } else if (tlen) {
+            if (tok[tlen - 1] == '.')
+                tlen--;
+            if (tlen && tok[0] == '.') {
+                tok++;
+                tlen--;
+            }
+            if (tlen == hlen ? strncasecmp(tok, host, hlen) == 0
+                : tlen < hlen && host[hlen - tlen - 1] == '.' && strncasecmp(tok, host + hlen - tlen, tlen) == 0)
+                return 1;
+        }
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+    }
+    return 0;
+}
+#endif
+
+/* The proxy libcurl went through for this transfer, NULL for none; *var names the variable
+ * it came from and host gets the URL's host (for the advice to add it to no_proxy). */
+static const char *used_proxy(struct transfer *t, char *var, size_t var_size, char *host, size_t host_size)
+{
+    char *url = NULL, *scheme = NULL, *name = NULL;
+    const char *proxy = NULL;
+    CURLU *u = curl_url();
+    curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &url);
+    if (u && url && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK
+        && curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK
+        && curl_url_get(u, CURLUPART_HOST, &name, 0) == CURLUE_OK) {
+        /* libcurl compares an IPv6 literal without its brackets */
+        size_t len = strlen(name);
+        if (len >= 2 && name[0] == '[' && name[len - 1] == ']')
+            snprintf(host, host_size, "%.*s", (int)(len - 2), name + 1);
+        else
+            snprintf(host, host_size, "%s", name);
+        proxy = env_proxy(scheme, var, var_size);
+#if LIBCURL_VERSION_NUM >= 0x080700
+        long used = 0;
+        if (curl_easy_getinfo(t->easy, CURLINFO_USED_PROXY, &used) == CURLE_OK && !used)
+            proxy = NULL;
+#else
+        const char *no_proxy = getenv("no_proxy");
+        if (!no_proxy || !*no_proxy)
+            no_proxy = getenv("NO_PROXY");
+        if (proxy && no_proxy_matches(host, no_proxy))
+            proxy = NULL;
+#endif
+    }
+    curl_free(scheme);
+    curl_free(name);
+    curl_url_cleanup(u);
+    return proxy;
+}
+
+/* The proxy URL with its user and password replaced by "***", as http.redact does. */
+static void redact_proxy(const char *proxy, char *out, size_t size)
+{
+    const char *start = strstr(proxy, "://");
+    start = start ? start + 3 : proxy;
+    const char *end = start + strcspn(start, "/?#"), *at = NULL;
+    for (const char *p = start; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (at)
+        snprintf(out, size, "%.*s***%s", (int)(start - proxy), proxy, at);
+    else
+        snprintf(out, size, "%s", proxy);
+}
+
+/* Fills msg and returns 1 when the failure is the proxy's: it could not be resolved, refused
+ * the connection, failed its handshake or refused the tunnel (CONNECT answered an error). */
+static int proxy_failure(struct transfer *t, CURLcode rc, char *msg, size_t size)
+{
+    char var[40] = "", host[256] = "", shown[256], what[640];
+    long connect_code = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+    if (rc != CURLE_COULDNT_RESOLVE_PROXY && rc != CURLE_COULDNT_CONNECT && rc != CURLE_PROXY
+        && connect_code < 300)
+        return 0;
+    const char *proxy = used_proxy(t, var, sizeof var, host, sizeof host);
+    if (!proxy && rc == CURLE_COULDNT_CONNECT)
+        return 0;                                   /* a direct connection was refused */
+    shown[0] = ' ';
+    if (proxy)
+        redact_proxy(proxy, shown + 1, sizeof shown - 1);
+    else
+        shown[0] = '\0';
+    const char *from = var[0] ? var : "the proxy variables";
+    const char *curl_says = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
+    if (rc == CURLE_COULDNT_RESOLVE_PROXY)
+        snprintf(what, sizeof what, "could not resolve the proxy%s (from %s): %s", shown, from, curl_says);
+    else if (rc == CURLE_COULDNT_CONNECT)
+        snprintf(what, sizeof what, "could not connect to the proxy%s (from %s): %s", shown, from, curl_says);
+    else if (rc == CURLE_PROXY)
+        snprintf(what, sizeof what, "the proxy%s (from %s) failed: %s", shown, from, curl_says);
+    else
+        snprintf(what, sizeof what, "the proxy%s (from %s) refused the tunnel: CONNECT answered HTTP %ld",
+                 shown, from, connect_code);
+    snprintf(msg, size, "%s; check the %s variable, or add %s to no_proxy to connect directly",
+             what, var[0] ? var : "proxy", host[0] ? host : "the host");
+    return 1;
+}
+
 static const char *kind_of(CURLcode rc, int sent)
 {
     switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
         return "dns";
     case CURLE_COULDNT_CONNECT:
         return "connect";
@@ -331,6 +517,10 @@ static void on_done(struct transfer_done *d, CURLcode rc)
     if (t->fail_kind) {                                 /* a callback refused: say why */
         snprintf(msg, sizeof msg, "%s", t->fail_message);
         fail(t, t->fail_kind, msg);
+        return;
+    }
+    if (proxy_failure(t, rc, msg, sizeof msg)) {   /* before kind_of: it also takes a refusal */
+        fail(t, "proxy", msg);
         return;
     }
     const char *kind = kind_of(rc, t->sent > 0);

@@ -386,7 +386,78 @@ describe("codeassist.http", function()
   end)
 end)
 
+-- A loopback port nothing listens on: bound, then closed.
+local function closed_port()
+  local r = support.sh([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()']])
+  return assert(tonumber(r.stdout), r.stderr)
+end
+
+-- One GET in a child codeassist whose proxy variables are exactly env (the others unset):
+-- "ok" and the status, or the failure's kind and message.
+local function get_in_child(url, env)
+  local dir = support.tmpdir()
+  support.write(dir .. "/get.lua", [[
+local http = require "codeassist.http"
+local res, err = http.request{ url = arg[1], timeout = { total = 10 } }
+io.write(res and "ok" or err.kind, "\n", res and tostring(res.status) or err.message)
+]])
+  local full = { http_proxy = false, https_proxy = false, HTTPS_PROXY = false, all_proxy = false,
+                 ALL_PROXY = false, no_proxy = false, NO_PROXY = false, CODEASSIST_RESOLVE = false }
+  for k, v in pairs(env) do full[k] = v end
+  local r = support.codeassist({ "run", dir .. "/get.lua", url }, { env = full })
+  assert.are.equal(0, r.code, r.stderr)
+  return r.stdout:match("^([^\n]*)\n(.*)$")
+end
+
 describe("codeassist.http with proxies and TLS", function()
+  teardown(function() support.cleanup() end)
+
+  it("names a proxy that refuses the connection, without its password, and says what to do", function()
+    local port = closed_port()
+    local kind, message = get_in_child("http://models.example.invalid/api/version",
+      { http_proxy = ("http://alice:s3cret@127.0.0.1:%d"):format(port) })
+    assert.are.equal("proxy", kind)
+    local head = ("GET http://models.example.invalid/api/version: could not connect to the proxy "
+      .. "http://***@127.0.0.1:%d (from http_proxy): "):format(port)
+    assert.are.equal(head, message:sub(1, #head))
+    assert.matches("; check the http_proxy variable, or add models%.example%.invalid to no_proxy to connect directly$",
+                   message)
+    assert.not_matches("s3cret", message)
+    assert.not_matches("alice", message)
+  end)
+
+  it("names a proxy that refuses the tunnel to an https URL", function()
+    local sim = support.simulator()   -- answers CONNECT with 501
+    local kind, message = get_in_child("https://models.example.invalid/v1/messages", { https_proxy = sim.url })
+    assert.are.equal("proxy", kind)
+    assert.are.equal(("GET https://models.example.invalid/v1/messages: the proxy %s (from https_proxy) refused "
+      .. "the tunnel: CONNECT answered HTTP 501; check the https_proxy variable, or add models.example.invalid "
+      .. "to no_proxy to connect directly"):format(sim.url), message)
+    sim:stop()
+  end)
+
+  it("blames the server, not the proxy, for a refusal on a host no_proxy sends direct", function()
+    local proxy, server = closed_port(), closed_port()
+    for _, case in ipairs{
+      { url = ("http://127.0.0.1:%d/x"):format(server), no_proxy = "localhost, 127.0.0.1" },
+      { url = ("http://127.0.0.1:%d/x"):format(server), no_proxy = "10.0.0.0/8,127.0.0.0/8" },
+      { url = ("http://api.models.test:%d/x"):format(server), no_proxy = ".models.test" },
+      { url = ("http://api.models.test:%d/x"):format(server), no_proxy = "*" },
+    } do
+      local kind, message = get_in_child(case.url, { http_proxy = "http://127.0.0.1:" .. proxy,
+        no_proxy = case.no_proxy, CODEASSIST_RESOLVE = ("api.models.test:%d:127.0.0.1"):format(server) })
+      assert.are.equal("connect", kind, case.no_proxy)
+      local head = "GET " .. case.url .. ": Failed to connect to "
+      assert.are.equal(head, message:sub(1, #head))
+      assert.matches(" port " .. server .. " ", message)
+    end
+    -- a suffix that is not a whole label does not match: the proxy is used (and refuses)
+    local kind, message = get_in_child(("http://api.models.test:%d/x"):format(server), { http_proxy = "http://127.0.0.1:" .. proxy,
+      no_proxy = "dels.test", CODEASSIST_RESOLVE = ("api.models.test:%d:127.0.0.1"):format(server) })
+    assert.are.equal("proxy", kind)
+    assert.matches("could not connect to the proxy http://127%.0%.0%.1:" .. proxy .. " %(from http_proxy%)", message)
+  end)
+
   it("honours the http_proxy variable", function()
     local sim = support.simulator()
     local dir = support.tmpdir()
