@@ -8,7 +8,8 @@
  *   transfer:status()   -> HTTP status, or nil before the headers
  *   transfer:headers()  -> { lowercased name = value } (repeats joined with ", ")
  *   transfer:next()     -> data, name (SSE) | line (NDJSON) | false (nothing yet) | nil (end)
- *   transfer:body()     -> whole body | false (not finished) | nil (failed)
+ *   transfer:body()     -> whole body | false (not finished) | nil (failed); on a stream, the
+ *                          caller waits for the end without reading: frames are dropped from then on
  *   transfer:failure()  -> kind, message | nil
  *   transfer:head()     -> the first bytes of the body (up to 512), in any mode
  *   transfer:info()     -> { bytes, frames, connect_time, first_byte_time, total_time, new_connections }
@@ -16,20 +17,29 @@
  *
  * A transfer is waitable (sched.wait): it wakes its waiters when headers arrive, when frames
  * are queued and when it ends. libcurl callbacks only append to bounded buffers; when Lua
- * stops reading, the queue fills to QUEUE_HIGH and the transfer pauses until it drains.
+ * stops reading, the queue fills to QUEUE_HIGH and the transfer pauses (the rest waits in the
+ * kernel's socket buffer) until Lua drains it below QUEUE_LOW. A frame larger than the queue
+ * is still delivered whole: the framer bounds it (max_event), the queue takes it, then pauses.
  * Responses with status >= 400 are kept as a body (capped) whatever the stream mode, so the
  * caller can report the server's error text. */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "framing.h"
 #include "host.h"
 #include "loop.h"
 
 #define TRANSFER_MT "codeassist.transfer"
-#define QUEUE_HIGH (1u << 20)             /* pause the transfer above this many queued bytes */
+/* Small on purpose: a stream Lua reads slowly holds about RECV_BUFFER (libcurl's read buffer)
+ * + RECV_BUFFER (the chunk libcurl keeps while paused) + QUEUE_HIGH + RECV_BUFFER (the queue),
+ * so hundreds of them fit in a few tens of MB. */
+#define RECV_BUFFER (16L << 10)
+#define QUEUE_HIGH (32u << 10)            /* pause the transfer at this many unread bytes */
 #define QUEUE_LOW (QUEUE_HIGH / 4)        /* and resume below this */
 #define MAX_HEADER_BYTES (64u << 10)
 #define MAX_ERROR_BODY (64u << 10)
@@ -49,6 +59,7 @@ struct transfer {
     char *request_body;
     enum mode mode;
     int in_multi, finished, closed, paused;
+    int discard;                          /* a stream nobody reads (see t_body): keep no frames */
     long status;
     int headers_done;
     struct frame_bytes headers;           /* "name\0value\0" pairs of the final response */
@@ -58,7 +69,7 @@ struct transfer {
     struct frame_bytes body;
     size_t max_body;
     const char *fail_kind;
-    char fail_message[CURL_ERROR_SIZE + 160];
+    char fail_message[1024];
     char errbuf[CURL_ERROR_SIZE];
     double started, sent, first_byte, last_byte, ended;
     double to_connect, to_first_byte, to_idle, to_total;
@@ -202,9 +213,11 @@ static int queue_frame(void *ud, const char *name, size_t name_len, const char *
 {
     struct transfer *t = ud;
     uint32_t lens[2] = { (uint32_t)name_len, (uint32_t)data_len };
+    size_t need = sizeof lens + name_len + data_len;
     if (t->queue_read > 0 && t->queue_read == t->queue.len) {
         t->queue.len = t->queue_read = 0;               /* drained: start over */
-    } else if (t->queue_read > t->queue.cap / 2) {       /* mostly consumed: compact */
+    } else if (t->queue_read > 0 && t->queue.len + need > t->queue.cap) {
+        /* Reuse the consumed front before growing: the queue stays near its unread size. */
         memmove(t->queue.p, t->queue.p + t->queue_read, t->queue.len - t->queue_read);
         t->queue.len -= t->queue_read;
         t->queue_read = 0;
@@ -243,9 +256,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         }
         if (bytes_add(&t->body, p, len))
             return 0;
-    } else {
+    } else if (!t->discard) {
         if (t->queue.len - t->queue_read >= QUEUE_HIGH) {
-            t->paused = 1;                               /* Lua is not reading: wait for it */
+            /* Lua is behind: libcurl keeps this chunk and stops reading until resumed. */
+            t->paused = 1;
             update_deadline(t);
             return CURL_WRITEFUNC_PAUSE;
         }
@@ -268,11 +282,194 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* ===== proxies: which one libcurl used, to name it when it fails =====
+ * libcurl reads the proxy variables itself and 7.88 cannot say whether it used one
+ * (CURLINFO_USED_PROXY came in 8.7), so these follow its rules (lib/url.c detect_proxy,
+ * lib/noproxy.c) to tell a refusing proxy from a refusing server. */
+
+/* <scheme>_proxy (upper case too, except HTTP_PROXY, which a CGI request can set), then
+ * all_proxy/ALL_PROXY; an empty value counts as unset. *var gets the variable's name. */
+static const char *env_proxy(const char *scheme, char *var, size_t var_size)
+{
+    const char *names[4];
+    char lower[32], upper[32];
+    int n = 0;
+    size_t i;
+    for (i = 0; scheme[i] && i + sizeof "_proxy" < sizeof lower; i++) {
+        lower[i] = (char)tolower((unsigned char)scheme[i]);
+        upper[i] = (char)toupper((unsigned char)scheme[i]);
+    }
+    memcpy(lower + i, "_proxy", sizeof "_proxy");
+    memcpy(upper + i, "_PROXY", sizeof "_PROXY");
+    names[n++] = lower;
+    if (strcmp(lower, "http_proxy") != 0)
+        names[n++] = upper;
+    names[n++] = "all_proxy";
+    names[n++] = "ALL_PROXY";
+    for (int k = 0; k < n; k++) {
+        const char *v = getenv(names[k]);
+        if (v && *v) {
+            snprintf(var, var_size, "%s", names[k]);
+            return v;
+        }
+    }
+    return NULL;
+}
+
+#if LIBCURL_VERSION_NUM < 0x080700
+static int cidr4_match(const char *host, const char *token, size_t len)
+{
+    char net[64];
+    struct in_addr a, b;
+    unsigned bits = 0;
+    if (len >= sizeof net)
+        return 0;
+    memcpy(net, token, len);
+    net[len] = '\0';
+    char *slash = strchr(net, '/');
+    if (slash) {
+        bits = (unsigned)atoi(slash + 1);
+        *slash = '\0';
+    }
+    if (bits > 32 || inet_pton(AF_INET, host, &a) != 1 || inet_pton(AF_INET, net, &b) != 1)
+        return 0;
+    if (bits == 0 || bits == 32)
+        return a.s_addr == b.s_addr;
+    uint32_t mask = 0xffffffffu << (32 - bits);
+    return ((ntohl(a.s_addr) ^ ntohl(b.s_addr)) & mask) == 0;
+}
+
+/* no_proxy: "*" alone matches every host; otherwise entries separated by commas or blanks. A
+ * name matches itself and its subdomains (leading and trailing dots ignored); an IPv4
+ * address matches an equal address or a CIDR range. */
+static int no_proxy_matches(const char *host, const char *list)
+{
+    if (!list || !*list || !*host)
+        return 0;
+    if (strcmp(list, "*") == 0)
+        return 1;
+    struct in_addr addr;
+    int ipv4 = inet_pton(AF_INET, host, &addr) == 1;
+    size_t hlen = strlen(host);
+    if (!ipv4 && host[hlen - 1] == '.')
+        hlen--;
+    for (const char *p = list; *p; ) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *tok = p;
+        while (*p && *p != ' ' && *p != '\t' && *p != ',')
+            p++;
+        size_t tlen = (size_t)(p - tok);
+        if (tlen && ipv4) {
+            if (cidr4_match(host, tok, tlen))
+                return 1;
+        } else if (tlen) {
+            if (tok[tlen - 1] == '.')
+                tlen--;
+            if (tlen && tok[0] == '.') {
+                tok++;
+                tlen--;
+            }
+            if (tlen == hlen ? strncasecmp(tok, host, hlen) == 0
+                : tlen < hlen && host[hlen - tlen - 1] == '.' && strncasecmp(tok, host + hlen - tlen, tlen) == 0)
+                return 1;
+        }
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+    }
+    return 0;
+}
+#endif
+
+/* The proxy libcurl went through for this transfer, NULL for none; *var names the variable
+ * it came from and host gets the URL's host (for the advice to add it to no_proxy). */
+static const char *used_proxy(struct transfer *t, char *var, size_t var_size, char *host, size_t host_size)
+{
+    char *url = NULL, *scheme = NULL, *name = NULL;
+    const char *proxy = NULL;
+    CURLU *u = curl_url();
+    curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &url);
+    if (u && url && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK
+        && curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK
+        && curl_url_get(u, CURLUPART_HOST, &name, 0) == CURLUE_OK) {
+        /* libcurl compares an IPv6 literal without its brackets */
+        size_t len = strlen(name);
+        if (len >= 2 && name[0] == '[' && name[len - 1] == ']')
+            snprintf(host, host_size, "%.*s", (int)(len - 2), name + 1);
+        else
+            snprintf(host, host_size, "%s", name);
+        proxy = env_proxy(scheme, var, var_size);
+#if LIBCURL_VERSION_NUM >= 0x080700
+        long used = 0;
+        if (curl_easy_getinfo(t->easy, CURLINFO_USED_PROXY, &used) == CURLE_OK && !used)
+            proxy = NULL;
+#else
+        const char *no_proxy = getenv("no_proxy");
+        if (!no_proxy || !*no_proxy)
+            no_proxy = getenv("NO_PROXY");
+        if (proxy && no_proxy_matches(host, no_proxy))
+            proxy = NULL;
+#endif
+    }
+    curl_free(scheme);
+    curl_free(name);
+    curl_url_cleanup(u);
+    return proxy;
+}
+
+/* The proxy URL with its user and password replaced by "***", as http.redact does. */
+static void redact_proxy(const char *proxy, char *out, size_t size)
+{
+    const char *start = strstr(proxy, "://");
+    start = start ? start + 3 : proxy;
+    const char *end = start + strcspn(start, "/?#"), *at = NULL;
+    for (const char *p = start; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (at)
+        snprintf(out, size, "%.*s***%s", (int)(start - proxy), proxy, at);
+    else
+        snprintf(out, size, "%s", proxy);
+}
+
+/* Fills msg and returns 1 when the failure is the proxy's: it could not be resolved, refused
+ * the connection, failed its handshake or refused the tunnel (CONNECT answered an error). */
+static int proxy_failure(struct transfer *t, CURLcode rc, char *msg, size_t size)
+{
+    char var[40] = "", host[256] = "", shown[256], what[640];
+    long connect_code = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+    if (rc != CURLE_COULDNT_RESOLVE_PROXY && rc != CURLE_COULDNT_CONNECT && rc != CURLE_PROXY
+        && connect_code < 300)
+        return 0;
+    const char *proxy = used_proxy(t, var, sizeof var, host, sizeof host);
+    if (!proxy && rc == CURLE_COULDNT_CONNECT)
+        return 0;                                   /* a direct connection was refused */
+    shown[0] = ' ';
+    if (proxy)
+        redact_proxy(proxy, shown + 1, sizeof shown - 1);
+    else
+        shown[0] = '\0';
+    const char *from = var[0] ? var : "the proxy variables";
+    const char *curl_says = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
+    if (rc == CURLE_COULDNT_RESOLVE_PROXY)
+        snprintf(what, sizeof what, "could not resolve the proxy%s (from %s): %s", shown, from, curl_says);
+    else if (rc == CURLE_COULDNT_CONNECT)
+        snprintf(what, sizeof what, "could not connect to the proxy%s (from %s): %s", shown, from, curl_says);
+    else if (rc == CURLE_PROXY)
+        snprintf(what, sizeof what, "the proxy%s (from %s) failed: %s", shown, from, curl_says);
+    else
+        snprintf(what, sizeof what, "the proxy%s (from %s) refused the tunnel: CONNECT answered HTTP %ld",
+                 shown, from, connect_code);
+    snprintf(msg, size, "%s; check the %s variable, or add %s to no_proxy to connect directly",
+             what, var[0] ? var : "proxy", host[0] ? host : "the host");
+    return 1;
+}
+
 static const char *kind_of(CURLcode rc, int sent)
 {
     switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
         return "dns";
     case CURLE_COULDNT_CONNECT:
         return "connect";
@@ -291,8 +488,6 @@ static const char *kind_of(CURLcode rc, int sent)
     case CURLE_SSL_CRL_BADFILE:
     case CURLE_USE_SSL_FAILED:
         return "tls";
-    case CURLE_ABORTED_BY_CALLBACK:
-        return "cancelled";
     case CURLE_OUT_OF_MEMORY:
         return "too_large";
     default:
@@ -306,7 +501,7 @@ static void on_done(struct transfer_done *d, CURLcode rc)
     char msg[sizeof t->fail_message];
 
     curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &t->new_connections);
-    if (rc == CURLE_OK && t->mode != MODE_BODY && frame_finish(&t->framer) != FRAME_OK) {
+    if (rc == CURLE_OK && t->mode != MODE_BODY && !t->discard && frame_finish(&t->framer) != FRAME_OK) {
         fail(t, "protocol", t->mode == MODE_SSE
              ? "the stream ended in the middle of an event (no blank line after it)"
              : "the stream ended in the middle of a line");
@@ -322,6 +517,10 @@ static void on_done(struct transfer_done *d, CURLcode rc)
     if (t->fail_kind) {                                 /* a callback refused: say why */
         snprintf(msg, sizeof msg, "%s", t->fail_message);
         fail(t, t->fail_kind, msg);
+        return;
+    }
+    if (proxy_failure(t, rc, msg, sizeof msg)) {   /* before kind_of: it also takes a refusal */
+        fail(t, "proxy", msg);
         return;
     }
     const char *kind = kind_of(rc, t->sent > 0);
@@ -449,7 +648,6 @@ static int l_open(lua_State *L)
     if (!t->easy)
         return luaL_error(L, "http: out of memory");
     t->closed = 0;
-    frame_init(&t->framer, FRAME_SSE, DEFAULT_MAX_EVENT);
     curl_easy_setopt(t->easy, CURLOPT_URL, url);
     lua_pop(L, 1);
 
@@ -567,8 +765,7 @@ static int l_open(lua_State *L)
     curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(t->easy, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(t->easy, CURLOPT_PREREQDATA, t);
-    /* Fewer, larger reads: a fast stream costs fewer loop turns and system calls. */
-    curl_easy_setopt(t->easy, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(t->easy, CURLOPT_BUFFERSIZE, RECV_BUFFER);
     if (t->to_connect > 0)
         curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(t->to_connect * 1000));
 
@@ -629,6 +826,21 @@ static int t_headers(lua_State *L)
     return 1;
 }
 
+/* Lets libcurl read again after a pause. It hands over the chunk it kept in here; should
+ * on_body refuse it, libcurl would carry on without those bytes: end the transfer instead. */
+static void resume(struct transfer *t)
+{
+    t->paused = 0;
+    t->last_byte = loop_now();              /* the idle clock stood still while we were behind */
+    update_deadline(t);
+    CURLcode rc = curl_easy_pause(t->easy, CURLPAUSE_CONT);
+    if (rc != CURLE_OK || t->fail_kind) {
+        char msg[sizeof t->fail_message];
+        snprintf(msg, sizeof msg, "%s", t->fail_kind ? t->fail_message : curl_easy_strerror(rc));
+        fail(t, t->fail_kind ? t->fail_kind : "protocol", msg);
+    }
+}
+
 /* The event hot path for LuaJIT's FFI (see scripts/codeassist/http.lua): no Lua API calls.
  * Returns 1 with the next frame (name_len is 0 for none), 0 when none is queued yet, -1 when
  * the stream has ended. The pointers stay valid until the next call for this transfer: a
@@ -638,12 +850,8 @@ int codeassist_next_frame(struct transfer *t, const char **name, size_t *name_le
 {
     if (t->queue_read == t->queue.len && t->queue.len > 0)
         t->queue.len = t->queue_read = 0;
-    if (t->paused && t->queue.len - t->queue_read < QUEUE_LOW && t->easy && !t->finished) {
-        t->paused = 0;
-        t->last_byte = loop_now();
-        update_deadline(t);
-        curl_easy_pause(t->easy, CURLPAUSE_CONT);
-    }
+    if (t->paused && t->queue.len - t->queue_read < QUEUE_LOW && t->easy && !t->finished)
+        resume(t);
     if (t->queue_read < t->queue.len) {
         uint32_t lens[2];
         const char *rec = t->queue.p + t->queue_read;
@@ -693,6 +901,14 @@ static int t_pointer(lua_State *L)
 static int t_body(lua_State *L)
 {
     struct transfer *t = check_transfer(L, 1);
+    if (!t->finished && t->mode != MODE_BODY && !t->discard) {
+        /* Waiting for the end of a stream without reading it (e.g. one with the wrong content
+         * type): a full queue would pause it for ever, so drop the frames and carry on. */
+        t->discard = 1;
+        t->queue.len = t->queue_read = 0;
+        if (t->paused && t->easy)
+            resume(t);
+    }
     if (!t->finished)
         lua_pushboolean(L, 0);
     else if (t->fail_kind || t->closed)

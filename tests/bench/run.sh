@@ -20,3 +20,4 @@ while [ ! -f "$dir/port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 export SIM_URL="http://127.0.0.1:$(cat "$dir/port")"
 "$BIN" run tests/bench/streams.lua
 "$BIN" run tests/bench/doctor.lua
+"$BIN" run tests/bench/provider.lua

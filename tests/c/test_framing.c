@@ -1,5 +1,6 @@
-/* The SSE and NDJSON framers: every fixture, whole and split at every byte boundary, gives
- * the same frames; line-ending variants; comments, multi-line data, bounds, EOF. */
+/* The SSE and NDJSON framers: every streamed fixture, whole, split at every byte boundary,
+ * byte by byte and with CRLF and CR line ends, gives the frames written down for it in
+ * tests/fixtures/framing/; comments, multi-line data, bounds, EOF. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "tap.h"
 
 #define FIXTURES "tests/fixtures/protocol/"
+#define EXPECTED "tests/fixtures/framing/"
 
 /* Frames are recorded as "name\x1f" "data\x1e" in one growing string. */
 struct record {
@@ -95,15 +97,69 @@ static char *convert_newlines(const char *s, size_t len, const char *eol, size_t
     return out;
 }
 
-static void check_fixture(const char *name, enum frame_kind kind, int min_frames)
+/* The frames written down for a fixture (tests/fixtures/framing/README.md), as a record like
+ * on_frame makes; *last gets the offset where the last frame starts. */
+static int load_expected(const char *fixture, struct record *want, size_t *last)
 {
     char path[256];
     size_t len;
+    snprintf(path, sizeof path, EXPECTED "%s.expected", fixture);
+    char *text = slurp(path, &len);
+    memset(want, 0, sizeof *want);
+    record_add(want, "", 0);
+    *last = 0;
+    if (!text)
+        return -1;
+    int open = 0, lines = 0;
+    for (char *line = text, *next; line < text + len; line = next) {
+        char *eol = memchr(line, '\n', (size_t)(text + len - line));
+        next = eol ? eol + 1 : text + len;
+        size_t n = (size_t)((eol ? eol : text + len) - line);
+        if (n > 0 && line[0] == '@') {
+            if (open)
+                record_add(want, "\x1e", 1);
+            *last = want->len;
+            record_add(want, line + 1, n - 1);
+            record_add(want, "\x1f", 1);
+            open = 1;
+            lines = 0;
+            want->count++;
+        } else if (n > 0 && line[0] == '|' && open) {
+            if (lines++ > 0)
+                record_add(want, "\n", 1);
+            record_add(want, line + 1, n - 1);
+        } else if (n > 0 && line[0] != '#') {
+            free(text);
+            return -1;                                  /* not the format: say so */
+        }
+    }
+    if (open)
+        record_add(want, "\x1e", 1);
+    free(text);
+    return 0;
+}
+
+static int same_frames(int rc, const struct record *got, const struct record *want)
+{
+    return rc == FRAME_OK && got->count == want->count && got->len == want->len
+           && memcmp(got->s, want->s, want->len) == 0;
+}
+
+static void check_fixture(const char *name, enum frame_kind kind)
+{
+    char path[256];
+    size_t len, last;
     snprintf(path, sizeof path, FIXTURES "%s", name);
     char *raw = slurp(path, &len);
-    ok(raw != NULL, "%s: fixture readable", name);
-    if (!raw)
+    struct record want, got;
+    int loaded = load_expected(name, &want, &last);
+    ok(raw != NULL && loaded == 0 && want.count > 0, "%s: fixture and its %d expected frames readable",
+       name, want.count);
+    if (!raw || loaded != 0) {
+        free(raw);
+        free(want.s);
         return;
+    }
     /* The SDK fixtures end without the final blank line: complete them for the main check. */
     if (kind == FRAME_SSE) {
         while (len > 0 && raw[len - 1] == '\n')
@@ -115,28 +171,29 @@ static void check_fixture(const char *name, enum frame_kind kind, int min_frames
         raw[len] = '\0';
     }
 
-    struct record whole, part;
-    int rc = frame_text(kind, raw, len, len, 0, &whole);
-    ok(rc == FRAME_OK && whole.count >= min_frames, "%s: %d frames whole, finished cleanly",
-       name, whole.count);
+    int rc = frame_text(kind, raw, len, len, 0, &got);
+    ok(same_frames(rc, &got, &want), "%s: whole, the %d expected frames (got %d), finished cleanly",
+       name, want.count, got.count);
+    if (!same_frames(rc, &got, &want))
+        printf("#   got:  '%s'\n#   want: '%s'\n", got.s, want.s);
+    free(got.s);
 
     int same = 1;
     size_t bad_split = 0;
     for (size_t i = 0; i <= len && same; i++) {
-        rc = frame_text(kind, raw, len, i, 0, &part);
-        if (rc != FRAME_OK || part.len != whole.len || memcmp(part.s, whole.s, whole.len) != 0) {
+        rc = frame_text(kind, raw, len, i, 0, &got);
+        if (!same_frames(rc, &got, &want)) {
             same = 0;
             bad_split = i;
         }
-        free(part.s);
+        free(got.s);
     }
-    ok(same, "%s: the same frames when split at each of %zu byte boundaries (first bad: %zu)",
+    ok(same, "%s: the expected frames when split at each of %zu byte boundaries (first bad: %zu)",
        name, len + 1, bad_split);
 
-    rc = frame_text(kind, raw, len, 0, 1, &part);
-    ok(rc == FRAME_OK && part.len == whole.len && memcmp(part.s, whole.s, whole.len) == 0,
-       "%s: the same frames fed one byte at a time", name);
-    free(part.s);
+    rc = frame_text(kind, raw, len, 0, 1, &got);
+    ok(same_frames(rc, &got, &want), "%s: the expected frames fed one byte at a time", name);
+    free(got.s);
 
     const char *eols[] = { "\r\n", "\r" };
     for (int e = 0; e < (kind == FRAME_SSE ? 2 : 1); e++) {
@@ -144,22 +201,23 @@ static void check_fixture(const char *name, enum frame_kind kind, int min_frames
         char *conv = convert_newlines(raw, len, eols[e], &clen);
         int all = 1;
         for (size_t i = 0; i <= clen && all; i++) {
-            rc = frame_text(kind, conv, clen, i, 0, &part);
-            all = rc == FRAME_OK && part.len == whole.len && memcmp(part.s, whole.s, whole.len) == 0;
-            free(part.s);
+            rc = frame_text(kind, conv, clen, i, 0, &got);
+            all = same_frames(rc, &got, &want);
+            free(got.s);
         }
-        ok(all, "%s: the same frames with %s line ends, at every split",
+        ok(all, "%s: the expected frames with %s line ends, at every split",
            name, e == 0 ? "CRLF" : "CR");
         free(conv);
     }
 
     /* Without the final blank line (or newline), the last frame is unfinished, never emitted. */
     size_t cut = len - (kind == FRAME_SSE ? 2 : 1);
-    rc = frame_text(kind, raw, cut, cut, 0, &part);
-    ok(rc == FRAME_UNFINISHED && part.count == whole.count - 1,
-       "%s: a stream cut before its last terminator reports an unfinished frame", name);
-    free(part.s);
-    free(whole.s);
+    rc = frame_text(kind, raw, cut, cut, 0, &got);
+    ok(rc == FRAME_UNFINISHED && got.count == want.count - 1 && got.len == last
+       && memcmp(got.s, want.s, last) == 0,
+       "%s: a stream cut before its last terminator gives all but the last frame, then unfinished", name);
+    free(got.s);
+    free(want.s);
     free(raw);
 }
 
@@ -225,18 +283,18 @@ static void check_bounds(void)
 
 int main(void)
 {
-    static const struct { const char *file; enum frame_kind kind; int min; } fixtures[] = {
-        { "anthropic-sse-text.txt", FRAME_SSE, 8 },
-        { "anthropic-sse-tool-use.txt", FRAME_SSE, 10 },
-        { "anthropic-sse-tool-use-max-tokens-truncated.txt", FRAME_SSE, 8 },
-        { "anthropic-sse-refusal.txt", FRAME_SSE, 5 },
-        { "anthropic-sse-thinking-docs.txt", FRAME_SSE, 8 },
-        { "anthropic-sse-error-overloaded.txt", FRAME_SSE, 1 },
-        { "ollama-anthropic-sse-thinking-tool-use.txt", FRAME_SSE, 8 },
-        { "ollama-api-generate-stream.ndjson", FRAME_NDJSON, 3 },
+    static const struct { const char *file; enum frame_kind kind; } fixtures[] = {
+        { "anthropic-sse-text.txt", FRAME_SSE },
+        { "anthropic-sse-tool-use.txt", FRAME_SSE },
+        { "anthropic-sse-tool-use-max-tokens-truncated.txt", FRAME_SSE },
+        { "anthropic-sse-refusal.txt", FRAME_SSE },
+        { "anthropic-sse-thinking-docs.txt", FRAME_SSE },
+        { "anthropic-sse-error-overloaded.txt", FRAME_SSE },
+        { "ollama-anthropic-sse-thinking-tool-use.txt", FRAME_SSE },
+        { "ollama-api-generate-stream.ndjson", FRAME_NDJSON },
     };
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++)
-        check_fixture(fixtures[i].file, fixtures[i].kind, fixtures[i].min);
+        check_fixture(fixtures[i].file, fixtures[i].kind);
     check_sse_rules();
     check_bounds();
     return tap_done();

@@ -41,6 +41,9 @@ Control endpoints (not logged), JSON in and out:
   POST /_sim/silent     {"port": p}: a port that accepts and never answers
   GET  /_sim/sleep?seconds=1            answers after a delay (concurrency benchmark)
   GET  /_sim/bench/sse?events=N         N SSE events generated once, sent in one write
+  GET  /_sim/bench/sse?events=N&shape=anthropic
+                                        a whole Anthropic message whose text comes in N
+                                        text_delta events ("w0 ", "w1 ", ...), likewise
 """
 import argparse
 import json
@@ -398,6 +401,24 @@ def bench_sse(events):
     delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "token"}}
     one = sse("content_block_delta", delta)
     return one * (events - 1) + sse("message_stop", {"type": "message_stop"})
+
+
+def bench_anthropic(deltas):
+    """One Anthropic message: start, a text block of `deltas` text_delta events, stop."""
+    head = sse("message_start", {"type": "message_start", "message": {
+        "id": "msg_bench", "type": "message", "role": "assistant", "model": "bench", "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}}})
+    head += sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                        "content_block": {"type": "text", "text": ""}})
+    # Formatted as bytes: json.dumps per delta would take seconds for a million of them.
+    delta = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+             b'"delta":{"type":"text_delta","text":"w%d "}}\n\n')
+    body = b"".join(delta % i for i in range(deltas))
+    tail = sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+    tail += sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn",
+                                  "stop_sequence": None}, "usage": {"output_tokens": deltas}})
+    tail += sse("message_stop", {"type": "message_stop"})
+    return head + body + tail
 
 
 # ===== HTTP =====
@@ -795,7 +816,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"ok": True})
         if path == "/_sim/bench/sse":
             events = int(query.get("events", ["100000"])[0])
-            body = self.server.bench_body(events)
+            body = self.server.bench_body(events, query.get("shape", ["plain"])[0])
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Content-Length", str(len(body)))
@@ -867,10 +888,11 @@ class Server:
         s.listen(512)
         return s
 
-    def bench_body(self, events):
-        if events not in self.bench_cache:
-            self.bench_cache[events] = bench_sse(events)
-        return self.bench_cache[events]
+    def bench_body(self, events, shape="plain"):
+        key = (events, shape)
+        if key not in self.bench_cache:
+            self.bench_cache[key] = bench_anthropic(events) if shape == "anthropic" else bench_sse(events)
+        return self.bench_cache[key]
 
     def blackhole(self):
         """A port whose accept queue is full, so a new connection never completes (a
