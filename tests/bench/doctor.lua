@@ -7,7 +7,9 @@ local bin = assert(os.getenv("CODEASSIST_BIN"))
 local sim = assert(os.getenv("SIM_URL"), "run through tests/bench/run.sh")
 local RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 15
 
--- A project whose hybrid routes are all installed on the simulator, so every check runs.
+-- A project whose hybrid routes are all installed on the simulator, so every check runs: the
+-- gates the hybrid preset puts on models the simulator lacks get installed ones by --route
+-- (flags beat the preset).
 local dir = assert(require("codeassist.proc").run{ "mktemp", "-d" }).stdout:gsub("%s+$", "")
 assert(fs.mkdir_p(dir .. "/.claude"))
 assert(fs.write_atomic(dir .. "/.claude/autonomous.yml", ([[
@@ -17,13 +19,10 @@ providers:
     enabled: true
     base_url: %s
     model: qwen3-coder
-  gate_providers:
-    build: { provider: ollama, model: qwen3:8b }
-    devops: { provider: ollama, model: qwen3:8b }
-    architect: { provider: ollama, model: gpt-oss:20b }
 ]]):format(sim)))
 
-local doctor = { "sh", "-c", ("cd '%s' && ANTHROPIC_API_KEY=sk-bench exec '%s' doctor '%s/presets/ollama_hybrid.lua' >/dev/null")
+local doctor = { "sh", "-c", ("cd '%s' && ANTHROPIC_API_KEY=sk-bench exec '%s' doctor '%s/presets/ollama_hybrid.lua' "
+  .. "--route build=ollama:qwen3:8b --route devops=ollama:qwen3:8b --route architect=ollama:gpt-oss:20b >/dev/null")
   :format(dir, bin, os.getenv("PWD") or ".") }
 local curl = { "curl", "-s", "-o", "/dev/null", sim .. "/api/tags" }
 local times = { doctor = {}, curl = {} }

@@ -278,6 +278,17 @@ return preset.define{
     assert.is_true(warned >= 1, "the JSON keeps warnings")
   end)
 
+  it("names the proxy, not Ollama, when the proxy is what fails", function()
+    local proxy = support.closed_port_url()
+    local dir = project(ollama_config(sim.url))
+    local r = doctor(dir, { "ollama_only" }, { http_proxy = proxy, HTTP_PROXY = false, no_proxy = false, NO_PROXY = false })
+    assert.are.equal(1, r.code)
+    assert.matches("✗ unreachable", gate_line(r.stdout, "implement"))
+    assert.matches("proxy " .. proxy:gsub("%p", "%%%0"), r.stdout)
+    assert.matches("→ Check the proxy variables %(http_proxy, https_proxy%), or add this host to no_proxy", r.stdout)
+    assert.not_matches("systemctl", r.stdout)
+  end)
+
   it("gives the same report as JSON", function()
     local dir = project(ollama_config(sim.url))
     local r = doctor(dir, { "ollama_only", "--json" })

@@ -2,6 +2,7 @@
 -- one message of content blocks (text, thinking, tool_use). Works against Claude and any
 -- Anthropic-compatible server; `quirks = "ollama"` handles Ollama's layer (protocols.md §2.8).
 local http = require "codeassist.http"
+local json = require "codeassist.json"
 local cjson = require "cjson.safe"
 local ffi = require "ffi"
 
@@ -206,10 +207,12 @@ end
 function M.complete(settings, route, req, opts)
   opts = opts or {}
   local base = settings.base_url:gsub("/+$", "")
+  local body, why = json.encode(M.body(req, route, opts.quirks))   -- keeps json.array lists as []
+  if not body then return nil, why end
   local res, err = http.request{
     method = "POST", url = base .. "/v1/messages", stream = "sse",
     headers = M.headers(settings),
-    body = cjson.encode(M.body(req, route, opts.quirks)),
+    body = body,
     timeout = opts.timeout or { connect = 10, first_byte = 600, idle = 120 },
     ca_file = settings.ca_file,
   }

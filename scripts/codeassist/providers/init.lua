@@ -46,7 +46,7 @@ function M.order(urls)
   return out
 end
 
-local UNREACHABLE = { connect = true, dns = true, timeout_connect = true }
+local UNREACHABLE = { connect = true, dns = true, proxy = true, timeout_connect = true }
 
 function M.settings(cfg, provider, base_url)
   if provider == "anthropic" then
