@@ -1,6 +1,13 @@
-/* Errors and failures, the two values every part of codeassist shares (see errors.lua). */
+/* Errors and failures, the two values every part of codeassist shares (see errors.lua):
+ *
+ * - codeassist's own raised errors ({kind, code, message}, metatable "codeassist.error"),
+ *   the only values that choose an exit code;
+ * - runtime failures, returned as `nil, failure` from C and from Lua: a table {kind = ...,
+ *   message = ..., ...} whose metatable ("codeassist.failure") prints the message. The kinds
+ *   are listed once, in errors.lua (errors.KINDS). */
 #include <errno.h>
 #include <stdarg.h>
+#include <string.h>
 
 #include "host.h"
 
@@ -32,15 +39,7 @@ int host_is_error(lua_State *L, int idx)
     return same;
 }
 
-/* One failure value for every runtime failure, from C or from Lua: `nil, failure`, where the
- * failure is a table {kind = ..., message = ..., ...} whose metatable ("codeassist.failure")
- * prints the message. errors.lua uses the same metatable, so `errors.is_failure` recognises
- * both, and the kinds are listed once, in errors.lua (errors.KINDS). */
-#include <errno.h>
-#include <stdarg.h>
-#include <string.h>
-
-#include "host.h"
+/* ===== failures ===== */
 
 static int failure_tostring(lua_State *L)
 {

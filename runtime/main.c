@@ -97,14 +97,15 @@ static int describe_error_value(lua_State *L)
     return 1;
 }
 
-/* "file:line" of the innermost Lua function on the stack, for values that carry none. */
+/* "file:line: " of the innermost Lua function on the stack, for values that carry none: in
+ * front, so that blamed_on_library reads it as it reads any message. */
 static void push_where(lua_State *L)
 {
     lua_Debug ar;
     for (int level = 1; lua_getstack(L, level, &ar); level++) {
         lua_getinfo(L, "Sl", &ar);
         if (ar.currentline > 0) {
-            lua_pushfstring(L, " (raised at %s:%d)", ar.short_src, ar.currentline);
+            lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
             return;
         }
     }
@@ -137,8 +138,8 @@ static int error_record(lua_State *L)
             lua_pushvalue(L, 1);
             if (lua_pcall(L, 1, 1, 0) != 0 || !lua_isstring(L, -1)) {
                 lua_pop(L, 1);
-                lua_pushfstring(L, "(an error value that is a %s, without a message)", luaL_typename(L, 1));
                 push_where(L);
+                lua_pushfstring(L, "(an error value that is a %s, without a message)", luaL_typename(L, 1));
                 lua_concat(L, 2);
             }
         }

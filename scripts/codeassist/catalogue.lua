@@ -7,6 +7,8 @@
 --   catalogue.tier(30.5e9)                                    --> "large"
 local M = {}
 
+M.GB = 1024 ^ 3   -- sizes and VRAM are in GiB, as Ollama and nvidia-smi show them
+
 -- By the real parameter count (137M is small, whatever the name says).
 M.TIERS = {
   { below = 7e9, tier = "small" },
@@ -35,7 +37,7 @@ M.FAMILIES = {
   phi = "fast", phi3 = "fast", gemma = "fast", gemma3 = "fast", tinyllama = "fast",
 }
 
--- reference/ollama-setup.md, "Model Recommendations by GPU": {name, GB of VRAM, use}.
+-- The Ollama setup guide's "Model Recommendations by GPU": {name, GB of VRAM, use}.
 M.RECOMMENDATIONS = {
   { min_gb = 24, label = "RTX 3090 / RTX 4090 (24GB)", models = {
     { "qwen3-coder", 18, "Agentic coding, 256K context" },

@@ -20,7 +20,7 @@ local M = {}
 M.DEFAULT_PATH = ".claude/autonomous.yml"
 M.GATES = { "test", "security", "build", "review", "mentor", "architect", "ux", "devops" }
 
--- The balanced layout of the original (original-runner.md §3.2), plus what the doctor needs:
+-- The balanced layout of the original (the old runner's default gates), plus what the doctor needs:
 -- whether a gate's model must call tools, and the prompt size it must fit (tokens).
 local GATE_DEFAULTS = {
   test      = { weight = 20, required = true,  auto_fix = true,  parallel_group = 1, tools = true,  context = 32768, description = "Tests pass + coverage" },
@@ -50,8 +50,8 @@ local legacy = { legacy = true }
 
 M.PROVIDERS = { "claude", "anthropic", "ollama" }
 M.FLOORS = { "critical", "degradable" }
--- The implementing agent is routed (and checked by the doctor) like a gate, but not scored.
-M.ROLES = { "implement" }
+-- What routes may name: the gates, and the implementing agent (routed and checked like a
+-- gate, never scored; its needs are preset.ROLES).
 M.ROUTABLE = { "implement" }
 for _, g in ipairs(M.GATES) do M.ROUTABLE[#M.ROUTABLE + 1] = g end
 
@@ -122,7 +122,6 @@ M.SCHEMA = SCHEMA
 
 -- ===== validation =====
 
-M.suggest = schema.suggest
 
 -- Validates a decoded document. marks come from yaml.load; name is the file for messages.
 function M.validate(doc, marks, name)
@@ -372,7 +371,6 @@ function M.load(opts)
   cfg.source.warnings = problems.warnings
   cfg.source.marks = marks
   cfg.source.doc = doc
-  -- Short-form gate routes become tables; "claude" is the anthropic provider.
   merge(cfg, doc)
   return cfg
 end

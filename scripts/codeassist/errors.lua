@@ -1,4 +1,4 @@
--- Errors, in two styles with one rule (style-anchors §4.4):
+-- Errors, in two styles with one rule:
 --
 -- * Raised errors stop the program. errors.usage / errors.config / errors.goal raise a
 --   structured error whose `code` is the exit code (README "Exit codes"); errors.misuse
@@ -42,6 +42,10 @@ M.KINDS = {
   exec = "the program could not be started",
 }
 
+-- Failures that mean a server could not be reached at all (not that one answer was bad): a
+-- pool fails over on them, the router's breaker counts them.
+M.UNREACHABLE = { connect = true, dns = true, proxy = true, tls = true, timeout_connect = true }
+
 -- The shared metatable: created by the host at start-up (runtime/failure.c), or here when
 -- this file runs under a plain Lua.
 local registry = debug.getregistry()
@@ -73,7 +77,9 @@ if not Error then
   registry["codeassist.error"] = Error
 end
 
-M.codes = { goal = 1, usage = 2, config = 2, internal = 3, interrupted = 130 }
+local exit = require("codeassist.host").exit_codes   -- the host's table (runtime/host.h)
+M.codes = { goal = exit.goal_not_met, usage = exit.usage, config = exit.usage, internal = exit.internal,
+            interrupted = exit.interrupted }
 
 function M.new(kind, message)
   return setmetatable({ kind = kind, code = M.codes[kind] or 3, message = message }, Error)

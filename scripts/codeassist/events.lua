@@ -133,7 +133,7 @@ function M.text(out, opts)
   local sink = {}
 
   local function line_for(p, now)
-    return paint.dim(("… %s (%.1fs)"):format(p.label, now - p.started))
+    return paint.dim(scrub(("… %s (%.1fs)"):format(p.label, now - p.started)))
   end
 
   local function refresh()

@@ -40,6 +40,7 @@ local SECRET_PARAMS = { key = true, api_key = true, apikey = true, token = true,
 -- The URL with user:password@ and secret query values replaced by "***".
 function M.redact(url)
   url = tostring(url):gsub("^(%a[%w+.-]*://)[^/@?#]*@", "%1***@")
+  url = url:gsub("^([^:/@?#]*:[^/@?#]*)@", "***@")   -- "user:pw@host" written without a scheme
   url = url:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, name, value)
     if SECRET_PARAMS[name:lower()] or name:lower():find("token", 1, true)
        or name:lower():find("key", 1, true) then
@@ -58,7 +59,7 @@ end
 -- A short, single-line excerpt of a body for a message.
 local function excerpt(body, limit)
   limit = limit or 300
-  local s = tostring(body or ""):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  local s = tostring(body or ""):gsub("%s+", " "):gsub("%c", "?"):gsub("^ ", ""):gsub(" $", "")
   if #s > limit then s = s:sub(1, limit) .. "…" end
   return s
 end
@@ -70,7 +71,7 @@ local function error_text(body)
   if type(doc) == "table" then
     local e = doc.error
     if type(e) == "table" and type(e.message) == "string" then
-      return (e.type and (e.type .. ": ") or "") .. e.message
+      return (type(e.type) == "string" and (e.type .. ": ") or "") .. e.message
     elseif type(e) == "string" then
       return e
     end

@@ -55,7 +55,8 @@ local function mark_empty(v, depth)
   return v, false
 end
 
--- The JSON text of v, or nil and a failure (a function, a cycle, a NaN...). Raises nothing.
+-- The JSON text of v, or nil and a failure (a function, a cycle, too deep). Raises nothing;
+-- NaN and infinities become null.
 function M.encode(v)
   local marked, changed = mark_empty(v, 0)
   local text, err = cjson.encode(marked)

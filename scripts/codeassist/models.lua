@@ -12,7 +12,7 @@ local tty = require "codeassist.tty"
 
 local M = {}
 
-local GB = 1024 ^ 3
+local GB = catalogue.GB
 local DEFAULT_VRAM = 24
 
 local function server_text(ev, p)
@@ -50,23 +50,33 @@ end
 
 M.formats = { ["models.server"] = server_text, ["models.recommendations"] = recommendations_text }
 
--- The report: {url, reachable, error, models, vram_gb, vram_origin, label, recommended, pulls}.
+-- What the server has installed: the list, or nil, what went wrong and what to do. Nothing is
+-- sent to a base URL that ends in /v1.
+local function ask_server(cfg, base, opts)
+  if api.has_v1(base) then
+    local p = require("codeassist.providers").v1_problem(base, require("codeassist.config").origin(cfg, "providers.ollama.base_url"))
+    return nil, p.message, p.remedy
+  end
+  local list, err = api.tags{ base_url = base, api_key = cfg.providers.ollama.api_key, timeout = opts.timeout or 5 }
+  if list then return list end
+  return nil, err.message, require("codeassist.providers.ollama").unreachable_problem(base, err).remedy
+end
+
+-- The report: {url, reachable, error, remedy, models, vram_gb, vram_origin, label, recommended,
+-- pulls}. With a pool of servers, the first one is asked.
 function M.report(cfg, opts)
   local base = cfg.providers.ollama.base_url
   base = type(base) == "table" and base[1] or base
+  events.secret(cfg.providers.ollama.api_key)
   local r = { url = require("codeassist.http").redact(api.root(base)), models = json.array{}, pulls = json.array{},
               recommended = json.array{} }
-  events.secret(cfg.providers.ollama.api_key)
-  local list, err = api.tags{ base_url = base, api_key = cfg.providers.ollama.api_key, timeout = opts.timeout or 5 }
+  local list
+  list, r.error, r.remedy = ask_server(cfg, base, opts)
   r.reachable = list ~= nil
-  if not list then
-    r.error = err.message
-    r.remedy = require("codeassist.providers.ollama").unreachable_problem(base, err).remedy
-  end
   local installed = {}
   for _, m in ipairs(list or {}) do
-    r.models[#r.models + 1] = { name = m.name, parameter_size = m.parameter_size, size = m.size,
-                                capability = m.capability, tier = m.tier }
+    r.models[#r.models + 1] = { name = tty.printable(m.name), parameter_size = tty.printable(m.parameter_size),
+                                size = m.size, capability = m.capability, tier = m.tier }
     installed[#installed + 1] = m.name
   end
   if opts.vram_gb then r.vram_gb, r.vram_origin = opts.vram_gb, "--vram"

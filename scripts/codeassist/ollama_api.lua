@@ -49,16 +49,25 @@ local function check_server(server, fname)
   end
 end
 
+-- The answer as a JSON object, or nil and a failure (a server may answer anything).
 local function get(server, path, body, scale)
-  return http.json(M.root(server.base_url) .. path, { body = body, headers = M.headers(server),
-                                                       timeout = timeouts(server, scale or 1) })
+  local url = M.root(server.base_url) .. path
+  local doc, err = http.json(url, { body = body, headers = M.headers(server), timeout = timeouts(server, scale or 1) })
+  if doc == nil then return nil, err end
+  if type(doc) ~= "table" or #doc > 0 then
+    return nil, errors.failure("protocol", ("%s %s: the answer is not a JSON object"):format(body and "POST" or "GET",
+      http.redact(url)))
+  end
+  return doc
 end
+
+local function str(v) return type(v) == "string" and v or nil end
 
 function M.version(server)
   check_server(server, "version")
   local doc, err = get(server, "/api/version")
   if not doc then return nil, err end
-  return { version = type(doc.version) == "string" and doc.version or nil }
+  return { version = str(doc.version) }
 end
 
 -- The installed models: {name, size, family, parameter_size, parameters, tier, capability}.
@@ -68,14 +77,16 @@ function M.tags(server)
   if not doc then return nil, err end
   local list = {}
   for _, m in ipairs(type(doc.models) == "table" and doc.models or {}) do
+    m = type(m) == "table" and m or {}
     local d = type(m.details) == "table" and m.details or {}
-    local name = m.name or m.model
-    if type(name) == "string" then
-      local params = models.parameters(d.parameter_size)
+    local name = str(m.name) or str(m.model)
+    if name then
+      local size = str(d.parameter_size)
+      local params = models.parameters(size)
       list[#list + 1] = {
-        name = name, size = tonumber(m.size) or 0, family = d.family, parameter_size = d.parameter_size,
-        quantization = d.quantization_level, parameters = params,
-        tier = catalogue.tier(params), capability = catalogue.capability(name, d.family),
+        name = name, size = tonumber(m.size) or 0, family = str(d.family), parameter_size = size,
+        quantization = str(d.quantization_level), parameters = params,
+        tier = catalogue.tier(params), capability = catalogue.capability(name, str(d.family)),
       }
     end
   end
@@ -92,7 +103,7 @@ function M.show(server, name)
   local facts = { capabilities = {}, has_capabilities = type(doc.capabilities) == "table" }
   for _, c in ipairs(facts.has_capabilities and doc.capabilities or {}) do facts.capabilities[c] = true end
   local info = type(doc.model_info) == "table" and doc.model_info or {}
-  local arch = info["general.architecture"]
+  local arch = str(info["general.architecture"])
   local function field(k) return arch and tonumber(info[arch .. "." .. k]) end
   facts.context_length = field("context_length")
   facts.layers = field("block_count")
@@ -109,7 +120,7 @@ function M.ps(server)
   if not doc then return nil, err end
   local loaded = {}
   for _, m in ipairs(type(doc.models) == "table" and doc.models or {}) do
-    if type(m.name) == "string" then
+    if type(m) == "table" and type(m.name) == "string" then
       loaded[m.name] = { context_length = tonumber(m.context_length), size = tonumber(m.size),
                          size_vram = tonumber(m.size_vram), expires_at = m.expires_at }
     end

@@ -38,11 +38,12 @@ M.ROLES = { implement = { tools = true, context = 65536, required = true, parall
 -- ===== the schema of a preset =====
 
 local str = { type = "string" }
+local token = { type = "string", token = true }   -- a model name: no spaces or line breaks
 local provider_node = { type = "string", enum = config.PROVIDERS }
 local route_table = { type = "table", fields = {
   provider = { type = "string", enum = config.PROVIDERS, required = true },
-  model = str,
-  default_model = str,          -- used when neither the route nor the config names a model
+  model = token,
+  default_model = token,        -- used when neither the route nor the config names a model
   floor = { type = "string", enum = config.FLOORS },
 } }
 local fallback_node = { either = { { type = "string", enum = { "claude", "anthropic", "ollama", "none" } }, route_table } }
@@ -113,7 +114,8 @@ local function caller_position(level)
   local info = debug.getinfo(level + 1, "Sl")
   local src = info and info.source:sub(1, 1) == "@" and info.source:sub(2)
   if not src or src:find("^scripts/codeassist/") then
-    return loading[#loading] or module_being_required() or "the preset"
+    -- the file being loaded as a preset, required as a module, or run by `codeassist run`
+    return loading[#loading] or module_being_required() or (rawget(_G, "arg") and arg[0]) or "the preset"
   end
   return info.currentline > 0 and (src .. ":" .. info.currentline) or src
 end
@@ -171,7 +173,6 @@ local function build(spec, where)
   for gate, r in pairs(spec.routes or {}) do
     p.routes[gate], p.origins["routes." .. gate] = deep_copy(r), src
   end
-  if spec.default_route ~= nil then p.origins.default_route = src end
   p.source = src
   p.name = p.name or src:match("([^/]+)%.lua$") or src
   return p
@@ -224,16 +225,38 @@ function M.to_spec(p)
   return spec
 end
 
+local current_cfg   -- the config being planned with, for bases that are functions of it
+
+-- What a preset that is a function of the config receives: a copy, keys only said to be set
+-- (a preset must not change where calls go, nor be able to print a key).
+function M.config_view(cfg)
+  if cfg == nil then return nil end
+  local view = deep_copy(cfg)
+  local a, o = view.providers.anthropic, view.providers.ollama
+  a.api_key, a.auth_token = a.api_key and true or nil, a.auth_token and true or nil
+  o.api_key = o.api_key and true or nil
+  return view
+end
+
 -- A preset from what a preset file returned: a preset value, a spec table, or a function of
 -- the loaded config returning either.
 function M.from_value(value, cfg, where)
+  if cfg ~= nil then current_cfg = cfg end
+  cfg = cfg or current_cfg
   if type(value) == "function" and not M.is_preset(value) then
-    value = errors.call_user(where, value, cfg)
+    -- a base met while a script's own define runs, before anyone loaded the config
+    if cfg == nil then cfg = config.load{}; current_cfg = cfg end
+    value = errors.call_user(where, value, M.config_view(cfg))
     if type(value) == "function" then
       errors.usage("%s: the function it returned must return a preset, not another function", where)
     end
   end
-  if M.is_preset(value) then return value end
+  if M.is_preset(value) then
+    -- checked again: a preset value is a plain table that code may have changed since
+    local problems = schema.problems(M.to_spec(value), SCHEMA, { unknown = "error", lua = true })
+    if #problems.errors > 0 then problems_error(value.source or where, problems.errors) end
+    return value
+  end
   if type(value) == "table" then return build(value, where) end
   errors.usage("%s must return a preset (preset.define{...}, a table, or a function of the config), not %s",
     where, (value == nil or value == true) and "nothing" or ("a " .. type(value)))
@@ -255,6 +278,10 @@ local function run_chunk(chunk, path)
 end
 
 local function load_file(path)
+  -- like `codeassist run`: a preset can require the modules next to it
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  local entry = dir .. "/?.lua;"
+  if package.path:sub(1, #entry) ~= entry then package.path = entry .. dir .. "/?/init.lua;" .. package.path end
   local st, why = require("codeassist.fs").stat(path)
   if st and st.type ~= "file" then errors.usage("preset %s: not a regular file", path) end
   if not st and why.kind ~= "not_found" then errors.usage("preset %s: %s", path, why.message) end
@@ -316,6 +343,7 @@ end
 -- Loads a preset: nil (routes from the config alone), a path to a Lua file, or the name of a
 -- built-in one. cfg is handed to a preset that is a function of the config.
 function M.load(ref, cfg)
+  current_cfg = cfg
   if ref == nil then return build({ name = "config" }, "(no preset)") end
   errors.argcheck(type(ref) == "string", "preset.load: give a preset's name or file, not a %s", type(ref))
   -- a file of that name here wins, as with `codeassist run NAME`
@@ -326,10 +354,15 @@ end
 
 -- ===== from a preset to a plan =====
 
+-- Users say "claude"; the provider (and its module) is "anthropic". Shown as users say it.
 local function provider_name(p)
   return p == "claude" and "anthropic" or p
 end
 M.provider_name = provider_name
+
+function M.provider_label(provider)
+  return provider == "anthropic" and "claude" or provider
+end
 
 local function default_model(cfg, provider)
   if provider == "ollama" then return cfg.providers.ollama.model end
@@ -349,13 +382,13 @@ function M.resolve_route(cfg, gate, spec, origin, required)
   local fb = spec.fallback
   if fb and fb ~= "none" then
     if type(fb) == "string" then fb = { provider = fb } end
-    route.fallback = M.resolve_route(cfg, gate, fb, origin, false)
-    route.fallback.floor = fb.floor or "degradable"
+    route.fallback = M.resolve_route(cfg, gate, fb, origin, false)   -- a fallback is degradable unless it says
   end
   return route
 end
 
 local TARGETS = { "target_score", "max_iterations", "iteration_delay" }
+-- The flags of `codeassist run` that set them (the loop's; plan() takes them already).
 local FLAG_NAMES = { target_score = "--target-score", max_iterations = "--max-iterations",
                      iteration_delay = "--iteration-delay" }
 
@@ -382,7 +415,7 @@ function M.plan(p, cfg, flags)
     if flags[key] ~= nil then
       plan[key], plan.origins[key] = flags[key], "flag " .. FLAG_NAMES[key]
     elseif p[key] ~= nil then
-      plan[key], plan.origins[key] = p[key], "preset " .. p.origins[key]
+      plan[key], plan.origins[key] = p[key], "preset " .. (p.origins[key] or p.source)
     else
       plan[key], plan.origins[key] = cfg[key], config.position(cfg, key) or "built-in default"
     end
@@ -406,9 +439,9 @@ function M.plan(p, cfg, flags)
     if flags.routes and flags.routes[name] then
       spec, origin = flags.routes[name], "flag --route"
     elseif p.routes[name] ~= nil then
-      spec, origin = p.routes[name], "preset " .. p.origins["routes." .. name]
+      spec, origin = p.routes[name], "preset " .. (p.origins["routes." .. name] or p.source)
     elseif p.default_route ~= nil then
-      spec, origin = p.default_route, "preset " .. p.origins.default_route .. " (default_route)"
+      spec, origin = p.default_route, "preset " .. (p.origins.default_route or p.source) .. " (default_route)"
     elseif file_routes[name] ~= nil then
       spec, origin = file_routes[name], file_origin
     else

@@ -30,14 +30,12 @@ end
 M.key_of = key_of
 
 local function label(route)
-  return (route.provider == "anthropic" and "claude" or route.provider) .. " " .. tostring(route.model)
+  return preset.provider_label(route.provider) .. " " .. tostring(route.model)
 end
 M.label = label
 
 -- ===== circuit breaker =====
 
--- Failures that say the route cannot be reached at all (not that one answer was bad).
-local UNREACHABLE = { connect = true, dns = true, proxy = true, tls = true, timeout_connect = true }
 
 -- The default breaker: after `failures` calls in a row that could not reach a route, skip it
 -- for `cooldown` seconds; then let one call through to try again (half-open).
@@ -58,7 +56,7 @@ function M.breaker(opts)
     record = function(route, ok, err)
       local k = key_of(route)
       if ok then state[k] = nil return end
-      if not (err and UNREACHABLE[err.kind]) then return end
+      if not (err and errors.UNREACHABLE[err.kind]) then return end
       local s = state[k] or { failures = 0, open_until = 0 }
       s.failures = s.failures + 1
       if s.failures >= limit then s.open_until = now() + cooldown end

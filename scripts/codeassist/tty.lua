@@ -33,6 +33,13 @@ function M.painter(enabled)
   }
 end
 
+-- Text from elsewhere (a server's model names, a preset's name) made safe to print: control
+-- characters, escape sequences included, become "?".
+function M.printable(v)
+  if v == nil then return nil end
+  return (tostring(v):gsub("%c", "?"))
+end
+
 -- Display width of UTF-8 text without escape sequences (each code point one column: the
 -- marks we print are all narrow).
 function M.width(s)

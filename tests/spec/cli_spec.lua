@@ -82,7 +82,7 @@ print(a, b, select("#", ...), arg[0], arg[1], arg[2], #arg)
     support.write(dir .. "/tbl.lua", "error({ 1, 2 })\n")
     r = codeassist({ "run", "tbl.lua" }, { cwd = dir })
     assert.are.equal(2, r.code)
-    assert.matches("an error value that is a table, without a message%) %(raised at tbl%.lua:1%)", r.stderr)
+    assert.matches("tbl%.lua:1: %(an error value that is a table, without a message%)", r.stderr)
     -- a table with a code is not codeassist's own error: it cannot choose the exit code
     support.write(dir .. "/code.lua", "error({ code = 0, message = 'pretend success' })\n")
     r = codeassist({ "run", "code.lua" }, { cwd = dir })

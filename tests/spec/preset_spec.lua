@@ -169,6 +169,57 @@ describe("preset values", function()
   end)
 end)
 
+describe("preset files, however they are run", function()
+  teardown(support.cleanup)
+
+  it("behave the same through doctor and through run --test-provider", function()
+    local dir = support.tmpdir()
+    support.write(dir .. "/helper.lua", 'return { model = "gpt-oss:20b" }')
+    support.write(dir .. "/base.lua", 'return function(cfg) return { max_iterations = cfg.max_iterations + 1 } end')
+    support.write(dir .. "/mine.lua", [[
+local preset = require "codeassist.preset"
+local helper = require "helper"                 -- a module next to the preset
+return preset.define{ extends = "base.lua", routes = { ux = { provider = "ollama", model = helper.model } } }
+]])
+    local env = { OLLAMA_HOST = "127.0.0.1:1", ANTHROPIC_API_KEY = false }
+    for _, args in ipairs{ { "doctor", dir .. "/mine.lua", "--json" }, { "run", dir .. "/mine.lua", "--test-provider", "--json" } } do
+      local r = support.codeassist(args, { cwd = support.tmpdir(), env = env })
+      assert.are.equal(1, r.code, args[1] .. ": " .. r.stderr)
+      local doc = cjson.decode(r.stdout)
+      assert.are.equal("mine", doc.preset, args[1])
+      assert.are.equal(16, doc.targets.max_iterations.value, args[1])   -- the base saw the config
+      local ux
+      for _, g in ipairs(doc.gates) do if g.gate == "ux" then ux = g end end
+      assert.are.equal("gpt-oss:20b", ux.model, args[1])
+    end
+  end)
+
+  it("are checked again when code changed a preset value after define", function()
+    local file = preset_file([[
+local p = require("codeassist.preset").define{ extends = "claude" }
+p.routes.review = "olama"
+return p
+]])
+    local r = doctor(file)
+    assert.are.equal(2, r.code)
+    assert.matches("routes%.review: 'olama' is not one of", r.stderr)
+  end)
+
+  it("that are functions of the config see a copy, with keys only said to be set", function()
+    local file = preset_file([[
+return function(cfg)
+  assert(cfg.providers.anthropic.api_key == true, "the key itself must not be visible")
+  cfg.providers.ollama.base_url = "http://127.0.0.2:9"     -- changes nothing outside
+  return { default_route = { provider = "ollama", model = "m" } }
+end
+]])
+    local r = support.codeassist({ "doctor", file }, { cwd = support.tmpdir(),
+      env = { NO_COLOR = "1", OLLAMA_HOST = "127.0.0.1:1", ANTHROPIC_API_KEY = "sk-ant-xyz" } })
+    assert.are.equal(1, r.code, r.stderr)
+    assert.matches("Ollama %(http://127%.0%.0%.1:1%)", r.stdout)
+  end)
+end)
+
 describe("precedence: defaults < environment < file < preset < flags", function()
   teardown(support.cleanup)
 

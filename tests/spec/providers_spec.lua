@@ -61,6 +61,7 @@ describe("providers", function()
     assert.is_true(msg.usage.output_tokens > 0)
     assert.are.equal(0, msg.usage.cache_read_input_tokens)
     assert.matches("^req_", msg.request_id)
+    assert.are.equal("49", msg.rate_limits["requests-remaining"])   -- named without the prefix
     local sent = claude:log()[1]
     assert.are.equal("2023-06-01", sent.headers["anthropic-version"])
     assert.are.equal(1024, sent.body.thinking.budget_tokens)
@@ -174,6 +175,30 @@ describe("providers", function()
     assert.are.equal(32768, ollama.num_ctx(body, 4096, 32768))
     assert.is_true(ollama.num_ctx({ messages = { { role = "user", content = "hi" } } }, 64, 32768) >= 4096,
       "never below Ollama's own default window")
+  end)
+
+  it("ollama native: odd JSON from the server is a failure or ignored, never a crash", function()
+    local cfg = cfg_for(sim.url)
+    sim:fault{ match = { path = "/api/chat" }, kind = "status", status = 200,
+               body = { model = 5, message = cjson.null, done = true, done_reason = {}, eval_count = "many" } }
+    local msg = assert(providers.complete(cfg, { provider = "ollama", model = "qwen3:8b" }, ask("hi")))
+    assert.are.equal("", blocks_of(msg, "text")[1].text)
+    assert.are.equal(0, msg.usage.output_tokens)
+    assert.is_nil(msg.model)
+    sim:fault{ match = { path = "/api/chat" }, kind = "status", status = 200, body = 5 }
+    local _, err = providers.complete(cfg, { provider = "ollama", model = "qwen3:8b" }, ask("hi"))
+    assert.are.equal("protocol", err.kind)
+    assert.matches("not a JSON object", err.message)
+    local api = require "codeassist.ollama_api"
+    sim:fault{ match = { path = "/api/tags" }, kind = "status", status = 200,
+               body = { models = { 5, { name = 7 }, { name = "ok:1", details = "x" } } } }
+    local list = assert(api.tags{ base_url = sim.url })
+    assert.are.equal(1, #list)
+    assert.are.equal("ok:1", list[1].name)
+    sim:fault{ match = { path = "/api/version" }, kind = "status", status = 200, body = { 1 } }
+    _, err = api.version{ base_url = sim.url }
+    assert.are.equal("protocol", err.kind)
+    assert.matches("GET .*/api/version: the answer is not a JSON object", err.message)
   end)
 
   it("ollama native: a stream without done: true, or with an error line, is an error", function()

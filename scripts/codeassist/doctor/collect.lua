@@ -15,6 +15,7 @@ local providers = require "codeassist.providers"
 local preset = require "codeassist.preset"
 local config = require "codeassist.config"
 local schema = require "codeassist.schema"
+local shown = require("codeassist.http").redact   -- URLs shown never carry credentials
 
 local M = {}
 
@@ -106,14 +107,14 @@ function M.run(cfg, plan, opts)
   for _, url in ipairs(providers.base_urls(cfg, "ollama")) do
     local client = { base_url = url, api_key = cfg.providers.ollama.api_key, timeout = opts.timeout or 5 }
     jobs[#jobs + 1] = task.spawn(function()
-      local progress = bus and bus:progress("checking Ollama at " .. url)
+      local progress = bus and bus:progress("checking Ollama at " .. shown(url))
       local s = M.server(url, client, origin)
       facts.ollama[url] = s
       if not s.error and not s.v1 and not s.tags_error then
         local inner = {}
         for _, name in ipairs(used.ollama_models) do
           inner[#inner + 1] = task.spawn(function()
-            local p = bus and bus:progress(("reading %s on %s"):format(name, url))
+            local p = bus and bus:progress(("reading %s on %s"):format(name, shown(url)))
             facts.models[url .. "|" .. name] = collect_model(s, name)
             if p then p:done() end
           end)

@@ -30,10 +30,7 @@ local function probe_key(route, tools)
   return router.key_of(route) .. "|" .. (tools and "tools" or "text")
 end
 
-local function has_error(list)
-  for _, p in ipairs(list) do if p.severity == "error" then return true end end
-  return false
-end
+local has_error = require("codeassist.providers").has_error
 
 -- The gate as the checks see it: its settings plus its name.
 local function gate_view(plan, name)
@@ -81,7 +78,7 @@ local function run_probes(cfg, plan, facts, opts, bus)
           local progress = bus:progress(("probing %s%s"):format(router.label(route), tools and " (tools)" or ""))
           local t0 = clock.monotonic()
           local msg, err = r:call_route(route, req, { gate = name, timeout = { connect = opts.timeout,
-            first_byte = opts.probe_timeout, idle = opts.probe_timeout } })
+            first_byte = opts.probe_timeout, idle = opts.probe_timeout, total = opts.probe_timeout } })
           local result = { route = router.label(route), provider = route.provider, model = route.model,
                            tools = tools or false, seconds = clock.monotonic() - t0 }
           if msg then
@@ -111,7 +108,7 @@ end
 local function gate_entry(name, plan, facts, cfg, opts)
   local gate = gate_view(plan, name)
   local route = plan.routes[name]
-  local required = gate.required == true or name == "implement"
+  local required = gate.required == true
   local entry = { gate = name, required = required, provider = render.provider_label(route.provider),
                   model = route.model, floor = route.floor, origin = route.origin,
                   group = gate.parallel_group, weight = gate.weight }
@@ -213,9 +210,11 @@ function M.main(opts)
     local tty = term.isatty("stdout")
     bus:add(events.text(io.stdout, { formats = render.formats, color = term.color("stdout"), live = tty }))
   end
-  local report = M.check(cfg, plan, { timeout = opts.timeout, probe = opts.probe, probe_timeout = opts.probe_timeout,
-    vram_gb = flags.vram_gb, vram_origin = flags.vram_gb and "--vram" or nil }, bus)
+  -- live lines are erased however the check ends
+  local ok, report = pcall(M.check, cfg, plan, { timeout = opts.timeout, probe = opts.probe,
+    probe_timeout = opts.probe_timeout, vram_gb = flags.vram_gb, vram_origin = flags.vram_gb and "--vram" or nil }, bus)
   bus:close()
+  if not ok then error(report, 0) end
   if opts.json then io.stdout:write(render.json(report), "\n") end
   return report.ok and 0 or 1
 end

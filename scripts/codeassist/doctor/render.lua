@@ -7,18 +7,13 @@ local tty = require "codeassist.tty"
 local events = require "codeassist.events"
 local shown = require("codeassist.http").redact   -- URLs shown never carry credentials
 
--- Text a user wrote (a preset's name), safe to print: no control characters.
-local function printable(v)
-  return v and (tostring(v):gsub("%c", "?")) or v
-end
+local printable = tty.printable
 
 local M = {}
 
-local GB = 1024 ^ 3
+local GB = require("codeassist.catalogue").GB
 
-function M.provider_label(provider)
-  return provider == "anthropic" and "claude" or provider
-end
+M.provider_label = require("codeassist.preset").provider_label
 
 -- Gates in the order they run: parallel group, then name; the agent first.
 function M.gate_order(plan)
@@ -50,19 +45,19 @@ end
 function M.server_section(s, facts, cfg, plan, problems)
   local section = {
     url = shown(s.url), origin = s.origin, reachable = not s.error and not s.v1 or false,
-    latency_ms = s.latency and math.floor(s.latency * 1000 + 0.5), version = s.version,
+    latency_ms = s.latency and math.floor(s.latency * 1000 + 0.5), version = printable(s.version),
     models = {}, problems = problems,
   }
   for _, m in ipairs(s.models) do
-    section.models[#section.models + 1] = { name = m.name, parameter_size = m.parameter_size, size = m.size,
-                                            capability = m.capability, tier = m.tier }
+    section.models[#section.models + 1] = { name = printable(m.name), parameter_size = printable(m.parameter_size),
+                                            size = m.size, capability = m.capability, tier = m.tier }
   end
   local default = cfg.providers.ollama.model
   section.configured_model = default
   if default then
     local m = facts.models[s.url .. "|" .. default]
     if m then
-      section.configured = { found = m.name ~= nil, name = m.name, parameter_size = m.parameter_size,
+      section.configured = { found = m.name ~= nil, name = printable(m.name), parameter_size = printable(m.parameter_size),
                              capability = m.capability, tier = m.tier }
     end
   else
@@ -133,7 +128,7 @@ local function server_text(ev, p)
   local lines = { "", "Ollama (" .. s.url .. "):" }
   local function say(x) lines[#lines + 1] = x end
   if not s.reachable then
-    for _, pr in ipairs(s.problems) do say("  " .. p.bad(pr.message)) end
+    for _, pr in ipairs(s.problems) do say("  " .. p.bad(printable(pr.message))) end
     return table.concat(lines, "\n")
   end
   say("  " .. p.ok("Server reachable"))
@@ -144,7 +139,7 @@ local function server_text(ev, p)
     say(("    - %s (%s, %s)  %s, %s"):format(m.name, tostring(m.parameter_size), fmt_gb(m.size), m.capability, m.tier))
   end
   for _, pr in ipairs(s.problems) do
-    if pr.check ~= "reachable" then say("  " .. (pr.severity == "warning" and p.warn or p.bad)(pr.message)) end
+    if pr.check ~= "reachable" then say("  " .. (pr.severity == "warning" and p.warn or p.bad)(printable(pr.message))) end
   end
   local c = s.configured
   if s.configured_model and c then
@@ -171,7 +166,7 @@ local function probe_text(ev, p)
   if r.ok then
     return "  " .. p.ok(("%s: %s in %.1fs"):format(what, r.tools and "called the tool" or "answered", r.seconds))
   end
-  if r.error then return "  " .. p.bad(("%s: %s"):format(what, r.error)) end
+  if r.error then return "  " .. p.bad(("%s: %s"):format(what, printable(r.error))) end
   return "  " .. p.bad(("%s: answered but did not call the tool"):format(what))
 end
 
@@ -229,8 +224,8 @@ local function report_text(ev, p)
     say("Problems:")
     for _, item in ipairs(problems) do
       local label = #item.gates > 0 and (table.concat(item.gates, ", ") .. ": ") or ""
-      say("  " .. (item.pr.severity == "error" and p.bad or p.warn)(label .. item.pr.message))
-      if item.pr.remedy then say("      → " .. item.pr.remedy) end
+      say("  " .. (item.pr.severity == "error" and p.bad or p.warn)(label .. printable(item.pr.message)))
+      if item.pr.remedy then say("      → " .. printable(item.pr.remedy)) end
     end
   end
   say("")

@@ -1,6 +1,7 @@
 -- The Anthropic Messages adapter: POST {base}/v1/messages, streamed as SSE, accumulated into
 -- one message of content blocks (text, thinking, tool_use). Works against Claude and any
--- Anthropic-compatible server; `quirks = "ollama"` handles Ollama's layer (protocols.md §2.8).
+-- Anthropic-compatible server; `quirks = "ollama"` handles Ollama's layer (no ping, no
+-- signature, thinking on unless disabled).
 local http = require "codeassist.http"
 local json = require "codeassist.json"
 local cjson = require "cjson.safe"
@@ -103,6 +104,11 @@ end
 -- Deltas are appended to one Text per block and field, made a string once, when the block
 -- stops (or at the end for a block left open). Appending each delta to the string so far
 -- copied it every time (quadratic); a table of parts keeps every delta alive as an object.
+-- A server's JSON is checked before use: a field that should hold an object may hold
+-- anything, and an index must be a small whole number.
+local function obj(v) return type(v) == "table" and v or {} end
+local function valid_index(i) return type(i) == "number" and i >= 0 and i < 10000 and i % 1 == 0 end
+
 function M.read_stream(res, on_event)
   local msg = { role = "assistant", content = {}, usage = {} }
   local blocks, partial = msg.content, {}   -- partial: [index] = Text of a tool call's input
@@ -111,8 +117,8 @@ function M.read_stream(res, on_event)
   for data, name in res:events() do
     local ev = cjson.decode(data)
     if name == "error" then
-      local e = type(ev) == "table" and type(ev.error) == "table" and ev.error or {}
-      local etype = e.type or "error"
+      local e = type(ev) == "table" and obj(ev.error) or {}
+      local etype = type(e.type) == "string" and e.type or "error"
       res:close()
       return nil, failure("stream_error", ("the server reported %s: %s"):format(etype, tostring(e.message or data)),
         { error_type = etype, retryable = etype == "overloaded_error" or etype == "api_error" or etype == "rate_limit_error" })
@@ -121,19 +127,22 @@ function M.read_stream(res, on_event)
     elseif type(ev) ~= "table" then
       res:close()
       return nil, failure("protocol", ("a %s event is not JSON: %s"):format(name, http.excerpt(data, 120)))
+    elseif name:find("^content_block_") and not valid_index(ev.index) then
+      res:close()
+      return nil, failure("protocol", ("a %s without a valid index: %s"):format(name, http.excerpt(data, 120)))
     elseif name == "message_start" then
-      local m = ev.message or {}
+      local m = obj(ev.message)
       msg.id, msg.model = m.id, m.model
       usage_merge(msg.usage, m.usage)
     elseif name == "content_block_start" then
-      local b = ev.content_block or {}
+      local b = obj(ev.content_block)
       local block = {}
       for k, v in pairs(b) do block[k] = v end
       if block.type == "tool_use" then block.input = nil; partial[ev.index] = new_text() end
       blocks[ev.index + 1] = block
       open[ev.index] = nil
     elseif name == "content_block_delta" then
-      local block, d = blocks[(ev.index or -1) + 1], ev.delta or {}
+      local block, d = blocks[ev.index + 1], obj(ev.delta)
       if not block then
         res:close()
         return nil, failure("protocol", "a content_block_delta for a block that was never started")
@@ -180,7 +189,7 @@ function M.read_stream(res, on_event)
         partial[ev.index] = nil
       end
     elseif name == "message_delta" then
-      local d = ev.delta or {}
+      local d = obj(ev.delta)
       if d.stop_reason ~= nil and d.stop_reason ~= cjson.null then msg.stop_reason = d.stop_reason end
       if d.stop_sequence ~= nil and d.stop_sequence ~= cjson.null then msg.stop_sequence = d.stop_sequence end
       usage_merge(msg.usage, ev.usage)
@@ -226,7 +235,7 @@ function M.complete(settings, route, req, opts)
   end
   local rate = {}
   for k, v in pairs(res.headers) do
-    if k:find("^anthropic%-ratelimit%-") then rate[k:sub(22)] = v end
+    if k:find("^anthropic%-ratelimit%-") then rate[k:sub(#"anthropic-ratelimit-" + 1)] = v end
   end
   local msg, failure_ = M.read_stream(res, opts.on_event)
   if not msg then return nil, failure_ end
@@ -242,12 +251,7 @@ end
 function M.assess_route(route, gate, facts)
   local c = facts.claude
   local list = {}
-  local url = http.redact(c.base_url)
-  if url:match("/v1/?$") then
-    list[#list + 1] = { check = "base_url", severity = "error",
-      message = ("%s ends in /v1; requests would go to %s/v1/..."):format(c.origin or url, url),
-      remedy = ("Use the server root: %s (codeassist adds the API path itself)"):format((url:gsub("/v1/?$", ""))) }
-  end
+  if c.base_url:match("/v1/?$") then list[#list + 1] = require("codeassist.providers").v1_problem(c.base_url, c.origin) end
   if not c.key_set and not c.token_set then
     list[#list + 1] = { check = "credentials", severity = "error", message = "ANTHROPIC_API_KEY is not set",
       remedy = "export ANTHROPIC_API_KEY=sk-ant-... (or ANTHROPIC_AUTH_TOKEN), or route this gate to Ollama" }

@@ -46,7 +46,6 @@ function M.order(urls)
   return out
 end
 
-local UNREACHABLE = { connect = true, dns = true, proxy = true, timeout_connect = true }
 
 function M.settings(cfg, provider, base_url)
   if provider == "anthropic" then
@@ -72,6 +71,22 @@ local function call_one(cfg, route, req, opts, url)
   return ollama.complete(settings, route, req, o)
 end
 
+-- ===== shared by the providers' doctor checks =====
+
+-- A base URL that ends in /v1 (the OpenAI-style path people paste) is the most common mistake.
+function M.v1_problem(url, origin)
+  url = require("codeassist.http").redact(url)
+  local root = url:gsub("/v1/?$", "")
+  return { check = "base_url", severity = "error",
+           message = ("%s ends in /v1; requests would go to %s/v1/..."):format(origin or url, url),
+           remedy = ("Use the server root: %s (codeassist adds the API path itself)"):format(root) }
+end
+
+function M.has_error(problems)
+  for _, p in ipairs(problems) do if p.severity == "error" then return true end end
+  return false
+end
+
 -- One model call along a route; msg.base_url tells which server answered.
 function M.complete(cfg, route, req, opts)
   errors.argcheck(type(cfg) == "table" and type(cfg.providers) == "table",
@@ -94,7 +109,7 @@ function M.complete(cfg, route, req, opts)
       return msg
     end
     last_err = err
-    if not UNREACHABLE[err.kind] then break end
+    if not errors.UNREACHABLE[err.kind] then break end
     s.down_until = clock.monotonic() + M.DOWN_SECONDS
   end
   return nil, last_err

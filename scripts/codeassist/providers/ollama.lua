@@ -3,6 +3,7 @@
 -- constrain a verdict with a JSON schema (format). Internal messages are Anthropic content
 -- blocks; this file translates at the edge both ways.
 local api = require "codeassist.ollama_api"
+local http_excerpt = require("codeassist.http").excerpt
 local cjson = require "cjson.safe"
 
 local M = {}
@@ -77,8 +78,9 @@ function M.tools(req)
 end
 
 -- The context window for this request: the prompt's estimated tokens x 1.25 plus the answer's
--- reserve, rounded up, at least MIN_CTX, at most the model's own context length — so Ollama
--- never silently drops the start of a long prompt.
+-- reserve, rounded up, at least MIN_CTX — so Ollama never silently drops the start of a long
+-- prompt — and at most model_ctx, the model's own window, when the caller knows it (opts.
+-- context_length: the doctor's /api/show facts).
 function M.num_ctx(body, max_tokens, model_ctx)
   local chars = #(cjson.encode(body.messages) or "") + #(cjson.encode(body.tools or {}) or "")
   local want = math.ceil(chars / 4 * 1.25) + (max_tokens or 4096)
@@ -100,27 +102,36 @@ end
 local STOP = { stop = "end_turn", length = "max_tokens", load = "end_turn", unload = "end_turn" }
 
 -- Accumulates the NDJSON stream into one internal message.
+-- A server's JSON is checked before use: an object field may hold anything.
+local function obj(v) return type(v) == "table" and v or {} end
+local function count(v) return type(v) == "number" and v or 0 end
+
 function M.read_stream(res, on_event)
   local msg = { role = "assistant", content = {}, usage = {} }
   local text, thinking, calls = {}, {}, {}
   local final
-  for line, err in res:lines() do
+  for line in res:lines() do
+    if type(line) ~= "table" then
+      res:close()
+      return nil, failure("protocol", "a line of the stream is not a JSON object: " .. tostring(line))
+    end
     if line.error then
       res:close()
-      return nil, failure("stream_error", "the server reported: " .. tostring(line.error), { retryable = false })
+      return nil, failure("stream_error", "the server reported: " .. http_excerpt(tostring(line.error)), { retryable = false })
     end
-    local m = line.message or {}
+    local m = obj(line.message)
     if type(m.thinking) == "string" and m.thinking ~= "" then thinking[#thinking + 1] = m.thinking end
     if type(m.content) == "string" and m.content ~= "" then text[#text + 1] = m.content end
     for _, c in ipairs(type(m.tool_calls) == "table" and m.tool_calls or {}) do
-      local f = c["function"] or {}
+      local f = obj(obj(c)["function"])
       local input = f.arguments
       if type(input) == "string" then input = cjson.decode(input) end
       if type(input) ~= "table" then
         res:close()
         return nil, failure("protocol", ("the arguments of tool call %s are not a JSON object"):format(tostring(f.name)))
       end
-      calls[#calls + 1] = { type = "tool_use", id = c.id or ("call_" .. #calls + 1), name = f.name, input = input }
+      calls[#calls + 1] = { type = "tool_use", id = type(c.id) == "string" and c.id or ("call_" .. #calls + 1),
+                            name = tostring(f.name), input = input }
     end
     if on_event then on_event(line) end
     if line.done then final = line end
@@ -132,13 +143,14 @@ function M.read_stream(res, on_event)
   if #thinking > 0 then msg.content[#msg.content + 1] = { type = "thinking", thinking = table.concat(thinking) } end
   if #text > 0 or #calls == 0 then msg.content[#msg.content + 1] = { type = "text", text = table.concat(text) } end
   for _, c in ipairs(calls) do msg.content[#msg.content + 1] = c end
-  msg.model = final.model
-  msg.stop_reason = #calls > 0 and "tool_use" or STOP[final.done_reason or "stop"] or final.done_reason
-  msg.done_reason = final.done_reason
-  msg.usage = { input_tokens = final.prompt_eval_count or 0, output_tokens = final.eval_count or 0 }
+  msg.model = type(final.model) == "string" and final.model or nil
+  local reason = type(final.done_reason) == "string" and final.done_reason or nil
+  msg.stop_reason = #calls > 0 and "tool_use" or STOP[reason or "stop"] or reason
+  msg.done_reason = reason
+  msg.usage = { input_tokens = count(final.prompt_eval_count), output_tokens = count(final.eval_count) }
   msg.durations = {
-    total = (final.total_duration or 0) / 1e9, load = (final.load_duration or 0) / 1e9,
-    prompt = (final.prompt_eval_duration or 0) / 1e9, generate = (final.eval_duration or 0) / 1e9,
+    total = count(final.total_duration) / 1e9, load = count(final.load_duration) / 1e9,
+    prompt = count(final.prompt_eval_duration) / 1e9, generate = count(final.eval_duration) / 1e9,
   }
   return msg
 end
@@ -156,13 +168,12 @@ end
 
 -- ===== what the doctor checks (facts from doctor/collect.lua) =====
 -- Each problem: {check, message, remedy, severity = "error" | "warning"}. The remedies are
--- the setup guide's troubleshooting table (reference/ollama-setup.md).
+-- the troubleshooting table of the Ollama setup guide users follow.
 
 local models_core = require "codeassist.models_core"
 local shown = require("codeassist.http").redact   -- URLs in messages never carry credentials
 
-local GB = 1024 ^ 3
-M.GB = GB
+local GB = require("codeassist.catalogue").GB
 
 local function host_of(url)
   return url:match("^%a+://%[([^%]]+)%]") or url:match("^%a+://([^/:]+)") or url
@@ -211,12 +222,7 @@ function M.unreachable_problem(url, err, origin)
   return problem("reachable", err.message, "Check base_url" .. where .. " and the server")
 end
 
-function M.v1_problem(url, origin)
-  url = shown(url)
-  local root = url:gsub("/v1/?$", "")
-  return problem("base_url", ("%s ends in /v1; requests would go to %s/v1/..."):format(origin or url, url),
-    ("Use the server root: %s (codeassist adds the API path itself)"):format(root))
-end
+M.v1_problem = function(url, origin) return require("codeassist.providers").v1_problem(url, origin) end
 
 -- Problems of one server, whatever route uses it.
 function M.assess_server(s, cfg)
@@ -303,10 +309,7 @@ local function model_problems(m, s, gate, cfg, opts)
   return list
 end
 
-local function blocking(list)
-  for _, p in ipairs(list) do if p.severity == "error" then return true end end
-  return false
-end
+local function blocking(list) return require("codeassist.providers").has_error(list) end
 
 -- Problems of an Ollama route for a gate. With a pool of servers the route is usable when one
 -- of them can serve it; what is wrong with the others is then a warning (calls fail over).
