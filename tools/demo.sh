@@ -32,3 +32,29 @@ echo "== codeassist doctor ollama_only   (a simulated 24 GB GPU with the setup g
 echo
 echo "== codeassist models --vram 24"
 (cd "$dir/project" && "$bin" models --vram 24)
+
+# Editing a preset: a copy of ollama_hybrid with the typos people make, every one named at once.
+cat > "$dir/project/mine.lua" <<'LUA'
+local preset = require "codeassist.preset"
+return preset.define{
+  name = "mine", extends = "ollama_hybrid",
+  route = { review = "claude" },                                   -- meant: routes
+  routes = { architcet = { provider = "olama", floor = "degradeable", fallback = "cluade" } },
+  target_score = 150,
+}
+LUA
+echo
+echo "== codeassist doctor mine.lua   (a preset with typos: nothing is checked until they are fixed)"
+(cd "$dir/project" && "$bin" doctor mine.lua) 2>&1 || echo "(exit $?: a usage error)"
+
+# The same preset, fixed, with one gate moved to Claude for this run by a flag.
+cat > "$dir/project/mine.lua" <<'LUA'
+local preset = require "codeassist.preset"
+return preset.define{
+  name = "mine", extends = "ollama_hybrid", target_score = 90,
+  routes = { architect = { provider = "ollama", model = "qwen3-coder", floor = "degradable", fallback = "claude" } },
+}
+LUA
+echo
+echo "== codeassist doctor mine.lua --route ux=claude   (where each route came from: FROM)"
+(cd "$dir/project" && ANTHROPIC_API_KEY=sk-demo "$bin" doctor mine.lua --route ux=claude 2>&1 | sed -n '/^Gates:/,/^$/p')
