@@ -27,7 +27,7 @@ PURE_OBJECTS = $(BUILD)/yaml_scalar.o $(BUILD)/outbuf.o $(BUILD)/framing.o $(BUI
 
 # The Lua library: scripts/<dir>/<name>.lua is module <dir>.<name>; init.lua is <dir>;
 # presets/<name>.lua is module presets.<name>.
-LUA_SOURCES := $(sort $(wildcard scripts/*/*.lua scripts/*/*/*.lua)) $(sort $(wildcard presets/*.lua))
+LUA_SOURCES := $(sort $(wildcard scripts/*/*.lua scripts/*/*/*.lua scripts/*/*/*/*.lua)) $(sort $(wildcard presets/*.lua))
 ARGPARSE    ?= /usr/share/lua/5.1/argparse.lua
 modname      = $(patsubst %.init,%,$(subst /,.,$(patsubst scripts/%,%,$(patsubst %.lua,%,$(1)))))
 EMBED_SPECS  = $(foreach f,$(LUA_SOURCES),$(f)=$(call modname,$(f))) $(ARGPARSE)=argparse
