@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="make gcc pkg-config git curl python3 valgrind openssl
 libluajit2-5.1-dev luajit2 libcurl4-openssl-dev libyaml-dev lua-cjson-dev
-lua-busted lua-argparse tmux"
+lua-busted lua-argparse tmux bubblewrap"
 
 missing=""
 for p in $PACKAGES; do

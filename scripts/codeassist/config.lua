@@ -116,6 +116,12 @@ local SCHEMA = { type = "table", fields = {
                                                 format = legacy, max_length = legacy } },
     pr_required = legacy, pr_review_required = legacy,
   } },
+  agent = { type = "table", fields = {
+    sandbox = { type = "string", enum = { "auto", "required", "off" } },
+    network = bool,
+    bash_timeout = num(1, 86400),
+    max_turns = int(1, 1000),
+  } },
   scoring = legacy, auto_issues = legacy, intervention = legacy, preset = legacy,
 } }
 M.SCHEMA = SCHEMA
@@ -201,6 +207,7 @@ function M.defaults()
       anthropic = { base_url = M.ANTHROPIC_BASE_URL, model = M.ANTHROPIC_MODEL },
       gate_providers = {},
     },
+    agent = { sandbox = "auto", network = false, bash_timeout = 120, max_turns = 50 },
     safety = { max_api_calls_per_hour = 100, max_issues_created_per_run = 10,
                forbidden = { "force_push", "push_to_main", "auto_merge" } },
     git_rules = {

@@ -170,7 +170,7 @@ class Sim:
     def load_scenario(self, doc):
         """{"models": [...], "vram_gb": n, "version": "...", "pullable": [...],
             "conversations": [{"model": "m", "match": "text in the last user turn",
-                               "replies": [{"text", "thinking", "tool_calls": [{"name", "input"}],
+                               "replies": [{"text", "thinking", "tool_calls": [{"name", "input" | "raw_input"}],
                                             "verdict": {...}, "stop_reason", "chunk", "replay"}]}]}"""
         with self.lock:
             if "models" in doc:
@@ -327,7 +327,8 @@ def anthropic_frames(reply, model, input_tokens, quirks):
         frames.append(sse("content_block_start", {"type": "content_block_start", "index": index,
                                                   "content_block": {"type": "tool_use", "id": tool_id,
                                                                     "name": call["name"], "input": {}}}))
-        args = json.dumps(call.get("input", {}), separators=(",", ":"))
+        # raw_input: the text a model produced as the call's input, valid JSON or not
+        args = call["raw_input"] if "raw_input" in call else json.dumps(call.get("input", {}), separators=(",", ":"))
         parts = [args] if quirks else [""] + pieces(args, 7)
         for p in parts:
             frames.append(sse("content_block_delta", {"type": "content_block_delta", "index": index,
@@ -379,7 +380,8 @@ def ollama_chat_frames(reply, model, prompt_tokens, stream):
         lines.append(line({"content": p}))
     if tools:
         calls = [{"id": rand_id("call_", 8, string.ascii_lowercase + string.digits),
-                  "function": {"index": i, "name": c["name"], "arguments": c.get("input", {})}}
+                  "function": {"index": i, "name": c["name"],
+                               "arguments": c["raw_input"] if "raw_input" in c else c.get("input", {})}}
                  for i, c in enumerate(tools)]
         lines.append(line({"content": "", "tool_calls": calls}))
     eval_count = max(1, (len(thinking) + len(text)) // 4)

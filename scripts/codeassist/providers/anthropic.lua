@@ -181,11 +181,11 @@ function M.read_stream(res, on_event)
         local text = partial[ev.index] and partial[ev.index]:take() or ""
         local input = text == "" and {} or cjson.decode(text)
         if type(input) ~= "table" then
-          res:close()
-          return nil, failure("protocol", ("the input of tool call %s is not a JSON object: %s")
-            :format(tostring(block.name), http.excerpt(text, 120)))
+          -- the model's mistake, not the stream's: the caller answers it with a tool error
+          block.input, block.input_error = {}, ("not a JSON object: %s"):format(http.excerpt(text, 200))
+        else
+          block.input = input
         end
-        block.input = input
         partial[ev.index] = nil
       end
     elseif name == "message_delta" then

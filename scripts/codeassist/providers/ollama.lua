@@ -124,14 +124,15 @@ function M.read_stream(res, on_event)
     if type(m.content) == "string" and m.content ~= "" then text[#text + 1] = m.content end
     for _, c in ipairs(type(m.tool_calls) == "table" and m.tool_calls or {}) do
       local f = obj(obj(c)["function"])
-      local input = f.arguments
+      local input, input_error = f.arguments, nil
       if type(input) == "string" then input = cjson.decode(input) end
       if type(input) ~= "table" then
-        res:close()
-        return nil, failure("protocol", ("the arguments of tool call %s are not a JSON object"):format(tostring(f.name)))
+        -- the model's mistake, not the stream's: the caller answers it with a tool error
+        input_error = ("not a JSON object: %s"):format(http_excerpt(tostring(f.arguments), 200))
+        input = {}
       end
       calls[#calls + 1] = { type = "tool_use", id = type(c.id) == "string" and c.id or ("call_" .. #calls + 1),
-                            name = tostring(f.name), input = input }
+                            name = tostring(f.name), input = input, input_error = input_error }
     end
     if on_event then on_event(line) end
     if line.done then final = line end
