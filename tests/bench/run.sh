@@ -21,3 +21,4 @@ export SIM_URL="http://127.0.0.1:$(cat "$dir/port")"
 "$BIN" run tests/bench/streams.lua
 "$BIN" run tests/bench/doctor.lua
 "$BIN" run tests/bench/provider.lua
+"$BIN" run tests/bench/agent.lua

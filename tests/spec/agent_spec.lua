@@ -363,3 +363,68 @@ describe("the runtime's git", function()
     assert.are.equal(3, denied)
   end)
 end)
+
+describe("tool calls printed as text", function()
+  local recover = require "codeassist.agent.recover"
+  local known = { read = true, bash = true }
+
+  it("are read in the shapes local models' templates teach", function()
+    local cases = {
+      { '<tool_call>\n{"name": "read", "arguments": {"path": "a.c"}}\n</tool_call>', "read", "a.c" },        -- Qwen, Hermes
+      { '<tool_call>{"name":"read","arguments":"{\\"path\\":\\"a.c\\"}"}</tool_call>', "read", "a.c" },     -- arguments as a string
+      { '<|python_tag|>{"name": "read", "parameters": {"path": "a.c"}}', "read", "a.c" },                 -- Llama 3.1
+      { '{"name": "read", "parameters": {"path": "a.c"}}', "read", "a.c" },                                -- Llama 3.2, the whole answer
+      { '[TOOL_CALLS] [{"name": "read", "arguments": {"path": "a.c"}}]', "read", "a.c" },                 -- Mistral
+      { 'I will read it.\n```json\n{"name": "read", "arguments": {"path": "a.c"}}\n```', "read", "a.c" },  -- a fence
+      { '{"type": "function", "function": {"name": "read", "arguments": {"path": "a.c"}}}', "read", "a.c" },
+    }
+    for _, c in ipairs(cases) do
+      local calls = recover.calls_in_text(c[1], known)
+      assert.is_truthy(calls, c[1])
+      assert.are.equal(c[2], calls[1].name, c[1])
+      assert.are.equal(c[3], calls[1].input.path, c[1])
+    end
+    local calls, prose = recover.calls_in_text('Reading.\n<tool_call>{"name":"read","arguments":{"path":"x"}}</tool_call>\n'
+      .. '<tool_call>{"name":"bash","arguments":{"command":"ls"}}</tool_call>', known)
+    assert.are.equal(2, #calls)
+    assert.are.equal("Reading.", prose)
+  end)
+
+  it("leave prose, unknown names and broken JSON alone", function()
+    for _, text in ipairs{ "I fixed it.", '{"name": "rm", "arguments": {}}', "<tool_call>{not json}</tool_call>",
+                           'Use {"name": "read"} like this.', "" } do
+      assert.is_nil(recover.calls_in_text(text, known), text)
+    end
+  end)
+end)
+
+describe("cancelling the agent", function()
+  teardown(support.cleanup)
+
+  it("ends its running command at once", function()
+    local task = require "codeassist.task"
+    local sim = support.simulator()
+    sim:control("/_sim/scenario", { conversations = { { replies = {
+      { tool_calls = { { name = "bash", input = { command = "echo $$ > pid; exec sleep 30" } } } } } } } })
+    local dir = repo()
+    local t = task.spawn(run_agent, cfg_for{ ollama = sim.url }, { provider = "ollama", model = "qwen3-coder" }, dir)
+    local pid
+    for _ = 1, 100 do
+      task.sleep(0.05)
+      pid = fs.read(dir .. "/pid")
+      if pid then break end
+    end
+    assert.is_truthy(pid, "the command started")
+    assert.are_not.equal("", support.sh("pgrep -f '^sleep 30$' || true").stdout)   -- seen from here while it runs
+    local started = require("codeassist.clock").monotonic()
+    task.cancel(t)
+    local ok, err = task.join(t)
+    assert.is_false(ok)
+    assert.are.equal("cancelled", err.kind)
+    assert.is_true(require("codeassist.clock").monotonic() - started < 2)
+    -- no sleep of ours is left (inside the sandbox its pid differs; look for the command itself)
+    local left = support.sh("pgrep -f '^sleep 30$' || true").stdout
+    assert.are.equal("", left)
+    sim:stop()
+  end)
+end)

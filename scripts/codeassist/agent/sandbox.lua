@@ -94,7 +94,7 @@ function Sandbox:argv(command)
   for k in pairs(self.env) do names[#names + 1] = k end
   table.sort(names)
   for _, k in ipairs(names) do a[#a + 1], a[#a + 2], a[#a + 3] = "--setenv", k, self.env[k] end
-  for _, x in ipairs{ "--", "/bin/sh", "-c", "mkdir -p \"$HOME\" 2>/dev/null; " .. command } do a[#a + 1] = x end
+  for _, x in ipairs{ "--dir", self.env.HOME, "--", "/bin/sh", "-c", command } do a[#a + 1] = x end
   return a
 end
 

@@ -162,6 +162,30 @@ function M.check(cfg, plan, opts, bus)
   local report = render.new_report(cfg, plan, opts)
   bus:emit("doctor.header", { report = report })
 
+  -- whether the agent's commands can be sandboxed, found out while the servers are asked
+  local sandbox_check = task.spawn(function()
+    local settings = cfg.agent or {}
+    local section = { mode = settings.sandbox or "auto", network = settings.network == true }
+    if section.mode ~= "off" then
+      local p = require("codeassist.agent.sandbox").probe()
+      section.available, section.version, section.reason = p.available, p.version, p.reason
+    end
+    section.problems = {}
+    if section.mode == "off" then
+      section.problems[1] = { check = "sandbox", severity = "warning",
+        message = "agent.sandbox is off: the agent's commands run without bubblewrap",
+        remedy = "Set agent.sandbox: auto (or required) in .claude/autonomous.yml" }
+    elseif not section.available then
+      section.problems[1] = { check = "sandbox", severity = section.mode == "required" and "error" or "warning",
+        message = section.mode == "required" and (section.reason .. "; agent.sandbox is required, so the agent will not run")
+          or (section.reason .. "; the agent's commands would run UNSANDBOXED (only the guardrails apply)"),
+        remedy = "Install bubblewrap (apt-get install bubblewrap) and allow unprivileged user namespaces "
+          .. "(sysctl kernel.unprivileged_userns_clone=1), or run as root in a container that permits them" }
+    end
+    report.sandbox = section
+    bus:emit("doctor.sandbox", { sandbox = section })
+  end)
+
   local facts = collect.run(cfg, plan, { timeout = opts.timeout, bus = bus,
     on_claude = function(claude)
       report.claude = { base_url = require("codeassist.http").redact(claude.base_url), origin = claude.origin,
@@ -174,6 +198,11 @@ function M.check(cfg, plan, opts, bus)
       bus:emit("doctor.server", { server = section })
     end })
   render.order_servers(report, facts)
+  task.join_all{ sandbox_check }
+  for _, pr in ipairs(report.sandbox.problems) do
+    if pr.severity == "error" then report.ok = false end
+    report.warnings[#report.warnings + 1] = pr
+  end
 
   if opts.probe then report.probes = run_probes(cfg, plan, facts, opts, bus) end
   report.probed = opts.probe and true or false
@@ -183,7 +212,7 @@ function M.check(cfg, plan, opts, bus)
     if entry.status == "fail" and required then report.ok = false end
     report.gates[#report.gates + 1] = entry
   end
-  report.warnings = ollama.assess_groups(report, facts, plan, opts)
+  for _, w in ipairs(ollama.assess_groups(report, facts, plan, opts)) do report.warnings[#report.warnings + 1] = w end
   bus:emit("doctor.report", { report = report })
   return report
 end

@@ -156,6 +156,20 @@ local function server_text(ev, p)
   return table.concat(lines, "\n")
 end
 
+local function sandbox_text(ev, p)
+  local s = ev.sandbox
+  local lines = { "", "Agent sandbox (agent.sandbox: " .. s.mode .. "):" }
+  if s.mode == "off" then
+    lines[#lines + 1] = "  " .. p.warn("off: the agent's commands run without bubblewrap")
+  elseif s.available then
+    lines[#lines + 1] = "  " .. p.ok(("bubblewrap %s: commands run with the root read-only, the repository writable, %s")
+      :format(tostring(s.version), s.network and "network allowed (agent.network)" or "no network"))
+  else
+    lines[#lines + 1] = "  " .. (s.mode == "required" and p.bad or p.warn)(printable(s.reason))
+  end
+  return table.concat(lines, "\n")
+end
+
 local function probes_header(ev)
   return ("\nProbes (%d request%s, one per route):"):format(ev.count, ev.count == 1 and "" or "s")
 end
@@ -242,6 +256,7 @@ end
 M.formats = {
   ["doctor.header"] = header,
   ["doctor.claude"] = claude_section,
+  ["doctor.sandbox"] = sandbox_text,
   ["doctor.server"] = server_text,
   ["doctor.probes"] = probes_header,
   ["doctor.probe"] = probe_text,
