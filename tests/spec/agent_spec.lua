@@ -305,14 +305,17 @@ io.write("== timeout ", tostring(r.timed_out), "\n")
     local sim = support.simulator()
     sim:control("/_sim/scenario", { conversations = { { replies = {
       { tool_calls = { { name = "bash", input = { command = "git push --force origin feature/7-implement" } } } },
+      { tool_calls = { { name = "read", input = { path = "/proc/self/root/etc/passwd" } } } },
       { text = "ok" } } } } })
     local r, seen, audit = run_agent(cfg_for{ ollama = sim.url }, { provider = "ollama", model = "qwen3-coder" }, repo())
     assert.are.equal("done", r.stop_reason)
+    assert.are.equal("deny", audit[2].decision)
+    assert.are.equal("path escape: /proc/self/root/etc/passwd", audit[2].reason)
     assert.are.equal("deny", audit[1].decision)
     assert.matches("force push %(%-%-force%)", audit[1].reason)
     assert.are.equal("git push --force origin feature/7-implement", audit[1].args.command)
     local guard
-    for _, ev in ipairs(seen) do if ev.type == "agent.guardrail" then guard = ev end end
+    for _, ev in ipairs(seen) do if ev.type == "agent.guardrail" then guard = guard or ev end end
     assert.matches("force push", guard.reason)
     sim:stop()
   end)

@@ -20,14 +20,16 @@ function M.open(root)
   return setmetatable({ root = real }, Workspace)
 end
 
--- The real path of path inside the workspace, or nil and why (for the model).
+-- The real path of path inside the workspace, or nil, why (for the model) and, for an
+-- escape, the guardrail decision to audit.
 function Workspace:resolve(path)
   if type(path) ~= "string" or path == "" then return nil, "path must be a non-empty string" end
   if path:find("%z") then return nil, "path must not contain a NUL byte" end
   local real, err = fs.confine(self.root, path)
   if real then return real end
   if err.kind == "escape" then
-    return nil, ("%s is outside the repository: every path must stay inside %s (%s)"):format(path, self.root, err.message)
+    local why = ("%s is outside the repository: every path must stay inside %s (%s)"):format(path, self.root, err.message)
+    return nil, why, { decision = "deny", reason = "path escape: " .. path }
   end
   return nil, err.message
 end

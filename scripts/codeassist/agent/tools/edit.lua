@@ -19,8 +19,8 @@ return {
   }, required = { "path", "old_string", "new_string" } },
 
   run = function(input, env)
-    local path, why = env.ws:resolve(input.path)
-    if not path then return nil, why end
+    local path, why, denied = env.ws:resolve(input.path)
+    if not path then return nil, why, denied end
     if input.old_string == "" then return nil, "old_string is empty; to create a file use write" end
     if input.old_string == input.new_string then return nil, "old_string and new_string are the same" end
     local text, err = fs.read(path, { max_bytes = 50e6 })

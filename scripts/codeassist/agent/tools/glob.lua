@@ -14,10 +14,11 @@ return {
 
   run = function(input, env)
     if input.pattern:sub(1, 1) == "/" or ("/" .. input.pattern .. "/"):find("/%.%./") then
-      return nil, "the pattern must stay inside the repository (no leading / and no ..)"
+      return nil, "the pattern must stay inside the repository (no leading / and no ..)",
+        { decision = "deny", reason = "path escape: " .. input.pattern }
     end
-    local base, why = env.ws:resolve(input.path or ".")
-    if not base then return nil, why end
+    local base, why, denied = env.ws:resolve(input.path or ".")
+    if not base then return nil, why, denied end
     local list, truncated = fs.glob(base .. "/" .. input.pattern, { max = MAX })
     if not list then return nil, truncated and truncated.message or "the pattern cannot be read" end
     local out = {}

@@ -17,8 +17,8 @@ return {
   }, required = { "pattern" } },
 
   run = function(input, env)
-    local target, why = env.ws:resolve(input.path or ".")
-    if not target then return nil, why end
+    local target, why, denied = env.ws:resolve(input.path or ".")
+    if not target then return nil, why, denied end
     local rel = env.ws:relative(target)
     local argv
     if env.ws:is_git() then

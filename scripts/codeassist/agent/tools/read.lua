@@ -14,8 +14,8 @@ return {
   }, required = { "path" } },
 
   run = function(input, env)
-    local path, why = env.ws:resolve(input.path)
-    if not path then return nil, why end
+    local path, why, denied = env.ws:resolve(input.path)
+    if not path then return nil, why, denied end
     local st = fs.stat(path)
     if not st then return nil, input.path .. " does not exist" end
     if st.type == "dir" then return nil, input.path .. " is a folder; use glob to list it" end

@@ -11,8 +11,8 @@ return {
   }, required = { "path", "content" } },
 
   run = function(input, env)
-    local path, why = env.ws:resolve(input.path)
-    if not path then return nil, why end
+    local path, why, denied = env.ws:resolve(input.path)
+    if not path then return nil, why, denied end
     local st = fs.stat(path)
     if st and st.type == "dir" then return nil, input.path .. " is a folder" end
     local dir = path:match("^(.*)/[^/]*$")
