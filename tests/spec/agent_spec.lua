@@ -314,6 +314,15 @@ io.write("== timeout ", tostring(r.timed_out), "\n")
     assert.are.equal("deny", audit[1].decision)
     assert.matches("force push %(%-%-force%)", audit[1].reason)
     assert.are.equal("git push --force origin feature/7-implement", audit[1].args.command)
+    -- the same stream as JSON lines in a file
+    local file = support.tmpdir() .. "/audit.jsonl"
+    local write = agent.audit_file(file)
+    for _, a in ipairs(audit) do write(a) end
+    local lines = {}
+    for line in fs.read(file):gmatch("[^\n]+") do lines[#lines + 1] = require("cjson").decode(line) end
+    assert.are.equal(#audit, #lines)
+    assert.are.equal("deny", lines[1].decision)
+    assert.is_string(lines[1].time)
     local guard
     for _, ev in ipairs(seen) do if ev.type == "agent.guardrail" then guard = guard or ev end end
     assert.matches("force push", guard.reason)

@@ -61,6 +61,19 @@ local function text_of(msg)
   return table.concat(parts)
 end
 
+-- An audit stream into a file: one JSON line per record, appended and flushed as it comes
+-- (secrets scrubbed again, in case a record carries one).
+function M.audit_file(path)
+  errors.argcheck(type(path) == "string", "agent.audit_file: give a file path")
+  local json = require "codeassist.json"
+  return function(record)
+    local f = io.open(path, "a")
+    if not f then return end
+    f:write(events.scrub(json.encode(record) or "{}"), "\n")
+    f:close()
+  end
+end
+
 local Run = {}
 Run.__index = Run
 
