@@ -512,6 +512,13 @@ int fs_confine(const char *root, const char *path, char *out, const char **kind,
         if (len == 0 || (len == 1 && comp[0] == '.'))
             continue;
         if (len == 2 && comp[0] == '.' && comp[1] == '.') {
+            /* The kernel cannot go up out of a folder that does not exist: neither may we,
+             * or "nope/../link/x" would be taken as text and then followed through link. */
+            if (missing) {
+                *kind = "not_found";
+                snprintf(err, errlen, "path '%s' goes through '%s', which does not exist", path, cur);
+                return -1;
+            }
             char *last = strrchr(cur, '/');
             if (last == cur)
                 cur[1] = '\0';

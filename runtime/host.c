@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -161,6 +162,18 @@ static int l_call(lua_State *L)
     return lua_gettop(L);
 }
 
+/* host.forget_env(name, ...): removes variables (keys, tokens) from this process's
+ * environment once they are loaded, and makes the process undumpable, so a command the agent
+ * runs cannot read them back from /proc/<pid>/environ. */
+static int l_forget_env(lua_State *L)
+{
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++)
+        unsetenv(luaL_checkstring(L, i));
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    return 0;
+}
+
 /* host.graceful(on): Lua promises to poll host.interrupted() and stop cleanly. */
 static int l_graceful(lua_State *L)
 {
@@ -195,6 +208,7 @@ static const luaL_Reg host_functions[] = {
     { "graceful",    l_graceful },
     { "interrupted", l_interrupted },
     { "call",        l_call },
+    { "forget_env",  l_forget_env },
     { "versions",    l_versions },
     { NULL, NULL }
 };

@@ -38,6 +38,11 @@ local function scrub(text)
 end
 M.scrub = scrub
 
+-- The time as audit records and traces write it: UTC, to the second, ISO 8601.
+function M.timestamp()
+  return os.date("!%Y-%m-%dT%H:%M:%SZ")
+end
+
 local Bus = {}
 Bus.__index = Bus
 

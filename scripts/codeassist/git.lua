@@ -1,6 +1,7 @@
 -- The runtime's own git: the same guardrails as the agent's commands, and checks before a
--- push that no model can skip — the branch is not protected, nothing is forced, and no commit
--- on the way carries a forbidden message.
+-- push that a model cannot skip — the branch is not protected, nothing is forced, and no
+-- commit on the way carries a forbidden message. The runtime's git runs no hook and no
+-- fsmonitor a model may have planted, with only the variables git needs (no keys).
 --
 --   local git = require "codeassist.git"
 --   local repo = git.open(root, cfg)                 -- cfg.git_rules: protected branches, patterns
@@ -12,6 +13,21 @@ local errors = require "codeassist.errors"
 local guardrails = require "codeassist.guardrails"
 
 local M = {}
+
+-- Settings that beat the repository's own config (-c comes last): nothing the agent wrote
+-- into .git runs when the runtime uses git.
+M.SAFE_CONFIG = { "core.hooksPath=/dev/null", "core.fsmonitor=false", "core.sshCommand=ssh",
+                  "protocol.ext.allow=never", "core.pager=cat" }
+
+-- The variables the runtime's git keeps: where to find things and who commits.
+function M.environment()
+  local env = { GIT_TERMINAL_PROMPT = "0", LC_ALL = "C" }
+  for _, k in ipairs{ "PATH", "HOME", "USER", "LANG", "TZ", "SSH_AUTH_SOCK", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
+                      "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL" } do
+    env[k] = os.getenv(k)
+  end
+  return env
+end
 
 local Repo = {}
 Repo.__index = Repo
@@ -30,7 +46,7 @@ end
 
 function Repo:record(args, decision, reason)
   if self.audit then
-    self.audit{ time = os.date("!%Y-%m-%dT%H:%M:%SZ"), phase = "runtime", tool = "git",
+    self.audit{ time = require("codeassist.events").timestamp(), phase = "runtime", tool = "git",
                 args = { command = "git " .. table.concat(args, " ") }, decision = decision, reason = reason }
   end
 end
@@ -46,9 +62,10 @@ function Repo:run(args, opts)
   end
   self:record(args, "allow")
   local argv = { "git" }
+  for _, a in ipairs(M.SAFE_CONFIG) do argv[#argv + 1] = "-c"; argv[#argv + 1] = a end
   for _, a in ipairs(args) do argv[#argv + 1] = a end
   argv.cwd, argv.timeout, argv.stdin = self.root, opts.timeout or 120, opts.stdin
-  argv.env = { GIT_TERMINAL_PROMPT = "0" }
+  argv.clear_env, argv.env = true, M.environment()
   return proc.run(argv)
 end
 

@@ -142,6 +142,16 @@ describe("the agent", function()
     assert.are.equal(3, r.turns)
   end)
 
+  it("gives every call of the stopping turn its result, so the transcript can be sent again", function()
+    local bad = { name = "edit", input = { path = "calc.lua", old_string = "nope", new_string = "x" } }
+    sim:control("/_sim/scenario", { conversations = { { replies = { { tool_calls = { bad, bad, bad, bad } } } } } })
+    local r = run_agent(cfg_for{ ollama = sim.url }, { provider = "ollama", model = "qwen3-coder" }, repo())
+    assert.are.equal("tool_loop", r.stop_reason)
+    local last = r.transcript[#r.transcript]
+    assert.are.equal(4, #last.content)
+    assert.matches("not run: the agent stopped", last.content[4].content)
+  end)
+
   it("stops with provider when the model answers with nothing, after asking once more", function()
     sim:control("/_sim/scenario", { conversations = { { replies = { { text = "" } } } } })
     local r = run_agent(cfg_for{ ollama = sim.url }, { provider = "ollama", model = "qwen3-coder" }, repo())
@@ -220,6 +230,19 @@ describe("the agent's tools", function()
     local _, err = call("write", { path = "out/new.txt", content = "x" }, env)
     assert.matches("outside the repository", err)
     assert.is_nil(fs.stat(outside .. "/new.txt"))
+    -- a missing folder then .. cannot be used to reach the link
+    for _, p in ipairs{ "nope/../out/secret.txt", "nope/../etc/passwd" } do
+      local text, why = call("read", { path = p }, env)
+      assert.is_nil(text, p)
+      assert.matches("does not exist", why, p)
+    end
+    _, err = call("write", { path = "nope/../out/pwned.txt", content = "x" }, env)
+    assert.is_truthy(err)
+    assert.is_nil(fs.stat(outside .. "/pwned.txt"))
+    -- git's own files are not the model's to write
+    local _, why, extra = call("write", { path = ".git/hooks/pre-commit", content = "#!/bin/sh\necho hi" }, env)
+    assert.matches("files under %.git are not for editing", why)
+    assert.are.equal("deny", extra.decision)
     local listed = call("glob", { pattern = "**/*" }, env)
     assert.not_matches("secret", listed)
     _, err = call("glob", { pattern = "../*" }, env)
@@ -236,6 +259,32 @@ describe("the agent's tools", function()
     assert.matches("appears 2 times in twice%.txt %(lines 1, 3%)", err)
     assert.matches("replaced 2 occurrences", call("edit", { path = "twice.txt", old_string = "a", new_string = "c", replace_all = true }, env))
     assert.are.equal("c\nb\nc\n", fs.read(dir .. "/twice.txt"))
+  end)
+
+  it("stay quick and safe on odd inputs: FIFOs, bad UTF-8, huge edits, deep globs, option-like paths", function()
+    local dir = repo()
+    local env = env_for(dir)
+    support.sh("mkfifo pipe", { cwd = dir })
+    local _, err = call("read", { path = "pipe" }, env)
+    assert.matches("not a regular file", err)
+    support.write(dir .. "/latin1.txt", "caf\233 cr\232me\n")
+    local text = call("read", { path = "latin1.txt" }, env)
+    assert.is_truthy(text)
+    support.write(dir .. "/many.txt", ("a\n"):rep(200000))
+    local t0 = require("codeassist.clock").monotonic()
+    assert.matches("replaced 200000 occurrences", call("edit", { path = "many.txt", old_string = "a", new_string = "b", replace_all = true }, env))
+    assert.is_true(require("codeassist.clock").monotonic() - t0 < 5, "edit is linear")
+    support.sh("mkdir -p " .. ("d/"):rep(30), { cwd = dir })
+    t0 = require("codeassist.clock").monotonic()
+    assert.are.equal("no files match", call("glob", { pattern = "**/**/**/**/**/**/nomatch" }, env))
+    assert.is_true(require("codeassist.clock").monotonic() - t0 < 5, "repeated ** is one **")
+    -- without git, grep gets -- before the path: "-f/etc/passwd" is a path, not an option
+    local plain = support.tmpdir()
+    support.write(plain .. "/f.txt", "root\n")
+    local penv = env_for(plain)
+    _, err = call("grep", { pattern = "zzz", path = "-f/etc/passwd" }, penv)
+    assert.is_truthy(err)
+    assert.not_matches("root", err)
   end)
 
   it("grep uses a real engine, and read pages long files", function()
@@ -258,12 +307,16 @@ describe("the agent's tools", function()
     local dir = repo()
     local outside = support.tmpdir()
     local listener = support.simulator()
+    -- the workspace lies inside the home, which holds a key: the sandbox must still hide it
+    local home = dir:match("^(.*)/repo$")
+    support.write(home .. "/.netrc", "machine example.com password leak-netrc\n")
     local script = support.write(support.tmpdir() .. "/check.lua", ([[
 local sandbox = require "codeassist.agent.sandbox"
 local sb = assert(sandbox.new{ root = %q, mode = "required" })
 for _, cmd in ipairs{ "touch %s/escaped; echo wrote=$?", "echo x > /tmp/in-sandbox; ls /tmp",
                       "curl -s -m 3 %s/api/version; echo curl=$?", "env", "cat /proc/1/environ | tr '\\0' '\\n'",
-                      "ls -A $HOME | wc -l" } do
+                      "ls -A $HOME | wc -l", "cat ]] .. home .. [[/.netrc; echo netrc=$?", "ls /run | wc -l",
+                      "echo x >> .git/config; echo gitconfig=$?", "touch .git/hooks/pre-commit; echo hooks=$?" } do
   local r = assert(sb:run(cmd, { timeout = 20 }))
   io.write("== ", cmd, "\n", r.stdout, r.stderr)
 end
@@ -271,7 +324,7 @@ local r = assert(sb:run("sleep 60 & sleep 61; echo never", { timeout = 1 }))
 io.write("== timeout ", tostring(r.timed_out), "\n")
 ]]):format(dir, outside, listener.url))
     local r = support.codeassist({ "run", script }, { env = { ANTHROPIC_API_KEY = "sk-ant-leak-me", GH_TOKEN = "ghp_leak",
-                                                               OLLAMA_API_KEY = "ollama-leak" }, timeout = 60 })
+                                                               OLLAMA_API_KEY = "ollama-leak", HOME = home }, timeout = 60 })
     assert.are.equal(0, r.code, r.stderr)
     local out = r.stdout
     assert.matches("wrote=1", out)                                   -- read-only outside the workspace
@@ -282,6 +335,10 @@ io.write("== timeout ", tostring(r.timed_out), "\n")
     assert.not_matches("leak", out)                                  -- no key in any environment
     assert.matches("PATH=", out)
     assert.matches("== ls %-A %$HOME | wc %-l\n0\n", out)            -- not the user's home
+    assert.matches("netrc=1", out)                                   -- even when the repository is inside it
+    assert.matches("== ls /run | wc %-l\n0\n", out)                 -- no host sockets
+    assert.matches("gitconfig=[12]", out)                            -- git's config and hooks stay as they are
+    assert.matches("hooks=1", out)
     assert.matches("== timeout true", out)
     listener:stop()
   end)
@@ -352,7 +409,11 @@ describe("the runtime's git", function()
     local g = require("codeassist.git").open(dir, { git_rules = { protected_branches = { "main" },
       commit_rules = { forbidden_patterns = { "Generated by Claude" }, auto_strip = true } } },
       { audit = function(r) audit[#audit + 1] = r end })
+    -- a hook the model planted does not run when the runtime uses git
+    support.write(dir .. "/.git/hooks/pre-push", "#!/bin/sh\ntouch " .. dir .. "/../hook-ran\n")
+    support.sh("chmod +x .git/hooks/pre-push", { cwd = dir })
     assert(g:push("origin", "feature/7-implement"))
+    assert.is_nil(fs.stat(dir .. "/../hook-ran"))
     assert.matches("feature/7%-implement", support.sh("git branch", { cwd = remote }).stdout)
     local _, err = g:push("origin", "main")
     assert.matches("'main' is a protected branch", err.message)
@@ -378,7 +439,7 @@ end)
 
 describe("tool calls printed as text", function()
   local recover = require "codeassist.agent.recover"
-  local known = { read = true, bash = true }
+  local known = { read = toolset.set().read, bash = true }
 
   it("are read in the shapes local models' templates teach", function()
     local cases = {
@@ -387,7 +448,8 @@ describe("tool calls printed as text", function()
       { '<|python_tag|>{"name": "read", "parameters": {"path": "a.c"}}', "read", "a.c" },                 -- Llama 3.1
       { '{"name": "read", "parameters": {"path": "a.c"}}', "read", "a.c" },                                -- Llama 3.2, the whole answer
       { '[TOOL_CALLS] [{"name": "read", "arguments": {"path": "a.c"}}]', "read", "a.c" },                 -- Mistral
-      { 'I will read it.\n```json\n{"name": "read", "arguments": {"path": "a.c"}}\n```', "read", "a.c" },  -- a fence
+      { '```json\n{"name": "read", "arguments": {"path": "a.c"}}\n```', "read", "a.c" },                  -- a fence, alone
+      { '<tool_call>\n<function=read>\n<parameter=path>\na.c\n</parameter>\n</function>\n</tool_call>', "read", "a.c" },  -- Qwen3-Coder
       { '{"type": "function", "function": {"name": "read", "arguments": {"path": "a.c"}}}', "read", "a.c" },
     }
     for _, c in ipairs(cases) do
@@ -404,8 +466,12 @@ describe("tool calls printed as text", function()
 
   it("leave prose, unknown names and broken JSON alone", function()
     for _, text in ipairs{ "I fixed it.", '{"name": "rm", "arguments": {}}', "<tool_call>{not json}</tool_call>",
-                           'Use {"name": "read"} like this.', "" } do
-      assert.is_nil(recover.calls_in_text(text, known), text)
+                           'Use {"name": "read"} like this.', "",
+                           '{"name": "read", "version": "1.0.0"}',                                    -- a package.json, not a call
+                           'The format is <tool_call>{"name":"bash","arguments":{"command":"rm -rf src"}}</tool_call> in Hermes templates.',
+                           'I will read it.\n```json\n{"name": "read", "arguments": {"path": "a.c"}}\n```',   -- prose, then a fence
+                           ("<tool_call>"):rep(3000) } do
+      assert.is_nil(recover.calls_in_text(text, known), text:sub(1, 80))
     end
   end)
 end)

@@ -5,6 +5,7 @@
 -- The first message (the task) and the latest turns are never touched. Nothing is dropped
 -- silently: a conversation that still does not fit ends the agent with reason "context".
 local cjson = require "cjson.safe"
+local utf8 = require("codeassist.agent.workspace").utf8
 
 local M = {}
 
@@ -26,16 +27,22 @@ local function lines_of(text)
 end
 
 -- A tool output made short, saying so; nil when it is already short.
-local function shorten(text)
+-- A kept line is cut too: a few long lines must not keep an output big.
+local function cut(line) return #line > 160 and (line:sub(1, 160) .. "…") or line end
+
+local function shorten(text, stub)
   if type(text) ~= "string" or #text < 400 then return nil end
   local lines = lines_of(text)
-  if #lines <= 2 * M.KEEP_LINES + 1 then
-    return text:sub(1, 150) .. ("\n[... %d bytes left out to fit the context window ...]\n"):format(#text - 300) .. text:sub(-150)
+  if stub or #lines <= 2 * M.KEEP_LINES + 1 then
+    return utf8(cut(lines[1]) .. ("\n[... %d bytes left out to fit the context window; run or read again for them ...]")
+      :format(#text - #cut(lines[1])))
   end
-  local head = table.concat(lines, "\n", 1, M.KEEP_LINES)
-  local tail = table.concat(lines, "\n", #lines - M.KEEP_LINES + 1, #lines)
-  return ("%s\n[... %d lines left out to fit the context window; run or read again for them ...]\n%s")
-    :format(head, #lines - 2 * M.KEEP_LINES, tail)
+  local kept = {}
+  for k = 1, M.KEEP_LINES do kept[#kept + 1] = cut(lines[k]) end
+  kept[#kept + 1] = ("[... %d lines left out to fit the context window; run or read again for them ...]")
+    :format(#lines - 2 * M.KEEP_LINES)
+  for k = #lines - M.KEEP_LINES + 1, #lines do kept[#kept + 1] = cut(lines[k]) end
+  return utf8(table.concat(kept, "\n"))
 end
 
 -- Shortens messages in place until they fit in budget tokens. Returns whether they fit, the
@@ -45,16 +52,17 @@ function M.fit(messages, budget)
   if total <= budget then return true, total, 0 end
   local shortened = 0
   local last = #messages - M.KEEP_LAST
-  -- tool outputs first, oldest first; then what old writes and edits carried
-  for pass = 1, 2 do
-    for i = 2, last do
+  -- tool outputs first, oldest first; then what old writes and edits carried; as a last
+  -- resort, the latest outputs become stubs (the model can ask for them again)
+  for pass = 1, 3 do
+    for i = 2, pass == 3 and #messages or last do
       local m = messages[i]
       if type(m.content) == "table" then
         for _, b in ipairs(m.content) do
           local before
-          if pass == 1 and b.type == "tool_result" and not done[b] then
-            local s = shorten(type(b.content) == "string" and b.content or nil)
-            if s then before = M.tokens(b.content); b.content = s; done[b] = true end
+          if (pass == 1 or pass == 3) and b.type == "tool_result" and (not done[b] or pass == 3) then
+            local s = shorten(type(b.content) == "string" and b.content or nil, pass == 3)
+            if s and #s < #b.content then before = M.tokens(b.content); b.content = s; done[b] = true end
           elseif pass == 2 and b.type == "tool_use" and type(b.input) == "table" and not done[b] then
             for _, k in ipairs{ "content", "new_string", "old_string" } do
               local v = b.input[k]

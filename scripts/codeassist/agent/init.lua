@@ -36,10 +36,6 @@ local M = {}
 M.DEFAULTS = { max_turns = 50, max_tokens = 4096, repeat_limit = 3, failure_limit = 6,
                ollama_window = 32768, claude_window = 200000 }
 
-local function now_iso()
-  return os.date("!%Y-%m-%dT%H:%M:%SZ")
-end
-
 -- Secrets out, length capped: what the audit and the events may say about an input.
 local function summarize(input)
   local out = {}
@@ -47,6 +43,7 @@ local function summarize(input)
     if type(v) == "string" then
       v = events.scrub(v)
       if #v > 500 then v = v:sub(1, 500) .. ("... [%d bytes]"):format(#v) end
+      v = workspace.utf8(v)
     end
     out[k] = v
   end
@@ -86,7 +83,7 @@ function Run:emit(kind, fields)
 end
 
 function Run:audit(record)
-  record.time, record.phase = now_iso(), self.phase
+  record.time, record.phase = events.timestamp(), self.phase
   if self.audit_fn then self.audit_fn(record) end
 end
 
@@ -96,7 +93,7 @@ function Run:call_tool(block)
   local started = clock.monotonic()
   local function result(text, failed, decision, reason, extra)
     -- one output may take a quarter of the window at most, so a small window still gets work done
-    text = workspace.cap(events.scrub(text or ""), self.output_cap)
+    text = workspace.cap(workspace.utf8(events.scrub(text or "")), self.output_cap_now or self.output_cap)
     self:audit{ tool = block.name, args = summarize(block.input), decision = decision,
                 reason = reason, seconds = clock.monotonic() - started, exit = extra and extra.exit }
     self:emit("agent.tool_result", { tool = block.name, id = block.id, ok = not failed, decision = decision,
@@ -108,7 +105,7 @@ function Run:call_tool(block)
   if not tool then
     local names = {}
     for _, t in ipairs(self.tools.order) do names[#names + 1] = toolset.signature(t) end
-    return result(("there is no tool named '%s'. The tools are: %s"):format(tostring(block.name),
+    return result(("there is no tool named '%s'. The tools are: %s"):format(type(block.name) == "string" and block.name or "(none)",
       table.concat(names, "; ")), true, "error", "unknown tool")
   end
   if block.input_error then
@@ -136,7 +133,7 @@ end
 -- tool_use blocks, so the conversation continues in the proper form.
 function Run:recover_text_calls(msg)
   local known = {}
-  for _, t in ipairs(self.tools.order) do known[t.name] = true end
+  for _, t in ipairs(self.tools.order) do known[t.name] = t end
   local calls, prose = recover.calls_in_text(text_of(msg), known)
   if not calls then return false end
   local content = {}
@@ -161,6 +158,7 @@ function Run:ask(req)
 end
 
 function Run:finish(reason, extra)
+  if self.env and self.env.sandbox then self.env.sandbox:close() end
   local r = { stop_reason = reason, transcript = self.messages, usage = self.usage, turns = self.turns,
               message = self.last }
   for k, v in pairs(extra or {}) do r[k] = v end
@@ -184,6 +182,7 @@ function M.run(opts)
   local cfg = opts.cfg
   local settings = cfg.agent or {}
   local route = opts.route or opts.router.plan.routes[opts.gate]
+  errors.argcheck(route ~= nil, "agent.run: the router's plan has no route for '%s'", tostring(opts.gate))
   local run = setmetatable({
     cfg = cfg, route = opts.route, router = opts.router, gate = opts.gate, ctx = opts.ctx,
     phase = opts.phase or opts.gate or "agent", on_event = opts.on_event, audit_fn = opts.audit,
@@ -196,6 +195,9 @@ function M.run(opts)
                       os.getenv("GH_TOKEN"), os.getenv("GITHUB_TOKEN"), os.getenv("GITLAB_TOKEN") } do
     events.secret(s)
   end
+  -- the keys are in cfg now; a command the agent runs must not find them in this process
+  require("codeassist.host").forget_env("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "GH_TOKEN", "GITHUB_TOKEN",
+    "GITLAB_TOKEN", "OLLAMA_API_KEY")
 
   local ws, err = workspace.open(opts.workspace)
   if not ws then return run:finish("sandbox", { error = "the workspace cannot be used: " .. err.message }) end
@@ -272,22 +274,34 @@ function M.run(opts)
     else
       empty = 0
       local results, all_failed = {}, true
+      -- the turn's outputs share the quarter of the window one output may take
+      run.output_cap_now = math.max(1000, math.floor(run.output_cap / #calls))
+      local stop
       for _, block in ipairs(calls) do
-        if block.incomplete then block.input_error = "the call was cut off by the answer's length limit" end
-        local res, failed = run:call_tool(block)
-        results[#results + 1] = res
-        all_failed = all_failed and failed
-        local key = tostring(block.name) .. "|" .. (cjson.encode(block.input) or "?")
-        if failed then
-          repeats[key] = (last_failed_key == key) and (repeats[key] or 1) + 1 or 1
-          last_failed_key = key
-          if repeats[key] >= M.DEFAULTS.repeat_limit then
-            run.messages[#run.messages + 1] = { role = "user", content = results }
-            return run:finish("tool_loop", { error = ("the same failing call %s, %d times in a row"):format(block.name, repeats[key]) })
-          end
+        if stop then
+          -- every call gets its result, or the transcript could not be sent again
+          results[#results + 1] = { type = "tool_result", tool_use_id = block.id, is_error = true,
+                                    content = "Error: not run: the agent stopped (" .. stop .. ")" }
         else
-          last_failed_key = nil
+          if block.incomplete then block.input_error = "the call was cut off by the answer's length limit" end
+          local res, failed = run:call_tool(block)
+          results[#results + 1] = res
+          all_failed = all_failed and failed
+          local key = tostring(block.name) .. "|" .. (block.input_error or cjson.encode(block.input) or "?")
+          if failed then
+            repeats[key] = (last_failed_key == key) and (repeats[key] or 1) + 1 or 1
+            last_failed_key = key
+            if repeats[key] >= M.DEFAULTS.repeat_limit then
+              stop = ("the same failing call %s, %d times in a row"):format(tostring(block.name), repeats[key])
+            end
+          else
+            last_failed_key = nil
+          end
         end
+      end
+      if stop then
+        run.messages[#run.messages + 1] = { role = "user", content = results }
+        return run:finish("tool_loop", { error = stop })
       end
       run.messages[#run.messages + 1] = { role = "user", content = results }
       failures = all_failed and failures + 1 or 0

@@ -1,5 +1,6 @@
 -- Where the agent's commands run: inside bubblewrap (the root read-only, the workspace
--- writable, a private /tmp and home, no network unless allowed, a clean environment), or —
+-- writable but its .git/config and .git/hooks read-only, a private /tmp, /run and home, no
+-- network unless allowed, a clean environment), or —
 -- where bubblewrap cannot run — directly, with the same clean environment, after saying so
 -- once and loudly. `agent.sandbox: required` refuses to run without it; `off` never uses it.
 local proc = require "codeassist.proc"
@@ -74,17 +75,36 @@ function Sandbox:with_private_home()
   return self
 end
 
+-- Removes the private home made for running without bubblewrap.
+function Sandbox:close()
+  if self.kind == "none" and self.env.HOME:find("^/tmp/codeassist%-home%-") then
+    proc.run{ "rm", "-rf", self.env.HOME, timeout = 10 }
+  end
+end
+
 -- The argv that runs shell text in this sandbox.
 function Sandbox:argv(command)
   if self.kind ~= "bwrap" then return { "/bin/sh", "-c", command } end
-  local a = { "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp" }
-  -- a home that is not the user's: keys and tokens live there (~/.config/gh, ~/.netrc, ...)
+  -- /run holds the host's sockets (databases, docker, D-Bus); a home that is not the user's,
+  -- since keys and tokens live there (~/.config/gh, ~/.netrc). The workspace is mounted after
+  -- them, so it is there even when it lies inside the home.
+  local a = { "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run" }
+  local seen = {}
   for _, home in ipairs{ os.getenv("HOME") or "", "/root" } do
-    if home ~= "" and home ~= "/" and self.root:sub(1, #home + 1) ~= home .. "/" then
+    if home ~= "" and home ~= "/" and not seen[home] and require("codeassist.fs").stat(home) then
+      seen[home] = true
       a[#a + 1], a[#a + 2] = "--tmpfs", home
     end
   end
-  for _, x in ipairs{ "--bind", self.root, self.root, "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+  a[#a + 1], a[#a + 2], a[#a + 3] = "--bind", self.root, self.root
+  -- git's config and hooks stay as they are: what they say runs later outside the sandbox,
+  -- when the runtime itself uses git
+  for _, f in ipairs{ "/.git/config", "/.git/hooks" } do
+    if require("codeassist.fs").stat(self.root .. f) then
+      a[#a + 1], a[#a + 2], a[#a + 3] = "--ro-bind", self.root .. f, self.root .. f
+    end
+  end
+  for _, x in ipairs{ "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                       "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--chdir", self.root } do
     a[#a + 1] = x
   end

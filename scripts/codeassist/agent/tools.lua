@@ -64,7 +64,8 @@ function M.check_input(tool, input)
     local prop = schema.properties[k]
     if not prop then return false, ("'%s' is not an input of %s"):format(tostring(k), tool.name) end
     if not TYPES[prop.type](v) then
-      return false, ("'%s' must be a %s, not %s"):format(k, prop.type, type(v) == "table" and "a list or object" or type(v))
+      local shown = type(v) == "table" and "a list or object" or (type(v) == "userdata" and "null") or type(v)
+      return false, ("'%s' must be a %s, not %s"):format(k, prop.type, shown)
     end
     if prop.minimum and v < prop.minimum then return false, ("'%s' must be at least %s"):format(k, prop.minimum) end
     if prop.maximum and v > prop.maximum then return false, ("'%s' must be at most %s"):format(k, prop.maximum) end

@@ -1,7 +1,7 @@
 -- The agent's workspace: the repository folder every tool is confined to. A path is taken
--- relative to it and resolved the way the kernel would (following symlinks); `..`, absolute
--- paths, symlinks that lead out and /proc/self/root are refused with a message a model can
--- act on.
+-- relative to it and resolved the way the kernel would (following symlinks); a path that
+-- leads outside — through `..`, as an absolute path, through a symlink, /proc/self/root — is
+-- refused with a message a model can act on.
 local fs = require "codeassist.fs"
 local errors = require "codeassist.errors"
 
@@ -34,6 +34,12 @@ function Workspace:resolve(path)
   return nil, err.message
 end
 
+-- Whether a real path is git's own (.git/...): the tools do not write there.
+function Workspace:in_git_dir(real)
+  local git = self.root .. "/.git"
+  return real == git or real:sub(1, #git + 1) == git .. "/"
+end
+
 -- Whether the workspace is a git repository (then git grep searches it).
 function Workspace:is_git()
   if self.git == nil then self.git = fs.stat(self.root .. "/.git") ~= nil end
@@ -48,6 +54,44 @@ function Workspace:relative(real)
   return real
 end
 
+-- Valid UTF-8: a file in Latin-1 or a half character after a cut would make the next request
+-- invalid JSON for the provider. Each invalid byte becomes U+FFFD.
+local REPLACEMENT = "\239\191\189"
+local SECOND = { [0xE0] = { 0xA0, 0xBF }, [0xED] = { 0x80, 0x9F }, [0xF0] = { 0x90, 0xBF }, [0xF4] = { 0x80, 0x8F } }
+
+function M.utf8(s)
+  if not s:find("[\128-\255]") then return s end
+  local out, start, i, n = {}, 1, 1, #s
+  local byte = string.byte
+  while i <= n do
+    local c = byte(s, i)
+    local len = c < 0x80 and 1 or (c >= 0xC2 and c <= 0xDF) and 2 or (c >= 0xE0 and c <= 0xEF) and 3
+      or (c >= 0xF0 and c <= 0xF4) and 4 or 0
+    local ok = len > 0 and i + len - 1 <= n
+    if ok and len > 1 then
+      local lo, hi = 0x80, 0xBF
+      if SECOND[c] then lo, hi = SECOND[c][1], SECOND[c][2] end
+      local b = byte(s, i + 1)
+      ok = b >= lo and b <= hi
+      for k = 2, len - 1 do
+        if not ok then break end
+        b = byte(s, i + k)
+        ok = b >= 0x80 and b <= 0xBF
+      end
+    end
+    if ok then
+      i = i + len
+    else
+      out[#out + 1] = s:sub(start, i - 1)
+      out[#out + 1] = REPLACEMENT
+      i = i + 1
+      start = i
+    end
+  end
+  out[#out + 1] = s:sub(start)
+  return table.concat(out)
+end
+
 -- Text cut to at most max bytes: its head and its tail, saying how much was left out.
 function M.cap(text, max)
   text = text or ""
@@ -57,7 +101,7 @@ function M.cap(text, max)
   -- cut at line ends where there is one close by, so lines stay whole
   local h = text:sub(1, head):match("^(.*\n)") or text:sub(1, head)
   local t = text:sub(-tail):match("\n(.*)$") or text:sub(-tail)
-  return ("%s\n[... %d bytes cut from the middle: the output was %d bytes ...]\n%s"):format(h, #text - #h - #t, #text, t)
+  return M.utf8(("%s\n[... %d bytes cut from the middle: the output was %d bytes ...]\n%s"):format(h, #text - #h - #t, #text, t))
 end
 
 return M

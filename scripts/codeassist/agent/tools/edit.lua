@@ -2,9 +2,6 @@
 -- replace_all says otherwise: a model's guess at a file must never change the wrong place.
 local fs = require "codeassist.fs"
 
-local function line_of(text, pos)
-  return select(2, text:sub(1, pos):gsub("\n", "")) + 1
-end
 
 return {
   name = "edit",
@@ -21,19 +18,28 @@ return {
   run = function(input, env)
     local path, why, denied = env.ws:resolve(input.path)
     if not path then return nil, why, denied end
+    if env.ws:in_git_dir(path) then
+      return nil, "files under .git are not for editing: git keeps them", { decision = "deny", reason = "edit in .git" }
+    end
+    local st = fs.stat(path)
+    if st and st.type ~= "file" then return nil, input.path .. " is not a regular file" end
     if input.old_string == "" then return nil, "old_string is empty; to create a file use write" end
     if input.old_string == input.new_string then return nil, "old_string and new_string are the same" end
     local text, err = fs.read(path, { max_bytes = 50e6 })
     if not text then return nil, err.message end
+    -- every occurrence, with its line number counted as the search goes (not from the top)
     local at, lines = {}, {}
-    local from = 1
+    local from, line, counted = 1, 1, 1
     while true do
       local s, e = text:find(input.old_string, from, true)
       if not s then break end
+      line = line + select(2, text:sub(counted, s - 1):gsub("\n", ""))
+      counted = s
       at[#at + 1] = s
-      lines[#lines + 1] = line_of(text, s)
+      lines[#lines + 1] = line
       from = e + 1
     end
+    if #lines > 20 then lines = { lines[1], lines[2], lines[3], "...", lines[#lines] } end
     if #at == 0 then
       return nil, ("old_string was not found in %s: read the file again and copy the text exactly, "
         .. "whitespace included"):format(input.path)

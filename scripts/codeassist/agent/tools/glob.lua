@@ -19,7 +19,13 @@ return {
     end
     local base, why, denied = env.ws:resolve(input.path or ".")
     if not base then return nil, why, denied end
-    local list, truncated = fs.glob(base .. "/" .. input.pattern, { max = MAX })
+    -- "**/**/x" means "**/x": repeated ** would only multiply the walk
+    local pattern = input.pattern
+    repeat
+      local before = pattern
+      pattern = pattern:gsub("%*%*/%*%*/", "**/"):gsub("%*%*/%*%*$", "**")
+    until pattern == before
+    local list, truncated = fs.glob(base .. "/" .. pattern, { max = MAX })
     if not list then return nil, truncated and truncated.message or "the pattern cannot be read" end
     local out = {}
     for _, p in ipairs(list) do

@@ -2,6 +2,7 @@
 -- repository, else GNU grep), never one written here.
 local proc = require "codeassist.proc"
 local workspace = require "codeassist.agent.workspace"
+local sandbox = require "codeassist.agent.sandbox"
 
 local MAX_OUTPUT = 60000
 
@@ -31,10 +32,10 @@ return {
       argv = { "grep", "-rnIE", "--color=never" }
       if input.ignore_case then argv[#argv + 1] = "-i" end
       if input.glob then argv[#argv + 1] = "--include=" .. input.glob end
-      argv[#argv + 1], argv[#argv + 2], argv[#argv + 3] = "-e", input.pattern, rel
+      argv[#argv + 1], argv[#argv + 2], argv[#argv + 3], argv[#argv + 4] = "-e", input.pattern, "--", rel
     end
     argv.cwd, argv.timeout, argv.max_output = env.ws.root, env.timeout or 60, 4e6
-    argv.clear_env, argv.env = true, { PATH = "/usr/local/bin:/usr/bin:/bin", LC_ALL = "C.UTF-8" }
+    argv.clear_env, argv.env = true, { PATH = sandbox.PATH, LC_ALL = "C.UTF-8" }
     local r, err = proc.run(argv)
     if not r then return nil, err.message end
     if r.timed_out then return nil, "the search took too long; narrow it with path or glob" end

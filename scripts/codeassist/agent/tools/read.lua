@@ -9,8 +9,8 @@ return {
     .. "Use offset and limit for long files; the answer says how to read on.",
   input_schema = { type = "object", properties = {
     path = { type = "string", description = "File path, relative to the repository root" },
-    offset = { type = "integer", minimum = 1, description = "First line to read (1 = the first line)" },
-    limit = { type = "integer", minimum = 1, description = "How many lines to read (default 2000)" },
+    offset = { type = "integer", minimum = 1, maximum = 1e9, description = "First line to read (1 = the first line)" },
+    limit = { type = "integer", minimum = 1, maximum = 1e9, description = "How many lines to read (default 2000)" },
   }, required = { "path" } },
 
   run = function(input, env)
@@ -19,6 +19,7 @@ return {
     local st = fs.stat(path)
     if not st then return nil, input.path .. " does not exist" end
     if st.type == "dir" then return nil, input.path .. " is a folder; use glob to list it" end
+    if st.type ~= "file" then return nil, input.path .. " is not a regular file (a FIFO or a device)" end
     local text, err = fs.read(path, { max_bytes = 50e6 })
     if not text then return nil, err.message end
     if text:find("%z") then return nil, ("%s is a binary file (%d bytes)"):format(input.path, #text) end

@@ -13,8 +13,12 @@ return {
   run = function(input, env)
     local path, why, denied = env.ws:resolve(input.path)
     if not path then return nil, why, denied end
+    if env.ws:in_git_dir(path) then
+      return nil, "files under .git are not for editing: git keeps them", { decision = "deny", reason = "write into .git" }
+    end
     local st = fs.stat(path)
     if st and st.type == "dir" then return nil, input.path .. " is a folder" end
+    if st and st.type ~= "file" then return nil, input.path .. " is not a regular file" end
     local dir = path:match("^(.*)/[^/]*$")
     if dir and dir ~= "" then
       local ok, err = fs.mkdir_p(dir)
