@@ -322,7 +322,10 @@ for _, cmd in ipairs{ "touch %s/escaped; echo wrote=$?", "echo x > /tmp/in-sandb
 end
 local r = assert(sb:run("sleep 60 & sleep 61; echo never", { timeout = 1 }))
 io.write("== timeout ", tostring(r.timed_out), "\n")
-]]):format(dir, outside, listener.url))
+local open = assert(sandbox.new{ root = %q, mode = "required", network = true })
+r = assert(open:run("curl -s -m 5 -o /dev/null -w 'status=%%{http_code}' %s/api/version", { timeout = 20 }))
+io.write("== network allowed ", r.stdout, "\n")
+]]):format(dir, outside, listener.url, dir, listener.url))
     local r = support.codeassist({ "run", script }, { env = { ANTHROPIC_API_KEY = "sk-ant-leak-me", GH_TOKEN = "ghp_leak",
                                                                OLLAMA_API_KEY = "ollama-leak", HOME = home }, timeout = 60 })
     assert.are.equal(0, r.code, r.stderr)
@@ -331,7 +334,8 @@ io.write("== timeout ", tostring(r.timed_out), "\n")
     assert.is_nil(fs.stat(outside .. "/escaped"))
     assert.is_nil(fs.stat("/tmp/in-sandbox"))                        -- a private /tmp
     assert.matches("curl=7", out)                                    -- no network: connection refused
-    assert.are.equal(0, #listener:log())
+    assert.matches("== network allowed status=200", out)           -- agent.network: true
+    assert.are.equal(1, #listener:log())                             -- and only then
     assert.not_matches("leak", out)                                  -- no key in any environment
     assert.matches("PATH=", out)
     assert.matches("== ls %-A %$HOME | wc %-l\n0\n", out)            -- not the user's home
