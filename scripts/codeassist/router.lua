@@ -119,7 +119,8 @@ function Router:route_for(gate, ctx)
   local route = preset.resolve_route(self.cfg, gate, spec, "hook route() in " .. tostring(plan.source),
     (plan.gates[gate] or {}).required == true)
   if key_of(route) ~= key_of(planned) then
-    self:emit("call.rerouted", { gate = gate, from = label(planned), to = label(route), reason = "the preset's route() hook" })
+    self:emit("call.rerouted", { gate = gate, from = label(planned), to = label(route),
+                                 reason = ("the route() hook of %s"):format(tostring(plan.source)) })
   end
   return route
 end

@@ -25,28 +25,56 @@ function M.finish_tasks()
   end
 end
 
--- A file that returns a preset: `--test-provider` (the old runner's flag, also `--doctor`)
--- runs the doctor with it and takes the doctor's options; the development loop itself is not
--- in this build yet.
+-- A file that returns a preset runs the development loop with it:
+--   codeassist run PRESET --issue N | --issue-file F [--repo DIR] [--config F] [--dry-run]
+--                  [--supervised] [--max-iterations N] [--target-score N]
+-- `--test-provider` (the old runner's flag, also `--doctor`) runs the doctor instead and takes
+-- the doctor's options.
 function M.run_preset(file, preset, args)
-  local wants_doctor = false
-  for _, a in ipairs(args) do
-    if a == "--test-provider" or a == "--doctor" or a == "--help" or a == "-h" then wants_doctor = true end
-  end
-  if not wants_doctor then
-    errors.usage("%s returned a preset, but this build of codeassist cannot run the development "
-      .. "loop yet; check its routes with `codeassist run %s --test-provider` or `codeassist doctor %s`",
-      file, file, file)
-  end
   local cli = require "codeassist.cli"
+  for _, a in ipairs(args) do
+    if a == "--test-provider" or a == "--doctor" then
+      local parser = require("argparse")("codeassist run " .. file .. " --test-provider")
+        :description("Checks the preset's routes, like `codeassist doctor " .. file .. "`.")
+      parser:flag("--test-provider", "Run the doctor on this preset (the old runner's flag).")
+      parser:flag("--doctor", "The same as --test-provider.")
+      cli.doctor_options(parser)
+      local parsed = cli.parse(parser, args)
+      parsed.preset = file
+      return require("codeassist.doctor").main(cli.doctor_request(parsed, preset))
+    end
+  end
   local parser = require("argparse")("codeassist run " .. file)
-    :description("Checks the preset's routes, like `codeassist doctor " .. file .. "`.")
-  parser:flag("--test-provider", "Run the doctor on this preset (the old runner's flag).")
-  parser:flag("--doctor", "The same as --test-provider.")
-  cli.doctor_options(parser)
-  local parsed = cli.parse(parser, args)
-  parsed.preset = file
-  return require("codeassist.doctor").main(cli.doctor_request(parsed, preset))
+    :description("Runs the development loop with this preset: implements the issue with the agent, runs the "
+      .. "quality gates, feeds their findings back, and opens a verified pull request at the target score. "
+      .. "Exit codes: 0 done (PR verified), 1 blocked or a critical route unavailable, 2 usage or config "
+      .. "error, 3 internal error, 130 interrupted.")
+  parser:mutex(
+    parser:option("--issue", "The issue number on GitHub (gh) or GitLab (glab), chosen from the remote."):argname("<n>")
+      :convert(function(v) return v:match("^%d+$") and tonumber(v) or nil, ("--issue: expected a number, found '%s'"):format(v) end),
+    parser:option("--issue-file", "A Markdown file holding the issue (title: its first heading)."):argname("<file>"))
+  parser:option("--repo", "The repository to work in (default: the current folder)."):argname("<dir>")
+  parser:option("--config", "The config file (default: .claude/autonomous.yml in the repository)."):argname("<file>")
+  parser:flag("--dry-run", "Print the plan and run the doctor; no model is called, nothing changes.")
+  parser:flag("--supervised", "Ask y/n/skip on the terminal between iterations.")
+  parser:option("--max-iterations", "Iterations before the run stops BLOCKED (beats the preset)."):argname("<n>")
+    :convert(cli.positive("--max-iterations", 100))
+  parser:option("--target-score", "The score that ends the run (beats the preset)."):argname("<n>")
+    :convert(cli.positive("--target-score", 100))
+  parser:option("--vram", "GPU memory in GB, for scheduling local models (else providers.ollama.vram_gb)."):argname("<gb>")
+    :convert(cli.positive("--vram"))
+  cli.command_flags(parser)
+  local a = cli.parse(parser, args)
+  if not a.issue and not a.issue_file then
+    errors.usage("%s returned a preset: give the issue to work on with --issue N or --issue-file F "
+      .. "(or --test-provider to check its routes); --help lists the options", file)
+  end
+  if a.max_iterations and a.max_iterations % 1 ~= 0 then errors.usage("--max-iterations: expected a whole number") end
+  return require("codeassist.loop").main{
+    preset = file, preset_value = preset, issue = a.issue, issue_file = a.issue_file, repo = a.repo, config = a.config,
+    dry_run = a.dry_run, supervised = a.supervised,
+    flags = { target_score = a.target_score, max_iterations = a.max_iterations, vram_gb = a.vram },
+  }
 end
 
 function M.run(file, args)

@@ -214,7 +214,7 @@ function M.check(cfg, plan, opts, bus)
   end
   for _, w in ipairs(ollama.assess_groups(report, facts, plan, opts)) do report.warnings[#report.warnings + 1] = w end
   bus:emit("doctor.report", { report = report })
-  return report
+  return report, facts
 end
 
 -- opts: {preset = path or name | nil, preset_value, config = path, json, probe, timeout,

@@ -1,0 +1,233 @@
+-- The gates of one iteration: groups in ascending order, the gates of a group at once, a
+-- required gate's failure skipping the later groups. Each gate runs under its own timeout —
+-- a gate that exceeds it is cancelled for real (its process and its transfer are ended) and
+-- scores 0 as TIMEOUT.
+--
+-- Model-aware scheduling: Ollama gates of a group that use different models run one model
+-- after another when the GPU cannot hold them together (models' sizes from /api/tags,
+-- providers.ollama.vram_gb), starting with the model already loaded, with keep_alive set so a
+-- model stays loaded only while later gates of the iteration still need it. Every model is
+-- then loaded once per iteration instead of being swapped in and out.
+local task = require "codeassist.task"
+local clock = require "codeassist.clock"
+local verdict = require "codeassist.gates.verdict"
+local common = require "codeassist.gates.common"
+local prompts = require "codeassist.loop.prompts"
+local score = require "codeassist.score"
+local preset = require "codeassist.preset"
+
+local M = {}
+
+local GB = require("codeassist.catalogue").GB
+
+-- The gates that run, by group: {{group = 1, names = {...}}, ...}, ascending.
+function M.groups(plan, gates)
+  local by = {}
+  for name in pairs(plan.gates) do
+    if gates[name] then
+      local g = plan.gates[name].parallel_group or 0
+      by[g] = by[g] or {}
+      table.insert(by[g], name)
+    end
+  end
+  local order = {}
+  for g, names in pairs(by) do
+    table.sort(names)
+    order[#order + 1] = { group = g, names = names }
+  end
+  table.sort(order, function(a, b) return a.group < b.group end)
+  return order
+end
+
+-- The order to run a group's gates in: waves of gates that can run at once. Gates on other
+-- providers go in the first wave; Ollama gates are batched by model when their models do not
+-- fit the GPU together, the loaded model first.
+function M.waves(state, names)
+  local other, by_model, models = {}, {}, {}
+  for _, name in ipairs(names) do
+    local r = state.plan.routes[name]
+    if r and r.provider == "ollama" and r.model and state.gates[name].kind ~= "measured" then
+      if not by_model[r.model] then by_model[r.model] = {}; models[#models + 1] = r.model end
+      table.insert(by_model[r.model], name)
+    else
+      other[#other + 1] = name
+    end
+  end
+  local vram = state.vram_gb and state.vram_gb * GB
+  local total = 0
+  for _, m in ipairs(models) do total = total + (state.model_sizes[m] or 0) end
+  if #models <= 1 or not vram or total <= vram then
+    local wave = {}
+    for _, n in ipairs(other) do wave[#wave + 1] = n end
+    for _, m in ipairs(models) do for _, n in ipairs(by_model[m]) do wave[#wave + 1] = n end end
+    return { wave }
+  end
+  -- the model already on the GPU first, then the others as the plan lists them
+  table.sort(models, function(a, b)
+    if (a == state.loaded_model) ~= (b == state.loaded_model) then return a == state.loaded_model end
+    return a < b
+  end)
+  local waves = {}
+  for i, m in ipairs(models) do
+    local wave = {}
+    if i == 1 then for _, n in ipairs(other) do wave[#wave + 1] = n end end
+    for _, n in ipairs(by_model[m]) do wave[#wave + 1] = n end
+    waves[#waves + 1] = wave
+  end
+  return waves
+end
+
+-- keep_alive for a call of this model now: kept while a later wave of the iteration needs it.
+local function keep_alive(state, model)
+  if not state.vram_gb then return nil end
+  return (state.needed_later[model] or 0) > 0 and "10m" or 0
+end
+
+-- One gate: measured facts, a verdict, a score. Runs inside its own task (for the timeout).
+local function run_gate(state, name, ctx)
+  local gate = state.gates[name]
+  local result = { gate = name, kind = gate.kind, rule = gate.rule, findings = {} }
+  local check
+  if gate.kind == "measured" then
+    check = gate.check(ctx)
+    result.measured = check
+    if check.skip_model then
+      result.score, result.reason = gate.score(nil, check)
+      return result
+    end
+  end
+  local route = state.router:route_for(name, ctx)
+  result.provider, result.model = preset.provider_label(route.provider), route.model
+  local prompt = prompts.gate(gate, state.issue, state.change, check and check.report or nil)
+  local v, info = verdict.ask(state.router, name, { system = prompts.GATE_SYSTEM, prompt = prompt, schema = gate.schema },
+    { ctx = ctx, keep_alive = route.provider == "ollama" and keep_alive(state, route.model) or nil })
+  result.usage = info.usage
+  if info.route then
+    result.provider, result.model = preset.provider_label(info.route.provider), info.route.model
+    if require("codeassist.router").key_of(info.route) ~= require("codeassist.router").key_of(route) then
+      result.fallback = ("%s %s"):format(preset.provider_label(route.provider), tostring(route.model))
+    end
+  end
+  if not v then
+    result.verdict_error = info.reason
+    if gate.kind == "measured" then
+      -- the measurement stands; only the explanation is missing
+      result.score, result.reason = gate.score(nil, check)
+      result.reason = result.reason .. "; no explanation: " .. info.reason
+    else
+      result.score, result.reason, result.status = 0, "no valid verdict: " .. info.reason, "ERROR"
+    end
+    return result
+  end
+  result.summary = v.summary
+  for _, f in ipairs(v.findings or {}) do result.findings[#result.findings + 1] = f end
+  local s, why = gate.score(v, check)
+  result.score = math.max(0, math.min(100, tonumber(s) or 0))
+  result.reason = why
+  return result
+end
+
+-- Runs one wave of gates at once, each under its timeout. Returns their results in order.
+local function run_wave(state, wave, ctx_for)
+  local tasks = {}
+  for i, name in ipairs(wave) do
+    local settings = state.plan.gates[name] or {}
+    local seconds = (settings.timeout_ms or 300000) / 1000
+    state.bus:emit("gate.start", { gate = name, iteration = state.iteration })
+    local progress = state.bus:progress(("gate %s"):format(name))
+    tasks[i] = task.spawn(function()
+      local started = clock.monotonic()
+      local r, err = task.timeout(seconds, run_gate, state, name, ctx_for(name))
+      if not r then
+        r = { gate = name, score = 0, status = "TIMEOUT", findings = {},
+              reason = ("did not finish within %g s (gates.%s.timeout_ms): cancelled"):format(seconds, name),
+              rule = state.gates[name].rule }
+      end
+      r.seconds = clock.monotonic() - started
+      progress:done()
+      return r, err
+    end)
+  end
+  local results = {}
+  for i, t in ipairs(tasks) do
+    local ok, r = task.join(t)
+    if not ok then
+      if type(r) == "table" and r.code then error(r, 0) end   -- a user's hook raised: stop the run
+      r = { gate = wave[i], score = 0, status = "ERROR", findings = {}, reason = "the gate failed: " .. tostring(r),
+            rule = state.gates[wave[i]].rule }
+    end
+    results[i] = r
+  end
+  return results
+end
+
+-- All gates of an iteration. state: {plan, gates, router, bus, issue, change, iteration,
+-- ctx_for = fn(gate) -> ctx, vram_gb, model_sizes, loaded_model}. Returns results (gate order
+-- by group) and whether later groups were skipped.
+function M.run(state)
+  local results, skipped_from = {}, nil
+  local groups = M.groups(state.plan, state.gates)
+  -- how many waves still need each model, for keep_alive
+  local schedule = {}
+  for _, g in ipairs(groups) do schedule[#schedule + 1] = { group = g.group, waves = M.waves(state, g.names) } end
+  state.needed_later = {}
+  for _, g in ipairs(schedule) do
+    for _, wave in ipairs(g.waves) do
+      for _, name in ipairs(wave) do
+        local r = state.plan.routes[name]
+        if r and r.provider == "ollama" and r.model then state.needed_later[r.model] = (state.needed_later[r.model] or 0) + 1 end
+      end
+    end
+  end
+  for _, g in ipairs(schedule) do
+    if skipped_from then
+      for _, wave in ipairs(g.waves) do
+        for _, name in ipairs(wave) do
+          results[#results + 1] = { gate = name, score = 0, status = "SKIPPED", findings = {}, rule = state.gates[name].rule,
+            reason = ("not run: the required gate %s failed in group %d"):format(skipped_from.gate, skipped_from.group) }
+        end
+      end
+    else
+      for _, wave in ipairs(g.waves) do
+        for _, name in ipairs(wave) do
+          local r = state.plan.routes[name]
+          if r and r.provider == "ollama" and r.model then state.needed_later[r.model] = state.needed_later[r.model] - 1 end
+        end
+        for _, r in ipairs(run_wave(state, wave, state.ctx_for)) do
+          score.judge(r, state.plan.gates[r.gate] or {})
+          r.status = r.status or (r.passed and "PASS" or (r.blocking and "FAIL" or "WARN"))
+          if state.plan.on_gate then
+            local changed = require("codeassist.errors").call_user("the on_gate(result, ctx) hook of " .. tostring(state.plan.source),
+              state.plan.on_gate, r, state.ctx_for(r.gate))
+            if type(changed) == "table" then r = changed; score.judge(r, state.plan.gates[r.gate] or {}) end
+          end
+          local route = state.plan.routes[r.gate]
+          if route and route.provider == "ollama" and r.model then state.loaded_model = r.model end
+          results[#results + 1] = r
+          state.bus:emit("gate.done", { result = r, iteration = state.iteration })
+          if r.blocking and not skipped_from then skipped_from = { gate = r.gate, group = g.group } end
+        end
+      end
+    end
+  end
+  return results, skipped_from
+end
+
+-- The findings of failing gates, as lines for the next implementation.
+function M.findings_for_next(results)
+  local lines = {}
+  for _, r in ipairs(results) do
+    if not r.passed and r.status ~= "SKIPPED" then
+      lines[#lines + 1] = ("%s gate scored %s/100 (%s)"):format(r.gate, tostring(r.score), tostring(r.reason))
+      if r.measured and r.measured.report then
+        lines[#lines + 1] = ("  what %s measured:\n%s"):format(r.gate, r.measured.report:gsub("\n", "\n    "))
+      end
+      for _, f in ipairs(r.findings or {}) do
+        if f.severity ~= "info" then lines[#lines + 1] = "  " .. common.describe(f) end
+      end
+    end
+  end
+  return lines
+end
+
+return M

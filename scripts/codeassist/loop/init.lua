@@ -1,0 +1,331 @@
+-- The development loop: `codeassist run PRESET --issue N`.
+--
+--   doctor (every required route usable, or exit 1) -> the issue (gh / glab / a Markdown file)
+--   -> branch feature/<issue>-<slug> -> iteration i:
+--        implement (the agent, with the failing gates' findings from i = 2)
+--        -> commit the iteration -> gates by group -> score -> hooks -> stop? -> iteration_delay
+--   -> at the target: one commit, push the feature branch (never a protected one), open the
+--      PR/MR and verify it exists -> exit 0; at max_iterations: BLOCKED, exit 1.
+--
+-- Everything a model could get wrong that matters is done by the runtime and checked:
+-- commits, pushes, the PR. Build and test gates are measured. Routes switch only as the
+-- preset's floors allow, and every switch is printed with its reason.
+local config = require "codeassist.config"
+local preset = require "codeassist.preset"
+local errors = require "codeassist.errors"
+local events = require "codeassist.events"
+local router_mod = require "codeassist.router"
+local term = require "codeassist.term"
+local task = require "codeassist.task"
+local clock = require "codeassist.clock"
+local gates_mod = require "codeassist.gates"
+local loop_gates = require "codeassist.loop.gates"
+local prompts = require "codeassist.loop.prompts"
+local render = require "codeassist.loop.render"
+local score = require "codeassist.score"
+
+local M = {}
+
+local function note(bus, text, level)
+  bus:emit("loop.note", { text = text, level = level })
+end
+
+-- The measured steps, as the gates ask for them: score, reason, and a report for the model.
+local function measurer(state)
+  local measure = require "codeassist.gates.measure"
+  return function(step)
+    local s = state.measure_plan and state.measure_plan[step]
+    if not s then
+      if step == "build" then
+        return { score = 100, reason = "no build step found: nothing to compile", skip_model = true }
+      end
+      return { score = 50, reason = "no test command found (" .. tostring(state.measure_plan and state.measure_plan.why)
+        .. "): add gates.test.command to .claude/autonomous.yml", skip_model = true }
+    end
+    local settings = state.plan.gates[step] or {}
+    local r = measure.run(s, { root = state.root, sandbox = state.sandbox,
+      timeout = math.max(1, (settings.timeout_ms or 300000) / 1000 - 5) })
+    local sc, why
+    if step == "build" then sc, why = measure.score_build(r)
+    else sc, why = measure.score_test(r, { min_coverage = settings.thresholds and settings.thresholds.min_coverage }) end
+    local report = {}
+    report[#report + 1] = ("$ %s\n%s"):format(s.command, r.timed_out and "(timed out)" or ("exit code " .. tostring(r.exit)))
+    for _, f in ipairs(r.tests and r.tests.failures or {}) do
+      report[#report + 1] = ("FAILED %s%s: %s"):format(tostring(f.name), f.file and (" (" .. f.file .. (f.line and (":" .. f.line) or "") .. ")") or "",
+        tostring(f.message or ""))
+    end
+    if sc < 100 then report[#report + 1] = r.output or "" end
+    return { score = sc, reason = why, skip_model = sc >= 100, report = table.concat(report, "\n"), run = r }
+  end
+end
+
+-- The git diff of the work so far against the base, capped for prompts.
+local function change_of(state)
+  local out = state.repo:output{ "diff", "--stat", "--patch", "--no-color", state.base }
+  out = out or "(the diff could not be read)"
+  if out == "" then out = "(no changes)" end
+  return require("codeassist.agent.workspace").cap(out, 60000)
+end
+
+-- Commits what the agent changed in this iteration (the runtime commits; the agent does not).
+local function commit_iteration(state, i)
+  state.repo:run{ "add", "-A" }
+  local st = state.repo:output{ "status", "--porcelain" }
+  if not st or st == "" then return false end
+  local ok, err = state.repo:commit(("codeassist: iteration %d of #%s"):format(i, tostring(state.issue.number or state.slug)))
+  if not ok then note(state.bus, "could not commit the iteration: " .. err.message, "warn") end
+  return ok ~= nil
+end
+
+-- The hook context for a gate now.
+local function ctx_for(state, gate)
+  local ctx = preset.context(state.plan, { phase = gate == "implement" and "implement" or "gates",
+    iteration = state.iteration, history = state.history, changed_files = state.changed_files,
+    issue = { number = state.issue.number, title = state.issue.title, labels = state.issue.labels, body = state.issue.body } })
+  ctx.measure = state.measure
+  return ctx
+end
+
+local function changed_files(state)
+  local out = state.repo:output{ "diff", "--name-only", state.base } or ""
+  local list = {}
+  for line in out:gmatch("[^\n]+") do list[#list + 1] = line end
+  return list
+end
+
+-- The issue: from the platform, or a Markdown file.
+local function load_issue(opts, root, platform)
+  local forge = require "codeassist.forge"
+  if opts.issue_file then
+    local issue, err = forge.issue_from_file(opts.issue_file)
+    if not issue then errors.usage("--issue-file %s: %s", opts.issue_file, err.message) end
+    return issue
+  end
+  local ok, err = forge.check_cli(platform)
+  if not ok then errors.goal("%s", err.message) end
+  local issue
+  issue, err = forge.fetch_issue(platform, opts.issue, root)
+  if not issue then errors.goal("issue #%s: %s", tostring(opts.issue), err.message) end
+  return issue
+end
+
+-- Finishes a successful run: one commit, the push, the PR, verified.
+local function deliver(state)
+  local forge = require "codeassist.forge"
+  local title = ("%s: %s%s"):format(state.issue.labels and table.concat(state.issue.labels, " "):find("bug") and "fix" or "feat",
+    state.issue.title or state.slug, state.issue.number and (" (#" .. state.issue.number .. ")") or "")
+  -- the iterations' commits become one: reset --soft keeps the work, and is allowed
+  local r = state.repo:run{ "reset", "--soft", state.base }
+  if r and r.code == 0 then
+    state.repo:run{ "add", "-A" }
+    local ok, err = state.repo:commit(title .. (state.issue.number and ("\n\nCloses #" .. state.issue.number) or ""))
+    if not ok and not tostring(err.message):find("nothing to commit") then return nil, "commit: " .. err.message end
+  end
+  if not state.platform then return "(no platform: the branch is ready locally)" end
+  local pushed, err = state.repo:push("origin", state.branch)
+  if not pushed then return nil, "push: " .. err.message end
+  local base = forge.target_branch(state.root, state.cfg)
+  local body = ("%s\n\nQuality gates: %s/%s after %d iteration%s.\n\n| gate | score | status |\n|---|---|---|\n")
+    :format(state.issue.number and ("Closes #" .. state.issue.number) or "", state.last_total, state.plan.target_score,
+      state.iteration, state.iteration == 1 and "" or "s")
+  for _, res in ipairs(state.last_results or {}) do
+    body = body .. ("| %s | %s | %s |\n"):format(res.gate, tostring(res.score), res.status)
+  end
+  local pr, perr = forge.open_pr(state.platform, { root = state.root, head = state.branch, base = base, title = title, body = body })
+  if not pr then return nil, "pull request: " .. perr.message end
+  return pr.url
+end
+
+local function supervised_pause(state)
+  if not term.isatty("stdin") then
+    note(state.bus, "--supervised: no terminal to ask on; going on", "warn")
+    return "y"
+  end
+  io.stdout:write(("Iteration %d done (score %s). Continue? [y]es / [n]o (stop) / [s]kip the delay: "):format(state.iteration, state.last_total))
+  io.stdout:flush()
+  local answer = (io.stdin:read("*l") or "n"):lower():sub(1, 1)
+  return answer == "" and "y" or answer
+end
+
+-- opts: {preset = name/path, preset_value, issue, issue_file, repo, config, dry_run,
+--        supervised, flags = {target_score, max_iterations}}; returns the exit code.
+function M.main(opts)
+  local root = opts.repo or require("codeassist.fs").cwd()
+  local cfgpath = opts.config or (root .. "/" .. config.DEFAULT_PATH)
+  local cfg = config.load{ path = cfgpath }
+  cfg.source.path = opts.config or config.DEFAULT_PATH
+  for _, w in ipairs(cfg.source.warnings or {}) do io.stderr:write("codeassist: warning: ", w, "\n") end
+  local p = opts.preset_value ~= nil and preset.from_value(opts.preset_value, cfg, opts.preset) or preset.load(opts.preset, cfg)
+  local plan = preset.plan(p, cfg, opts.flags or {})
+
+  local bus = events.new()
+  local formats = {}
+  for k, v in pairs(require("codeassist.doctor.render").formats) do formats[k] = v end
+  for k, v in pairs(render.formats) do formats[k] = v end
+  bus:add(events.text(io.stdout, { formats = formats, color = term.color("stdout"), live = term.isatty("stdout") }))
+  local ok, code = pcall(M.run, opts, root, cfg, plan, bus)
+  bus:close()
+  if not ok then error(code, 0) end
+  return code
+end
+
+function M.run(opts, root, cfg, plan, bus)
+  local git = require "codeassist.git"
+  local forge = require "codeassist.forge"
+  local repo = git.open(root, cfg)
+  if not repo:current_branch() then errors.usage("%s is not a git repository (give --repo DIR)", root) end
+
+  local gates = gates_mod.load(root)
+  for name, g in pairs(gates) do
+    if not plan.gates[name] then
+      -- a project's own gate: its defaults, routed like the config's default
+      plan.gates[name] = { weight = g.weight or 0, required = g.required or false, parallel_group = g.parallel_group or 3,
+                           timeout_ms = (g.timeout or 300) * 1000, tools = g.tools, context = g.context }
+      plan.routes[name] = preset.resolve_route(cfg, name, cfg.providers.default, "project gate " .. g.source, false)
+    end
+  end
+
+  local platform = not opts.issue_file and forge.detect(root) or nil
+  local state = {
+    cfg = cfg, plan = plan, gates = gates, bus = bus, root = root, repo = repo, platform = platform,
+    history = {}, changed_files = {}, iteration = 0, vram_gb = (opts.flags or {}).vram_gb or cfg.providers.ollama.vram_gb,
+    model_sizes = {},
+  }
+  state.groups = loop_gates.groups(plan, gates)
+  state.measure_plan = require("codeassist.gates.measure").detect(root,
+    { build = (plan.gates.build or {}).command, test = (plan.gates.test or {}).command })
+
+  -- the doctor first: nothing is spent on a run that cannot be served
+  local doctor = require "codeassist.doctor"
+  local dbus = events.new()
+  if opts.dry_run then dbus = bus end
+  local report, facts = doctor.check(cfg, plan, { timeout = 5 }, dbus)
+  for _, s in ipairs(facts.ollama_list or {}) do
+    for _, m in ipairs(s.models or {}) do state.model_sizes[m.name] = m.size end
+  end
+  for name, m in pairs(facts.models or {}) do
+    local requested = name:match("|(.*)$")
+    if m.name and m.size then state.model_sizes[requested] = m.size end
+  end
+  if not report.ok then
+    if not opts.dry_run then
+      for _, e in ipairs(report.gates) do
+        if e.status == "fail" and e.required then
+          note(bus, ("%s: %s"):format(e.gate, e.problems[1] and e.problems[1].message or "unusable"), "warn")
+        end
+      end
+    end
+    errors.goal("a required route cannot be served (see `codeassist doctor %s`)", tostring(opts.preset or plan.name))
+  end
+
+  local issue
+  if opts.dry_run and not opts.issue_file then
+    issue = { number = opts.issue, title = "(fetched when the run starts)" }
+  else
+    issue = load_issue(opts, root, platform)
+  end
+  state.issue = issue
+  state.slug = forge.slug(issue.title or "work")
+  state.branch = ("feature/%s-%s"):format(issue.number or "local", state.slug)
+  state.base = (repo:output{ "rev-parse", "HEAD" } or ""):gsub("%s+$", "")
+  state.base_name = repo:current_branch()
+  bus:emit("loop.banner", { state = state })
+  if opts.dry_run then
+    note(bus, "dry run: nothing was changed and no model was called")
+    return 0
+  end
+
+  -- the feature branch (an existing one is continued)
+  local exists = repo:run{ "rev-parse", "--verify", "--quiet", "refs/heads/" .. state.branch }
+  local r = exists and exists.code == 0 and repo:run{ "checkout", "-q", state.branch } or repo:run{ "checkout", "-q", "-b", state.branch }
+  if not r or r.code ~= 0 then errors.goal("cannot check out %s: %s", state.branch, r and r.stderr or "git failed") end
+
+  state.sandbox = assert(require("codeassist.agent.sandbox").new{ root = repo.root and root, mode = cfg.agent.sandbox,
+                                                                   network = cfg.agent.network })
+  state.router = router_mod.new{ cfg = cfg, plan = plan, bus = bus }
+  state.measure = measurer(state)
+  state.ctx_for = function(gate) return ctx_for(state, gate) end
+
+  local findings = {}
+  local implement_route = plan.routes.implement
+  for i = 1, plan.max_iterations do
+    state.iteration = i
+    bus:emit("loop.iteration", { iteration = i, max = plan.max_iterations })
+    local agent = require "codeassist.agent"
+    local progress = bus:progress("implementing")
+    local result = agent.run{ cfg = cfg, router = state.router, gate = "implement", ctx = ctx_for(state, "implement"),
+      workspace = root, phase = "implement", max_turns = cfg.agent.max_turns,
+      system = prompts.IMPLEMENT_SYSTEM, messages = { { role = "user", content = prompts.implement(issue, i, findings) } },
+      context_limit = implement_route.provider == "ollama" and (plan.gates.implement.context or 65536) or nil,
+      on_event = function(ev) bus:emit(ev.type, ev) end }
+    progress:done()
+    local label = result.message and result.message.route and router_mod.label(result.message.route) or router_mod.label(implement_route)
+    bus:emit("loop.implement", { result = result, route = label, iteration = i })
+    if result.stop_reason == "sandbox" then errors.goal("the agent cannot run: %s", result.error) end
+    if result.stop_reason == "provider" and implement_route.floor == "critical" and result.failure
+       and errors.UNREACHABLE[result.failure.kind] then
+      errors.goal("the agent's route is unavailable: %s", result.error)
+    end
+    commit_iteration(state, i)
+    state.changed_files = changed_files(state)
+    state.change = change_of(state)
+
+    local results = loop_gates.run(state)
+    local total = score.total(results, plan)
+    for _, res in ipairs(results) do
+      state.history[res.gate] = state.history[res.gate] or {}
+      table.insert(state.history[res.gate], { iteration = i, score = res.score, passed = res.passed,
+                                              provider = res.provider, model = res.model })
+    end
+    if plan.score then
+      local ctx = ctx_for(state, "score")
+      local custom = errors.call_user("the score(results, ctx) hook of " .. tostring(plan.source), plan.score, results, ctx)
+      if type(custom) == "number" then total.total = math.max(0, math.min(100, custom)); total.rules = total.rules .. " (then the preset's score() hook)" end
+    end
+    state.last_total, state.last_results = total.total, results
+    bus:emit("loop.gates", { results = results, total = total, target = plan.target_score, iteration = i })
+    findings = loop_gates.findings_for_next(results)
+
+    local reached = total.total >= plan.target_score and #total.failed_required == 0
+    if plan.on_iteration then
+      local go_on, why = errors.call_user("the on_iteration(ctx) hook of " .. tostring(plan.source), plan.on_iteration,
+        ctx_for(state, "iteration"))
+      if go_on == false and not reached then
+        return M.blocked(state, "stopped by the preset" .. (why and (": " .. tostring(why)) or ""), findings)
+      end
+    end
+    if reached then
+      local url, err = deliver(state)
+      if not url then return M.blocked(state, "the target was reached but delivering failed: " .. err, {}) end
+      bus:emit("loop.outcome", { status = "done", total = total.total, target = plan.target_score, iterations = i, pr_url = url })
+      if platform and issue.number then
+        forge.comment(platform, issue.number, ("codeassist: done — quality gates %s/%s after %d iteration(s). %s")
+          :format(total.total, plan.target_score, i, url), root)
+      end
+      return 0
+    end
+    if i < plan.max_iterations then
+      if opts.supervised then
+        local answer = supervised_pause(state)
+        if answer == "n" then return M.blocked(state, "stopped at the supervisor's request", findings) end
+        if answer ~= "s" and (plan.iteration_delay or 0) > 0 then task.sleep(plan.iteration_delay) end
+      elseif (plan.iteration_delay or 0) > 0 then
+        task.sleep(plan.iteration_delay)
+      end
+    end
+  end
+  return M.blocked(state, ("score %s/%s after %d iterations%s"):format(state.last_total, plan.target_score,
+    plan.max_iterations, ""), findings)
+end
+
+function M.blocked(state, reason, findings)
+  state.bus:emit("loop.outcome", { status = "blocked", reason = reason, findings = findings })
+  if state.platform and state.issue and state.issue.number then
+    local body = ("codeassist: BLOCKED — %s\n\n"):format(reason)
+    for _, f in ipairs(findings or {}) do body = body .. "- " .. f .. "\n" end
+    require("codeassist.forge").comment(state.platform, state.issue.number, body, state.root)
+  end
+  return 1
+end
+
+return M

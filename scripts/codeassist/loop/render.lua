@@ -1,0 +1,120 @@
+-- How the loop reads as text: the plan, each iteration's gate table with the rules, every
+-- switch of route with its reason, the outcome. Formats for codeassist.events text sinks.
+local tty = require "codeassist.tty"
+
+local M = {}
+
+local printable = tty.printable
+
+local function banner(ev, p)
+  local s = ev.state
+  local lines = {
+    p.bold("codeassist run") .. " — preset " .. printable(s.plan.name) .. (s.plan.extends and (" (extends " .. s.plan.extends .. ")") or ""),
+    ("Issue:  %s%s"):format(s.issue.number and ("#" .. s.issue.number .. " ") or "", printable(s.issue.title or "")),
+    ("Branch: %s (from %s)"):format(s.branch, s.base_name or s.base:sub(1, 12)),
+    ("Target: score %s in at most %s iterations; platform %s"):format(s.plan.target_score, s.plan.max_iterations,
+      s.platform or "none (a local issue file)"),
+  }
+  local rows = { { "GATE", "WEIGHT", "REQ", "GROUP", "ROUTE", "KIND" } }
+  for _, g in ipairs(s.groups) do
+    for _, name in ipairs(g.names) do
+      local gate, r = s.plan.gates[name], s.plan.routes[name]
+      rows[#rows + 1] = { name, tostring(gate.weight or 0), gate.required and "yes" or "no", tostring(g.group),
+        s.gates[name].kind == "measured" and ("measured" .. (r and (", explained by " .. (r.provider == "anthropic" and "claude" or r.provider)
+          .. " " .. tostring(r.model)) or "")) or (r and ((r.provider == "anthropic" and "claude" or r.provider) .. " " .. tostring(r.model)) or "?"),
+        s.gates[name].source == "built-in" and "" or printable(s.gates[name].source) }
+    end
+  end
+  lines[#lines + 1] = ""
+  for _, l in ipairs(tty.columns(rows, "  ")) do lines[#lines + 1] = l end
+  if s.measure_plan then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = ("Measured: build %s; test %s"):format(
+      s.measure_plan.build and ("`" .. s.measure_plan.build.command .. "`") or "(none found)",
+      s.measure_plan.test and ("`" .. s.measure_plan.test.command .. "`") or "(none found)")
+  end
+  return table.concat(lines, "\n")
+end
+
+local function iteration_start(ev, p)
+  return ("\n%s"):format(p.bold(("Iteration %d/%d"):format(ev.iteration, ev.max)))
+end
+
+local function implement_done(ev, p)
+  local r = ev.result
+  local mark = r.stop_reason == "done" and p.ok or p.warn
+  return "  " .. mark(("implement: %s after %d turn%s (%s, %d+%d tokens)%s"):format(r.stop_reason, r.turns,
+    r.turns == 1 and "" or "s", tostring(ev.route), r.usage.input_tokens, r.usage.output_tokens,
+    r.error and (": " .. printable(r.error)) or ""))
+end
+
+local STATUS_MARK = { PASS = "ok", WARN = "warn", FAIL = "bad", TIMEOUT = "bad", ERROR = "bad", SKIPPED = "warn" }
+
+local function gate_table(ev, p)
+  local rows = { { "GATE", "SCORE", "STATUS", "ROUTE", "WHY" } }
+  for _, r in ipairs(ev.results) do
+    rows[#rows + 1] = { r.gate, r.score and tostring(math.floor(r.score + 0.5)) or "-", r.status,
+      r.provider and (r.provider .. " " .. tostring(r.model) .. (r.fallback and (" (fallback from " .. r.fallback .. ")") or ""))
+        or (r.kind == "measured" and "measured" or "-"),
+      printable(r.reason or "") }
+  end
+  local lines = tty.columns(rows, "  ")
+  for i = 2, #lines do
+    local r = ev.results[i - 1]
+    lines[i] = lines[i]:gsub(r.status, function(s) return (p[STATUS_MARK[s] == "ok" and "green" or STATUS_MARK[s] == "bad" and "red" or "yellow"])(s) end, 1)
+  end
+  local t = ev.total
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = ("  Score: %s/%s%s"):format(t.total, ev.target,
+    #t.failed_required > 0 and ("   required gates failing: " .. table.concat(t.failed_required, ", ")) or "")
+  lines[#lines + 1] = "  Rules: " .. t.rules
+  for _, r in ipairs(ev.results) do
+    if r.rule then lines[#lines + 1] = ("    %s: %s"):format(r.gate, r.rule) end
+  end
+  return table.concat(lines, "\n")
+end
+
+local function switched(ev, p)
+  return "  " .. p.warn(("%s: %s → %s (%s)"):format(ev.gate, tostring(ev.from), tostring(ev.to), printable(ev.reason or "")))
+end
+
+local function fallback(ev, p)
+  return "  " .. p.warn(("%s: %s failed, falling back to %s (%s)"):format(ev.gate, ev.from, ev.to, printable(ev.reason or "")))
+end
+
+local function skipped_route(ev, p)
+  return "  " .. p.warn(("%s: %s skipped: %s"):format(ev.gate, ev.route, printable(ev.reason or "")))
+end
+
+local function outcome(ev, p)
+  local lines = { "" }
+  if ev.status == "done" then
+    lines[#lines + 1] = p.ok(("Done: score %s/%s after %d iteration%s; pull request %s"):format(ev.total, ev.target,
+      ev.iterations, ev.iterations == 1 and "" or "s", tostring(ev.pr_url)))
+  else
+    lines[#lines + 1] = p.bad(("BLOCKED: %s"):format(printable(ev.reason)))
+    if ev.findings and #ev.findings > 0 then
+      lines[#lines + 1] = "Findings still open:"
+      for _, f in ipairs(ev.findings) do lines[#lines + 1] = "  - " .. printable(f) end
+    end
+  end
+  return table.concat(lines, "\n")
+end
+
+local function note(ev, p)
+  return (ev.level == "warn" and p.warn or p.ok)(printable(ev.text))
+end
+
+M.formats = {
+  ["loop.banner"] = banner,
+  ["loop.iteration"] = iteration_start,
+  ["loop.implement"] = implement_done,
+  ["loop.gates"] = gate_table,
+  ["loop.outcome"] = outcome,
+  ["loop.note"] = note,
+  ["call.rerouted"] = switched,
+  ["call.fallback"] = fallback,
+  ["call.skipped"] = skipped_route,
+}
+
+return M
