@@ -110,7 +110,7 @@ local function tidy(text, max)
   local lines = {}
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     line = line:match("^%s*(.-)%s*$")
-    if line ~= "" then lines[#lines + 1] = line end
+    if line ~= "" and line ~= "ERROR" then lines[#lines + 1] = line end   -- glab's error header
   end
   text = redact(table.concat(lines, "\n"))
   max = max or 1500
@@ -123,7 +123,10 @@ M.tidy = tidy
 local function show_command(argv)
   local words = {}
   for i, a in ipairs(argv) do
-    if #a > 60 then a = a:sub(1, 40):gsub("\n.*", "") .. "…" end
+    if #a > 60 or a:find("\n") then
+      local flag = a:match("^(%-%-[%w-]+=)")
+      a = flag and (flag .. ("<%d bytes>"):format(#a - #flag)) or (a:sub(1, 40):gsub("\n.*", "") .. "…")
+    end
     if a == "" or a:find("[%s\"'$`\\|&;<>()*?#~]") then a = "'" .. a:gsub("'", "'\\''") .. "'" end
     words[i] = a
   end
@@ -168,7 +171,9 @@ local function cli_run(platform, args, opts)
   local r, err = proc.run(spec)
   local command = show_command(argv)
   if not r then
-    if err.kind == "not_found" and err.program == cli.program then return nil, missing_cli(cli) end
+    if err.kind == "not_found" and not err.message:find("working directory", 1, true) then
+      return nil, missing_cli(cli)
+    end
     return nil, errors.failure(err.kind, ("%s could not run: %s"):format(command, redact(err.message)),
       { command = command })
   end
@@ -283,7 +288,7 @@ local function label_names(list)
 end
 
 local function check_number(number, fn)
-  local n = tonumber(number)
+  local n = tonumber(type(number) == "string" and number:match("^#?(%d+)$") or number)
   if not (n and n >= 1 and n == math.floor(n)) then
     error(("forge.%s: the issue number must be a positive integer, not %s"):format(fn, tostring(number)), 3)
   end
@@ -541,6 +546,7 @@ function M.open_pr(platform, spec)
   errors.argcheck(spec.body == nil or type(spec.body) == "string", "forge.open_pr: body must be a string")
   errors.argcheck(spec.head ~= spec.base, "forge.open_pr: head and base are the same branch (%s)", spec.head)
   local root, head, base, body = spec.root, spec.head, spec.base, spec.body or ""
+  local title = spec.title:gsub("%s+", " "):match("^ ?(.-) ?$")       -- one line, as the forge keeps it
   local what = platform == "github" and "pull request" or "merge request"
 
   local existing, err = find_open(platform, head, root)
@@ -549,7 +555,7 @@ function M.open_pr(platform, spec)
 
   local r
   if platform == "github" then
-    r, err = cli_run(platform, { "pr", "create", "--head", head, "--base", base, "--title", spec.title,
+    r, err = cli_run(platform, { "pr", "create", "--head", head, "--base", base, "--title=" .. title,
                                  "--body-file", "-" }, { root = root, stdin = body })
   else
     if #body > 120000 then
@@ -557,7 +563,7 @@ function M.open_pr(platform, spec)
         :format(#body))
     end
     r, err = cli_run(platform, { "mr", "create", "--source-branch", head, "--target-branch", base,
-                                 "--title=" .. spec.title, "--description=" .. body, "--yes" }, { root = root })
+                                 "--title=" .. title, "--description=" .. body, "--yes" }, { root = root })
   end
   if not r then
     -- created meanwhile (or gh found one into this base): the existing one is the answer

@@ -163,6 +163,14 @@ describe("forge", function()
       assert.matches("https://cli.github.com", err.message, 1, true)
     end)
 
+    it("tells a missing repository folder from a missing CLI", function()
+      local issue, err = forge.fetch_issue("github", 1, "/nonexistent/repository")
+      assert.is_nil(issue)
+      assert.equals("not_found", err.kind)
+      assert.matches("gh issue view 1 .* could not run: .*working directory '/nonexistent/repository'", err.message)
+      assert.not_matches("not installed", err.message)
+    end)
+
     it("with auth, says how to log in when the CLI is not", function()
       touch("unauthenticated")
       assert.is_true(forge.check_cli("github"))                       -- installed ...
@@ -232,6 +240,8 @@ describe("forge", function()
     it("refuses what is not an issue number", function()
       assert.has_error(function() forge.fetch_issue("github", "12; rm -rf /", "/tmp") end)
       assert.has_error(function() forge.fetch_issue("github", 0, "/tmp") end)
+      issue_file(12, { title = "t" })
+      assert.equals(12, forge.fetch_issue("github", "#12", repo()).number)
     end)
 
     it("calls output that is not JSON a protocol failure", function()
@@ -407,8 +417,8 @@ describe("forge", function()
                     base = "develop", state = "open", existing = false }, pr)
       local c = calls()
       assert.same({ "pr", "view", "feature/12-fix-login", "--json", "url,number,headRefName,baseRefName,state" }, c[1].argv)
-      assert.same({ "pr", "create", "--head", "feature/12-fix-login", "--base", "develop", "--title",
-                    "Fix the login (#12)", "--body-file", "-" }, c[2].argv)
+      assert.same({ "pr", "create", "--head", "feature/12-fix-login", "--base", "develop",
+                    "--title=Fix the login (#12)", "--body-file", "-" }, c[2].argv)
       assert.equals(MARKDOWN, c[2].stdin)
       assert.same({ "pr", "view", "1", "--json", "url,number,headRefName,baseRefName,state" }, c[3].argv)
       assert.equals(MARKDOWN, prs()[1].body)
@@ -470,7 +480,7 @@ describe("forge", function()
       assert.is_nil(pr)
       assert.equals("exec", err.kind)
       assert.is_true(err.unverified)
-      assert.matches("gh pr create --head feature/12-fix-login --base develop --title 'Fix the login (#12)' "
+      assert.matches("gh pr create --head feature/12-fix-login --base develop '--title=Fix the login (#12)' "
                      .. "--body-file - reported success (https://github.com/acme/widgets/pull/1) but the pull "
                      .. "request cannot be found", err.message, 1, true)
       assert.matches("Could not resolve to a PullRequest with the number of 1", err.message, 1, true)
