@@ -295,11 +295,22 @@ local function check_number(number, fn)
   return ("%d"):format(n)
 end
 
--- Does a failure say the issue (or PR) does not exist?
+-- Does a failure say the issue (or PR) does not exist (and not that the repository or the
+-- host is unknown)?
+local MISSING = {
+  "Could not resolve to an issue or pull request with the number of",   -- gh issue view/comment
+  "Could not resolve to a PullRequest with the number of",              -- gh pr view N
+  "no pull requests found for branch",                                  -- gh pr view BRANCH
+  "no open merge request available for",                                -- glab mr view BRANCH
+}
 local function is_missing(err)
+  if err.kind ~= "exec" or err.auth then return false end
   local s = err.stderr or ""
-  return s:find("Could not resolve to", 1, true) or s:find("404", 1, true) or s:find("no pull requests found", 1, true)
-    or s:find("no open merge request", 1, true) or s:find("Not Found", 1, true) or s:find("not found", 1, true)
+  for _, text in ipairs(MISSING) do
+    if s:find(text, 1, true) then return true end
+  end
+  -- glab: the API's 404 for the issue or the merge request itself
+  return s:find("/issues/%d+: 404") ~= nil or s:find("/merge_requests/%d+: 404") ~= nil
 end
 
 -- {number, title, body, labels = {names}, url, state = "open" | "closed" | ..., platform}
@@ -313,7 +324,7 @@ function M.fetch_issue(platform, number, root)
     doc, err = cli_json(platform, { "issue", "view", n, "--output", "json" }, { root = root })
   end
   if not doc then
-    if err.kind == "exec" and not err.auth and is_missing(err) then
+    if is_missing(err) then
       err.missing = true
       err.message = ("issue #%s was not found on %s: %s"):format(n, platform == "github" and "GitHub" or "GitLab", err.message)
     end
@@ -416,7 +427,7 @@ function M.comment(platform, number, body, root)
     r, err = cli_run(platform, { "issue", "note", n, "--message=" .. body }, { root = root })
   end
   if not r then
-    if err.kind == "exec" and not err.auth and is_missing(err) then
+    if is_missing(err) then
       err.missing = true
       err.message = ("cannot comment on issue #%s: %s"):format(n, err.message)
     end
@@ -489,7 +500,7 @@ local function view_pr(platform, ref, root)
   end
   local r = err
   if not doc then
-    if err.kind == "exec" and not err.auth and is_missing(err) then err.missing = true end
+    if is_missing(err) then err.missing = true end
     return nil, err
   end
   local pr = pr_shape(platform, doc)
