@@ -205,6 +205,16 @@ describe("forge", function()
       local c = calls()[1]
       assert.same({ "issue", "view", "12", "--json", "number,title,body,labels,url,state" }, c.argv)
       assert.equals(root, c.cwd)
+      -- what the stub printed is gh's shape: one line, keys sorted, labels as objects, OPEN
+      local r = support.sh("gh issue view 12 --json state,labels", { cwd = root,
+        env = { PATH = FAKES .. ":" .. saved_path, FAKE_FORGE_DIR = state } })
+      assert.equals('{"labels":[{"color":"ededed","description":"","id":"LA_kwDOfake0000","name":"bug"},'
+        .. '{"color":"ededed","description":"","id":"LA_kwDOfake0001","name":"good first issue"}],"state":"OPEN"}\n',
+        r.stdout)
+      r = support.sh("gh issue view 12 --json nope", { cwd = root, env = { PATH = FAKES .. ":" .. saved_path,
+        FAKE_FORGE_DIR = state } })
+      assert.equals(1, r.code)
+      assert.matches('^Unknown JSON field: "nope"\nAvailable fields:\n  assignees\n', r.stderr)
     end)
 
     it("reads a GitLab issue through glab issue view --output json (iid, description, web_url)", function()
