@@ -20,8 +20,10 @@
 -- Failures are `nil, failure`: kind "not_found" (the CLI is missing; the message names it and
 -- where to get it), "exec" (the command failed: the message names it and quotes its
 -- stderr; `missing = true` when the issue or PR does not exist, `auth = true` when the CLI
--- is not logged in), "protocol" (the output is not the JSON expected), "timeout",
--- "interrupted". Tokens (GH_TOKEN, GITLAB_TOKEN, ...) reach the CLIs through their
+-- is not logged in), "protocol" (the output is not the JSON expected, or the PR the forge
+-- shows is not the one asked for), "too_large" (a glab text over 128 KiB, which one argv
+-- element cannot hold), "timeout", "interrupted"; a failed verification has `unverified = true`.
+-- forge.env overrides the CLIs' environment (the tests put tests/fakes first on PATH there). Tokens (GH_TOKEN, GITLAB_TOKEN, ...) reach the CLIs through their
 -- environment only, and are scrubbed from every message.
 --
 -- The agent removes tokens from this process's environment when it starts (host.forget_env);
