@@ -7,6 +7,7 @@
 --   results.cargo(text)              cargo test's "test result:" lines (one per test binary)
 --   results.jest(text), results.vitest(text), results.node(text), results.mocha(text)
 --   results.surefire(text)           Maven's console ("Tests run: 3, Failures: 1, ...")
+--   results.gradle(text)             Gradle's console ("3 tests completed, 1 failed")
 --   results.phpunit(text)            PHPUnit's console ("OK (3 tests, ...)", "Tests: 3, ...")
 --   results.coverage(text)           a total coverage percent, where a tool prints one
 --   results.parse(text, order)       the first parser (names from results.ORDER) that
@@ -970,6 +971,38 @@ function M.surefire(text)
   return t
 end
 
+-- Gradle's console when tests fail: "3 tests completed, 1 failed, 1 skipped" and
+-- "CalcTest > adds() FAILED" followed by "    AssertionFailedError at CalcTest.java:12".
+function M.gradle(text)
+  text = M.clean(text)
+  local L = lines(text)
+  local t
+  for _, l in ipairs(L) do
+    local n, f = l:match("^(%d+) tests? completed, (%d+) failed")
+    if n then
+      t = t or new_tests()
+      local s = tonumber(l:match(", (%d+) skipped")) or 0
+      t.total, t.failed, t.skipped = t.total + tonumber(n), t.failed + tonumber(f), t.skipped + s
+    end
+  end
+  if not t then return nil end
+  t.passed = math.max(0, t.total - t.failed - t.skipped)
+  for i, l in ipairs(L) do
+    local cls, name = l:match("^(%S+) > (.-) FAILED$")
+    if cls then
+      local msg, file, line = "", nil, nil
+      local nxt = L[i + 1] or ""
+      if nxt:match("^%s+%S") then
+        msg = trim(nxt)
+        local m, f, ln = msg:match("^(.-) at ([%w_%$]+%.%a+):(%d+)$")
+        if m then msg, file, line = m, f, ln end
+      end
+      add_failure(t, { name = cls .. "." .. name, message = msg, file = file, line = line })
+    end
+  end
+  return t
+end
+
 function M.phpunit(text)
   text = M.clean(text)
   local L = lines(text)
@@ -1073,10 +1106,11 @@ end
 
 ---------------------------------------------------------------------------------------------
 
-M.ORDER = { "go-json", "cargo", "pytest", "jest", "vitest", "node", "mocha", "surefire", "phpunit", "tap" }
+M.ORDER = { "go-json", "cargo", "pytest", "jest", "vitest", "node", "mocha", "surefire", "gradle", "phpunit", "tap" }
 
 M.PARSERS = { ["go-json"] = M.go_json, cargo = M.cargo, pytest = M.pytest, jest = M.jest, vitest = M.vitest,
-              node = M.node, mocha = M.mocha, surefire = M.surefire, phpunit = M.phpunit, tap = M.tap }
+              node = M.node, mocha = M.mocha, surefire = M.surefire, gradle = M.gradle, phpunit = M.phpunit,
+              tap = M.tap }
 
 -- The first parser in `order` (then the rest of ORDER) that recognises the text:
 -- tests, the parser's name, coverage. Nothing recognised: nil.
