@@ -674,6 +674,32 @@ describe("measure.run (real runs in the sandbox)", function()
     assert.is_nil(r2.tests)
   end)
 
+  it("a glob of reports (surefire's one file per class) is read in full", function()
+    local dir = project("empty")
+    local step = { command = ("mkdir -p core/target && cp -R '%sresults/surefire-reports' core/target/ && exit 1"):format(FIXTURES),
+                   kind = "maven", report = "**/target/surefire-reports/TEST-*.xml" }
+    local r = measure.run(step, { root = dir, sandbox = sandbox_for(dir), timeout = 60 })
+    assert.are.equal("junit", r.parsed_from)
+    assert.are.same({ "core/target/surefire-reports/TEST-com.example.CalcTest.xml",
+                      "core/target/surefire-reports/TEST-com.example.StringsTest.xml" }, r.reports)
+    assert.are.same({ 6, 3, 2, 1 }, counts(r.tests))
+    assert.are.equal(30, (measure.score_test(r)))
+  end)
+
+  it("output no parser knows: exit 0 passes unless it says no test ran", function()
+    local dir = project("empty")
+    local r = measure.run({ command = "echo 'All 10 tests passed'", kind = "config" },
+                          { root = dir, sandbox = sandbox_for(dir), timeout = 60 })
+    assert.are.equal("exit-code", r.parsed_from)
+    assert.is_true(r.ok)
+    assert.are.equal(100, (measure.score_test(r)))
+    local none = measure.run({ command = "echo 'No tests found, exiting'", kind = "config" },
+                             { root = dir, sandbox = sb, timeout = 60 })
+    local s, why = measure.score_test(none)
+    assert.are.equal(50, s)
+    assert.are.equal("no tests ran", why)
+  end)
+
   it("a report path measure chose is removed after it is read", function()
     local dir = project("empty")
     local step = { command = "printf '<testsuite><testcase name=\"a\"/></testsuite>' > .codeassist-x.xml",

@@ -283,13 +283,19 @@ end
 ---------------------------------------------------------------------------------------------
 -- Running
 
+-- The report files there are now: {relative path = mtime}.
 local function report_files(root, pattern)
   local files = {}
   if not pattern then return files end
-  local list = fs.glob(root .. "/" .. pattern, { max = 2000 }) or {}
-  for _, path in ipairs(list) do
+  if not pattern:find("[*?[]") then
+    local st = fs.stat(root .. "/" .. pattern)
+    if st and st.type == "file" then files[pattern] = st.mtime end
+    return files
+  end
+  local prefix = root .. "/"
+  for _, path in ipairs(fs.glob(prefix .. pattern, { max = 2000 }) or {}) do
     local st = fs.stat(path)
-    if st and st.type == "file" then files[path] = st.mtime end
+    if st and st.type == "file" and path:sub(1, #prefix) == prefix then files[path:sub(#prefix + 1)] = st.mtime end
   end
   return files
 end
@@ -300,12 +306,11 @@ local function read_reports(root, pattern, before)
   local docs, names = {}, {}
   local after = report_files(root, pattern)
   local paths = {}
-  for path, mtime in pairs(after) do
-    if before[path] ~= mtime then paths[#paths + 1] = path end
+  for rel, mtime in pairs(after) do
+    if before[rel] ~= mtime then paths[#paths + 1] = rel end
   end
   table.sort(paths)
-  for _, path in ipairs(paths) do
-    local rel = path:sub(#root + 2)
+  for _, rel in ipairs(paths) do
     local real = fs.confine(root, rel)
     local text = real and fs.read(real, { max_bytes = 32 * 1024 * 1024 })
     if text then
@@ -324,8 +329,9 @@ local function relative(file, roots)
   return file
 end
 
-local NO_TESTS_SAID = { "no tests ran", "no tests found", "no tests to run", "no test files", "no tests collected",
-                        "0 tests", "ran 0 tests" }
+-- What runners print when they found nothing to run (read only when no parser knew the output).
+local NO_TESTS_SAID = { "no tests? ran", "no tests? found", "no tests to run", "no test files", "no tests collected",
+                        "%f[%d]0 tests?%f[%W]", "ran 0 tests" }
 
 -- Runs a step in the sandbox and reads its results. opts: {sandbox, root (default the
 -- sandbox's), timeout = 600 seconds, output_cap = bytes of output kept}.
@@ -367,7 +373,7 @@ function M.run(step, opts)
       if tests then how, result.reports = "junit", names end
     end
     if step.own_report then
-      for path in pairs(report_files(root, step.report)) do os.remove(path) end
+      for rel in pairs(report_files(root, step.report)) do os.remove(root .. "/" .. rel) end
     end
   end
   local parsed, name, coverage = results.parse(text, PARSERS[step.kind])
@@ -383,7 +389,7 @@ function M.run(step, opts)
   if not tests and result.exit == 0 then
     local lower = text:lower()
     for _, s in ipairs(NO_TESTS_SAID) do
-      if lower:find(s, 1, true) then result.no_tests = true break end
+      if lower:find(s) then result.no_tests = true break end
     end
   end
   if tests and tests.total == 0 and #tests.failures == 0 and result.exit == 0 then result.no_tests = true end
@@ -469,6 +475,9 @@ function M.score_test(r, opts)
       reason = ("exit %d: %s"):format(r.exit, failure_text(t.failures[1]))
     elseif t and t.total > 0 then
       reason = ("exit %d although %d of %d tests passed"):format(r.exit, t.passed, t.total)
+    elseif t then
+      local hint = first_error(r.output)
+      reason = ("exit %d before any test ran%s"):format(r.exit, hint and (": " .. hint) or "")
     elseif r.exit == 127 then
       local hint = first_error(r.output)
       reason = "command not found in the sandbox" .. (hint and (": " .. hint) or "")
