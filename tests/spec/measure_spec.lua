@@ -227,6 +227,9 @@ describe("results parsers", function()
       assert.are.same({ 3, 1, 1, 1 }, counts(t))
       assert.are.equal("K.a > b", t.failures[1].name)
       assert.are.equal("E: 1 < 2 & 3 > 2 été", t.failures[1].message)
+      -- a body's text is unescaped, its CDATA is not
+      local t2 = assert(results.junit('<testsuite><testcase name="c"><failure>a &amp;lt; b<![CDATA[ &lt;kept&gt; ]]></failure></testcase></testsuite>'))
+      assert.are.equal("a &lt; b &lt;kept&gt;", t2.failures[1].message)
     end)
 
     it("not JUnit: nil", function()
@@ -262,6 +265,12 @@ describe("results parsers", function()
       assert.are.equal("quoted value lost its escapes", f.message)
       assert.are.equal("t/config.t", f.file)
       assert.are.equal(41, f.line)
+    end)
+
+    it("a '#' that is no directive stays in the name", function()
+      local t = assert(results.tap("1..3\nnot ok 1 - handles issue #12\nok 2 - parses #hashtags # skip no parser\nok 3 # TODO\n"))
+      assert.are.same({ 3, 0, 1, 2 }, counts(t))
+      assert.are.equal("handles issue #12", t.failures[1].name)
     end)
 
     it("Bail out! and a plan that was not met are failures", function()

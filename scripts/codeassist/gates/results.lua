@@ -228,7 +228,7 @@ function M.junit(docs)
         counted.total = counted.total + 1
         if case.status == "failed" then
           counted.failed = counted.failed + 1
-          local body = M.unescape(table.concat(case.body))
+          local body = table.concat(case.body)
           local cls = a.classname or a.class or ""
           local cname = a.name or "?"
           local full = (cls ~= "" and not cname:find(cls, 1, true)) and (cls .. "." .. cname) or cname
@@ -264,8 +264,8 @@ function M.junit(docs)
         end
         case = nil
       end
-    end, function(text)
-      if capture then capture[#capture + 1] = text end
+    end, function(text, cdata)
+      if capture then capture[#capture + 1] = cdata and text or M.unescape(text) end
     end)
     if cases > 0 then
       for _, k in ipairs{ "total", "passed", "failed", "skipped" } do t[k] = t[k] + counted[k] end
@@ -335,13 +335,15 @@ function M.tap(text)
       local after = rest:gsub(notok and "^not ok%s*" or "^ok%s*", "")
       local num, desc = after:match("^(%d*)%s*%-?%s*(.*)$")
       if num ~= "" then recognised = true end
-      local directive
-      local d, reason = desc:match("#%s*([Ss][Kk][Ii][Pp]%a*)%s*(.*)$")
-      if d then directive = "skip" else
-        d, reason = desc:match("#%s*([Tt][Oo][Dd][Oo])%s*(.*)$")
-        if d then directive = "todo" end
+      -- "# SKIP reason" / "# TODO reason" (any case); any other '#' belongs to the description
+      local directive, name, reason = nil, desc, nil
+      local before, rest_ = desc:match("^(.-)%s*#%s*[Ss][Kk][Ii][Pp]%a*(.*)$")
+      if before then directive = "skip" else
+        before, rest_ = desc:match("^(.-)%s*#%s*[Tt][Oo][Dd][Oo]%f[%A](.*)$")
+        if before then directive = "todo" end
       end
-      local name = trim((desc:gsub("%s*#%s*%a+.*$", "")))
+      if directive then name, reason = before, trim(rest_) end
+      name = trim(name)
       if name == "" and reason and reason ~= "" then name = reason end
       local p = { depth = #ind, ok = not notok, directive = directive, name = name ~= "" and name or ("test " .. num), fields = {} }
       points[#points + 1] = p
