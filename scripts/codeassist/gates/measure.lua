@@ -9,7 +9,8 @@
 --   --        "gradle"|"composer"|"config", report = path or glob relative to root | nil}
 --   local r = measure.run(plan.test, { root = root, sandbox = sb, timeout = 600 })
 --   -- r: {ok, exit, timed_out, seconds, output, tests = {total, passed, failed, skipped,
---   --     failures = {{name, message, file, line}}} | nil, coverage, parsed_from, command, kind}
+--   --     failures = {{name, message, file, line}}} | nil, coverage, parsed_from, command, kind,
+--   --     reports (the report files read), no_tests, interrupted, error (could not start)}
 --   measure.score_build(r)                     --> 0..100, one-line reason
 --   measure.score_test(r, { min_coverage = 80 }) --> 0..100, one-line reason
 --   measure.describe(r)                        --> the result as text, for a model to explain
@@ -314,7 +315,7 @@ local function read_reports(root, pattern, before)
     local real = fs.confine(root, rel)
     local text = real and fs.read(real, { max_bytes = 32 * 1024 * 1024 })
     if text then
-      docs[#docs + 1] = text
+      docs[#docs + 1] = workspace.utf8(text)
       names[#names + 1] = rel
     end
   end
@@ -359,6 +360,7 @@ function M.run(step, opts)
   end
   result.seconds = r.duration or result.seconds
   result.timed_out = r.timed_out == true
+  result.interrupted = r.interrupted == true or nil
   result.exit = r.code or (r.signal and 128 + r.signal) or -1
   local text = r.stdout or ""
   if r.stderr and r.stderr ~= "" then text = text .. "\n" .. r.stderr end
@@ -410,7 +412,7 @@ end
 local function one_line(s, max)
   s = (s or ""):gsub("%s+", " "):match("^%s*(.-)%s*$")
   max = max or 120
-  if #s > max then s = s:sub(1, max - 1) .. "…" end
+  if #s > max then s = workspace.utf8(s:sub(1, max - 1)):gsub("\239\191\189$", "") .. "…" end
   return s
 end
 
@@ -437,6 +439,7 @@ function M.score_build(r)
   if not r then return 0, "no build command" end
   if r.error then return 0, "could not run `" .. r.command .. "`: " .. one_line(r.error) end
   if r.timed_out then return 0, "timed out after " .. duration(r.seconds) end
+  if r.interrupted then return 0, "interrupted" end
   if r.exit == 0 then return 100, ("built (`%s` exit 0 in %s)"):format(r.command, duration(r.seconds)) end
   local hint = first_error(r.output)
   if r.exit == 127 then return 0, "command not found in the sandbox" .. (hint and (": " .. hint) or "") end
@@ -460,6 +463,7 @@ function M.score_test(r, opts)
     local ran = t and t.total > 0 and (" (%d of the tests seen had passed)"):format(t.passed) or ""
     return 0, "timed out after " .. duration(r.seconds) .. ran
   end
+  if r.interrupted then return 0, "interrupted" end
   local failing = t and (t.failed > 0 or #t.failures > 0)
   if r.no_tests and not failing and (r.exit == 0 or r.kind == "pytest") then
     return 50, "no tests ran"
