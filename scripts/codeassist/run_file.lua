@@ -63,8 +63,11 @@ function M.run_preset(file, preset, args)
     :convert(cli.positive("--target-score", 100))
   parser:option("--vram", "GPU memory in GB, for scheduling local models (else providers.ollama.vram_gb)."):argname("<gb>")
     :convert(cli.positive("--vram"))
+  parser:option("--route", "Route a gate for this run: GATE=PROVIDER[:MODEL]; beats the preset. Repeatable.")
+    :argname("<gate=provider[:model]>"):count("*"):convert(cli.parse_route_flag)
   cli.command_flags(parser)
   local a = cli.parse(parser, args)
+  local routes = cli.doctor_request(a).flags.routes
   if not a.issue and not a.issue_file then
     errors.usage("%s returned a preset: give the issue to work on with --issue N or --issue-file F "
       .. "(or --test-provider to check its routes); --help lists the options", file)
@@ -73,7 +76,7 @@ function M.run_preset(file, preset, args)
   return require("codeassist.loop").main{
     preset = file, preset_value = preset, issue = a.issue, issue_file = a.issue_file, repo = a.repo, config = a.config,
     dry_run = a.dry_run, supervised = a.supervised,
-    flags = { target_score = a.target_score, max_iterations = a.max_iterations, vram_gb = a.vram },
+    flags = { target_score = a.target_score, max_iterations = a.max_iterations, vram_gb = a.vram, routes = routes },
   }
 end
 

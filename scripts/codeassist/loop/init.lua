@@ -207,14 +207,24 @@ function M.run(opts, root, cfg, plan, bus)
     local requested = name:match("|(.*)$")
     if m.name and m.size then state.model_sizes[requested] = m.size end
   end
-  if not report.ok then
-    if not opts.dry_run then
-      for _, e in ipairs(report.gates) do
-        if e.status == "fail" and e.required then
-          note(bus, ("%s: %s"):format(e.gate, e.problems[1] and e.problems[1].message or "unusable"), "warn")
-        end
+  -- a measured gate's model only explains a failure: its route missing is a warning; an
+  -- optional gate that cannot be served will score 0, which may keep the target out of reach
+  local blocking = 0
+  for _, e in ipairs(report.gates) do
+    if e.status == "fail" then
+      local measured = gates[e.gate] and gates[e.gate].kind == "measured"
+      if e.required and not measured then blocking = blocking + 1 end
+      if not opts.dry_run then
+        note(bus, ("%s: %s%s"):format(e.gate, e.problems[1] and e.problems[1].message or "unusable",
+          measured and " (a measured gate: it runs, but a failure will not be explained)"
+            or (not e.required and " (optional: it will score 0)") or ""), "warn")
       end
     end
+  end
+  for _, w in ipairs(report.sandbox and report.sandbox.problems or {}) do
+    if w.severity == "error" then blocking = blocking + 1 end
+  end
+  if blocking > 0 then
     errors.goal("a required route cannot be served (see `codeassist doctor %s`)", tostring(opts.preset or plan.name))
   end
 
