@@ -125,11 +125,14 @@ function Router:route_for(gate, ctx)
   return route
 end
 
--- Whether a route may hand over to its fallback: never to a weaker model from a critical one.
+-- Whether a route may hand over to its fallback. A critical gate is served by the model it was
+-- given or not at all: it retries (and an Ollama pool tries its other hosts), and when the model
+-- cannot be reached the run stops with exit 1. Which model is "weaker" cannot be known in
+-- general, so a critical gate never changes model by itself; a preset that wants that says so
+-- in its route() hook (presets/escalate.lua).
 local function may_fall_back(from, to)
   if from.floor ~= "critical" then return true end
-  if from.provider == "ollama" and to.provider == "anthropic" then return true end
-  return false, ("%s is critical: it never falls back to %s"):format(label(from), label(to))
+  return false, ("%s is critical: it is never handed to another model"):format(label(from))
 end
 M.may_fall_back = may_fall_back
 
@@ -177,7 +180,9 @@ function Router:call_route(route, req, opts)
 end
 
 -- A gate's call: its route now, then its fallbacks as the floor allows. The failure of the
--- last route tried is returned, with err.tried listing every route and why it failed.
+-- last route tried is returned, with err.tried listing every route and why it failed. req may
+-- be a function(route) -> request, for requests that differ by provider (a verdict's schema
+-- is a format for Ollama, a forced tool for Claude).
 function Router:call(gate, req, opts)
   opts = opts or {}
   errors.argcheck(self.plan.routes[gate] ~= nil, "router: no route for '%s'%s", tostring(gate),
@@ -189,14 +194,14 @@ function Router:call(gate, req, opts)
     if previous then
       local ok, why = may_fall_back(route, candidate)
       if not ok then
-        self:emit("call.skipped", { gate = gate, route = label(candidate), reason = why })
+        self:emit("call.skipped", { gate = gate, route = label(candidate), reason = why, refused = true })
         break
       end
       self:emit("call.fallback", { gate = gate, from = label(previous), to = label(candidate),
                                    reason = tried[#tried].err.message })
     end
     local o = setmetatable({ gate = gate }, { __index = opts })
-    local msg, err = self:call_route(candidate, req, o)
+    local msg, err = self:call_route(candidate, type(req) == "function" and req(candidate) or req, o)
     if msg then
       msg.fallback_from = previous and tried or nil
       return msg

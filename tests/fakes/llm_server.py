@@ -169,7 +169,7 @@ class Sim:
 
     def load_scenario(self, doc):
         """{"models": [...], "vram_gb": n, "version": "...", "pullable": [...],
-            "conversations": [{"model": "m", "match": "text in the last user turn",
+            "conversations": [{"model": "m", "match": "text in the last (or the first) user turn",
                                "replies": [{"text", "thinking", "tool_calls": [{"name", "input" | "raw_input"}],
                                             "verdict": {...}, "stop_reason", "chunk", "replay"}]}]}"""
         with self.lock:
@@ -204,17 +204,19 @@ class Sim:
         return None
 
     def next_reply(self, model, messages, tools=None):
-        last_user = ""
-        for msg in reversed(messages or []):
-            if msg.get("role") == "user":
-                c = msg.get("content")
-                last_user = c if isinstance(c, str) else json.dumps(c)
-                break
+        # a conversation's "match" is looked for in the last user turn, or in the first one (so
+        # a scripted exchange, e.g. a verdict and its repair, stays one conversation)
+        def text(msg):
+            c = msg.get("content")
+            return c if isinstance(c, str) else json.dumps(c)
+        users = [m for m in (messages or []) if m.get("role") == "user"]
+        last_user = text(users[-1]) if users else ""
+        first_user = text(users[0]) if users else ""
         with self.lock:
             for i, conv in enumerate(self.conversations):
                 if conv.get("model") and normalize(conv["model"]) != normalize(model or ""):
                     continue
-                if conv.get("match") and conv["match"] not in last_user:
+                if conv.get("match") and conv["match"] not in last_user and conv["match"] not in first_user:
                     continue
                 replies = conv.get("replies") or []
                 if not replies:

@@ -39,6 +39,16 @@ local REVIEWERS = { security = "You are a security auditor", review = "You are a
                     mentor = "You are a mentor", architect = "You are a software architect",
                     ux = "You are a UX and accessibility reviewer", devops = "You are a DevOps reviewer" }
 
+-- The models ollama_hybrid names, as a 24 GB GPU's owner would have pulled them.
+local HYBRID_MODELS = {
+  { name = "qwen3-coder:latest", size_gb = 18.6, parameter_size = "30.5B", family = "qwen3moe",
+    capabilities = { "completion", "tools" }, context_length = 262144, quantization = "Q4_K_M" },
+  { name = "qwen2.5-coder:32b", size_gb = 19.9, parameter_size = "32.8B", family = "qwen2",
+    capabilities = { "completion", "tools" }, context_length = 32768, quantization = "Q4_K_M" },
+  { name = "qwq:32b", size_gb = 19.9, parameter_size = "32.8B", family = "qwen2",
+    capabilities = { "completion", "tools" }, context_length = 40960, quantization = "Q4_K_M" },
+}
+
 local function ollama_scenario(implement, verdicts)
   local convs = {}
   for gate, match in pairs(REVIEWERS) do
@@ -48,6 +58,12 @@ local function ollama_scenario(implement, verdicts)
     { severity = "high", title = "a failing test", description = "add subtracts", file = "calc.sh", line = 1 } } } } } }
   convs[#convs + 1] = { replies = implement or FIX }   -- the agent: every other turn
   return { conversations = convs }
+end
+
+local function hybrid_scenario()
+  local scen = ollama_scenario()
+  scen.models = HYBRID_MODELS
+  return scen
 end
 
 -- ollama_only's mapping names models the simulator lacks: route those gates to installed ones
@@ -109,5 +125,186 @@ describe("codeassist run", function()
     assert.matches("\n  build +100 +PASS +measured", r.stdout)
     assert.matches("\n  test +100 +PASS +measured", r.stdout)
     assert.matches("\n  security +100 +PASS +ollama qwen3%-coder", r.stdout)
+  end)
+
+  it("fixes a build failure in iteration 2, because the findings reached the agent", function()
+    local p = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", ollama_scenario{
+      { tool_calls = { { name = "edit", input = { path = "calc.sh", old_string = "$1 - $2", new_string = "$1 + $2 ))" } } } },
+      { text = "Done." },
+      { tool_calls = { { name = "edit", input = { path = "calc.sh", old_string = "$2 ))", new_string = "$2" } } } },
+      { text = "Fixed the syntax error." },
+    })
+    local r = run(p, { "ollama_only", "--issue", "7", "--max-iterations", "3", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("Iteration 1/3.-\n  build +0 +FAIL +measured.-\n  mentor +0 +SKIPPED", r.stdout)
+    assert.matches("Done: score 100/95 after 2 iterations", r.stdout)
+    -- the second implementation was told what the build gate found
+    local second
+    for _, e in ipairs(sim:log()) do
+      local first = e.path == "/api/chat" and e.body.messages and e.body.messages[2]
+      if first and type(first.content) == "string" and first.content:find("iteration 2", 1, true) then second = first.content end
+    end
+    assert.is_truthy(second, "an implement request for iteration 2")
+    assert.matches("build gate scored 0/100", second)
+    assert.matches("%$ make", second)
+    assert.matches("%[high%] a failing test %(calc%.sh:1%)", second)
+  end)
+
+  it("fails the test gate when a model claims the tests pass, and ends BLOCKED with exit 1", function()
+    local p = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", ollama_scenario{ { text = "All done. I ran the tests and they all pass." } })
+    local r = run(p, { "ollama_only", "--issue", "7", "--max-iterations", "1", table.unpack(INSTALLED) })
+    assert.are.equal(1, r.code, r.stdout .. r.stderr)
+    assert.matches("\n  test +0 +FAIL +measured, explained by ollama qwen3%-coder +1 of 1 tests failed: add", r.stdout)
+    assert.matches("BLOCKED: score %d+%.?%d*/95 after 1 iteration\n", r.stdout)
+    assert.matches("Findings still open:\n  %- test gate scored 0/100", r.stdout)
+    -- blocked work is not pushed, and the issue hears why
+    assert.not_matches("feature/7", support.sh("git branch", { cwd = p.remote }).stdout)
+    local comments = cjson.decode(fs.read(p.forge .. "/comments.json"))
+    assert.matches("^codeassist: BLOCKED", comments[1].body)
+  end)
+
+  it("repairs a malformed verdict once, and fails closed after the second", function()
+    local p = project{ config = ollama_config(sim.url) }
+    local scen = ollama_scenario()
+    for _, c in ipairs(scen.conversations) do
+      if c.match == REVIEWERS.review then c.replies = { { text = "Looks fine to me!" }, { verdict = CLEAN } } end
+      if c.match == REVIEWERS.ux then c.replies = { { text = "no json" }, { text = '{"summary": 5}' } } end
+    end
+    sim:control("/_sim/scenario", scen)
+    local r = run(p, { "ollama_only", "--issue", "7", "--max-iterations", "1", table.unpack(INSTALLED) })
+    assert.matches("\n  review +100 +PASS", r.stdout)
+    assert.matches("\n  ux +0 +ERROR +ollama qwen3%-coder +no valid verdict: no valid verdict after one repair: the answer: 'findings' is required", r.stdout)
+    -- the repair request told the model what was wrong
+    local repairs = {}
+    for _, e in ipairs(sim:log()) do
+      local msgs = type(e.body) == "table" and e.body.messages
+      local last = msgs and msgs[#msgs]
+      if last and type(last.content) == "string" and last.content:find("Your verdict was not valid", 1, true) then
+        repairs[#repairs + 1] = last.content
+      end
+    end
+    assert.matches("the answer was not a JSON object: Looks fine to me!", table.concat(repairs, "\n"))
+  end)
+
+  it("cancels a gate that exceeds its timeout, process and all", function()
+    local p = project{ config = ollama_config(sim.url, "gates:\n  test:\n    timeout_ms: 2000\n") }
+    support.write(p.dir .. "/test.sh", "#!/bin/sh\nexec sleep 77\n")
+    support.sh("git -c user.name=t -c user.email=t@t commit -qam slow", { cwd = p.dir })
+    sim:control("/_sim/scenario", ollama_scenario{ { text = "Nothing to do." } })
+    local t0 = require("codeassist.clock").monotonic()
+    local r = run(p, { "ollama_only", "--issue", "7", "--max-iterations", "1", table.unpack(INSTALLED) })
+    assert.is_true(require("codeassist.clock").monotonic() - t0 < 40)
+    assert.matches("\n  test +0 +TIMEOUT .-did not finish within 2 s %(gates%.test%.timeout_ms%): cancelled", r.stdout)
+    assert.are.equal("", support.sh("pgrep -f '^sleep 77$' || true").stdout)
+  end)
+
+  it("--dry-run prints the plan and calls no model", function()
+    local p = project{ config = ollama_config(sim.url) }
+    local r = run(p, { "ollama_only", "--issue", "7", "--dry-run", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("Branch: feature/7%-", r.stdout)
+    assert.matches("Measured: build `make`; test `make test`", r.stdout)
+    assert.matches("dry run: nothing was changed and no model was called", r.stdout)
+    for _, e in ipairs(sim:log()) do assert.are_not.equal("/api/chat", e.path) end
+    assert.are.equal("main", support.sh("git branch --show-current", { cwd = p.dir }).stdout:gsub("%s+$", ""))
+  end)
+
+  it("explains its options after a preset, and needs an issue", function()
+    local p = project{ config = ollama_config(sim.url) }
+    local r = run(p, { "ollama_only", "--help" })
+    assert.are.equal(0, r.code)
+    for _, opt in ipairs{ "%-%-issue", "%-%-issue%-file", "%-%-dry%-run", "%-%-supervised", "%-%-max%-iterations", "%-%-target%-score",
+                          "0 done %(PR verified%), 1 blocked" } do
+      assert.matches(opt, r.stdout)
+    end
+    r = run(p, { "ollama_only" })
+    assert.are.equal(2, r.code)
+    assert.matches("give the issue to work on with %-%-issue N", r.stderr)
+  end)
+end)
+
+describe("codeassist run with Claude and Ollama", function()
+  local sim, claude
+  setup(function()
+    sim = support.simulator()
+    claude = support.simulator("--flavor anthropic --api-key sk-ant-test")
+  end)
+  teardown(function() sim:stop(); claude:stop(); support.cleanup() end)
+  before_each(function() sim:reset(); claude:reset() end)
+
+  local function claude_scenario(implement)
+    local convs = {}
+    for gate, match in pairs(REVIEWERS) do
+      convs[#convs + 1] = { match = match, replies = { { tool_calls = { { name = "submit_verdict", input = CLEAN } } } } }
+    end
+    convs[#convs + 1] = { replies = implement or FIX }
+    return { conversations = convs }
+  end
+
+  local function hybrid(p, args, extra_env)
+    local env = { ANTHROPIC_API_KEY = "sk-ant-test", ANTHROPIC_BASE_URL = claude.url }
+    for k, v in pairs(extra_env or {}) do env[k] = v end
+    local argv = { "--issue", "7" }
+    for i, a in ipairs(args) do table.insert(argv, i, a) end
+    return run(p, argv, env)
+  end
+
+  it("goes to a verified pull request with ollama_hybrid", function()
+    local p = project{ config = ollama_config(sim.url):gsub("default: ollama", "default: claude") }
+    claude:control("/_sim/scenario", claude_scenario())
+    sim:control("/_sim/scenario", hybrid_scenario())
+    local r = hybrid(p, { "ollama_hybrid" })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("implement: done after 4 turns %(claude claude%-sonnet%-4%-5", r.stdout)
+    assert.matches("\n  security +100 +PASS +claude claude%-sonnet%-4%-5", r.stdout)
+    assert.matches("\n  review +100 +PASS +ollama qwen3%-coder", r.stdout)
+    -- Claude was held to the schema with a forced tool call
+    local forced
+    for _, e in ipairs(claude:log()) do
+      if e.body and e.body.tool_choice then forced = e.body.tool_choice end
+    end
+    assert.are.same({ type = "tool", name = "submit_verdict" }, forced)
+  end)
+
+  it("falls back to Claude for degradable gates when Ollama fails mid-run, never for critical ones", function()
+    local cfg = ollama_config(sim.url):gsub("default: ollama", "default: claude")
+    local p = project{ config = cfg }
+    support.write(p.dir .. "/critical.lua", [[
+return require("codeassist.preset").define{ extends = "ollama_hybrid", gates = { architect = { required = true } },
+  routes = { architect = { provider = "ollama", model = "qwen3-coder", floor = "critical", fallback = "claude" } } }
+]])
+    claude:control("/_sim/scenario", claude_scenario())
+    sim:control("/_sim/scenario", hybrid_scenario())
+    sim:fault{ match = { path = "/api/chat" }, kind = "status", status = 503, times = 1000 }
+    local r = hybrid(p, { "critical.lua", "--max-iterations", "1" })
+    assert.are.equal(1, r.code, r.stdout .. r.stderr)
+    assert.matches("review: ollama qwen3%-coder failed, falling back to claude claude%-sonnet%-4%-5", r.stdout)
+    assert.matches("\n  review +100 +PASS +claude claude%-sonnet%-4%-5 %(fallback from ollama qwen3%-coder%)", r.stdout)
+    -- the critical gate kept its model: it was retried, its fallback refused, and the run stopped
+    assert.matches("architect: no fallback to claude claude%-sonnet%-4%-5: ollama qwen3%-coder is critical: it is never handed to another model", r.stdout)
+    assert.matches("\n  architect +0 +[A-Z]+ +ollama qwen3%-coder", r.stdout)
+    assert.matches("BLOCKED: a critical route is unavailable: the architect gate could not be served by ollama qwen3%-coder", r.stdout)
+    assert.not_matches("architect +%d+ +%u+ +claude", r.stdout)
+  end)
+
+  it("moves a gate to Claude after two local failures with presets/escalate.lua, and says so", function()
+    local p = project{ config = ollama_config(sim.url):gsub("default: ollama", "default: claude") }
+    claude:control("/_sim/scenario", claude_scenario())
+    local scen = hybrid_scenario()
+    for _, c in ipairs(scen.conversations) do
+      if c.match == REVIEWERS.review then
+        c.replies = { { verdict = { summary = "no", findings = { { severity = "critical", title = "wrong", description = "bad" },
+                                                              { severity = "high", title = "worse", description = "bad" } } } } }
+      end
+    end
+    sim:control("/_sim/scenario", scen)
+    local r = hybrid(p, { "escalate", "--max-iterations", "3" })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("Iteration 1/3.-\n  review +65 +WARN +ollama qwen3%-coder", r.stdout)
+    assert.matches("review: ollama qwen3%-coder → claude claude%-sonnet%-4%-5 %(the route%(%) hook of presets/escalate%.lua%)", r.stdout)
+    assert.matches("Iteration 3/3.-\n  review +100 +PASS +claude claude%-sonnet%-4%-5", r.stdout)
+    assert.matches("Done: score 100/95 after 3 iterations", r.stdout)
   end)
 end)

@@ -64,7 +64,7 @@ describe("router", function()
     assert.are.equal("ollama local", seen[3].from)
   end)
 
-  it("never serves a critical gate by a weaker model; escalating to Claude is allowed", function()
+  it("never serves a critical gate by another model, not even Claude", function()
     local cfg = cfg_with()
     local plan = plan_of({ routes = {
       security = { provider = "ollama", model = "big", floor = "critical", fallback = { provider = "ollama", model = "small" } },
@@ -79,9 +79,11 @@ describe("router", function()
     assert.are.same({ "big" }, calls)
     local skipped = types(seen, "call.skipped")
     assert.are.equal(1, #skipped)
-    assert.matches("ollama big is critical: it never falls back to ollama small", seen[#seen].reason)
-    msg = assert(r:call("test", {}))
-    assert.are.equal("cloud", msg.route.model)
+    assert.matches("ollama big is critical: it is never handed to another model", seen[#seen].reason)
+    msg, err = r:call("test", {})
+    assert.is_nil(msg)
+    assert.are.same({ "big", "big2" }, calls)
+    assert.matches("ollama big2 is critical: it is never handed to another model", seen[#seen].reason)
   end)
 
   it("asks the preset's route hook, with ctx, and reports the reroute", function()

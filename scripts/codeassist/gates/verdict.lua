@@ -125,22 +125,26 @@ end
 -- ask(router, gate, {system, prompt, schema}, {ctx, timeout}) -> verdict | nil, info
 function M.ask(router, gate, spec, opts)
   opts = opts or {}
-  local route = router:route_for(gate, opts.ctx)
-  local mechanism = M.mechanism(router.cfg, route)
-  local system = spec.system .. "\n\nAnswer with your verdict as JSON that matches this schema exactly: "
-    .. (json.encode(spec.schema) or "{}")
-    .. (mechanism == "tool" and ("\nSubmit it by calling the " .. M.TOOL .. " tool.") or "\nAnswer with the JSON object only.")
   local messages = { { role = "user", content = spec.prompt } }
-  local info = { attempts = 0, mechanism = mechanism }
+  -- the request for whichever route serves it: a fallback may be another provider
+  local function for_route(route)
+    local mechanism = M.mechanism(router.cfg, route)
+    local system = spec.system .. "\n\nAnswer with your verdict as JSON that matches this schema exactly: "
+      .. (json.encode(spec.schema) or "{}")
+      .. (mechanism == "tool" and ("\nSubmit it by calling the " .. M.TOOL .. " tool.") or "\nAnswer with the JSON object only.")
+    return request(gate, mechanism, spec.schema, messages, system, spec.max_tokens)
+  end
+  local info = { attempts = 0 }
   for attempt = 1, 2 do
     info.attempts = attempt
-    local msg, err = router:call(gate, request(gate, mechanism, spec.schema, messages, system, spec.max_tokens),
-      { ctx = opts.ctx, timeout = opts.timeout, keep_alive = opts.keep_alive })
+    local msg, err = router:call(gate, for_route, { ctx = opts.ctx, timeout = opts.timeout, keep_alive = opts.keep_alive })
     if not msg then
       info.reason, info.failure = "no answer: " .. err.message, err
       return nil, info
     end
     info.msg, info.route, info.usage = msg, msg.route, msg.usage
+    local mechanism = M.mechanism(router.cfg, msg.route)
+    info.mechanism = mechanism
     local v, why = answer_of(msg, mechanism)
     local ok = v ~= nil
     if ok then ok, why = M.check(spec.schema, v) end

@@ -110,6 +110,11 @@ local function run_gate(state, name, ctx)
   end
   if not v then
     result.verdict_error = info.reason
+    local failure = info.failure
+    if failure and route.floor == "critical" and failure.kind ~= "cancelled" and failure.kind ~= "interrupted" then
+      -- a critical gate is served by its model or not at all: the run cannot go on
+      result.unavailable = ("%s %s: %s"):format(result.provider, tostring(route.model), failure.message)
+    end
     if gate.kind == "measured" then
       -- the measurement stands; only the explanation is missing
       result.score, result.reason = gate.score(nil, check)
@@ -184,7 +189,8 @@ function M.run(state)
       for _, wave in ipairs(g.waves) do
         for _, name in ipairs(wave) do
           results[#results + 1] = { gate = name, score = 0, status = "SKIPPED", findings = {}, rule = state.gates[name].rule,
-            reason = ("not run: the required gate %s failed in group %d"):format(skipped_from.gate, skipped_from.group) }
+            reason = ("not run: the gate %s %s in group %d"):format(skipped_from.gate, skipped_from.why or "is required and failed",
+              skipped_from.group) }
         end
       end
     else
@@ -205,6 +211,9 @@ function M.run(state)
           if route and route.provider == "ollama" and r.model then state.loaded_model = r.model end
           results[#results + 1] = r
           state.bus:emit("gate.done", { result = r, iteration = state.iteration })
+          if r.unavailable and not skipped_from then
+            skipped_from = { gate = r.gate, group = g.group, why = "its critical route is unavailable" }
+          end
           if r.blocking and not skipped_from then skipped_from = { gate = r.gate, group = g.group } end
         end
       end

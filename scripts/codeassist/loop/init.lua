@@ -43,8 +43,10 @@ local function measurer(state)
         .. "): add gates.test.command to .claude/autonomous.yml", skip_model = true }
     end
     local settings = state.plan.gates[step] or {}
+    -- the gate's own timeout ends the command (the task is cancelled, its process group with
+    -- it); this one only backs it up
     local r = measure.run(s, { root = state.root, sandbox = state.sandbox,
-      timeout = math.max(1, (settings.timeout_ms or 300000) / 1000 - 5) })
+      timeout = (settings.timeout_ms or 300000) / 1000 + 10 })
     local sc, why
     if step == "build" then sc, why = measure.score_build(r)
     else sc, why = measure.score_test(r, { min_coverage = settings.thresholds and settings.thresholds.min_coverage }) end
@@ -295,6 +297,13 @@ function M.run(opts, root, cfg, plan, bus)
     state.last_total, state.last_results = total.total, results
     bus:emit("loop.gates", { results = results, total = total, target = plan.target_score, iteration = i })
     findings = loop_gates.findings_for_next(results)
+    for _, res in ipairs(results) do
+      if res.unavailable then
+        return M.blocked(state, ("a critical route is unavailable: the %s gate could not be served by %s — "
+          .. "start the server or fix the route, then run again (`codeassist doctor %s`)")
+          :format(res.gate, res.unavailable, tostring(opts.preset or plan.name)), findings)
+      end
+    end
 
     local reached = total.total >= plan.target_score and #total.failed_required == 0
     if plan.on_iteration then
@@ -324,8 +333,8 @@ function M.run(opts, root, cfg, plan, bus)
       end
     end
   end
-  return M.blocked(state, ("score %s/%s after %d iterations%s"):format(state.last_total, plan.target_score,
-    plan.max_iterations, ""), findings)
+  return M.blocked(state, ("score %s/%s after %d iteration%s"):format(state.last_total, plan.target_score,
+    plan.max_iterations, plan.max_iterations == 1 and "" or "s"), findings)
 end
 
 function M.blocked(state, reason, findings)

@@ -53,9 +53,9 @@ local STATUS_MARK = { PASS = "ok", WARN = "warn", FAIL = "bad", TIMEOUT = "bad",
 local function gate_table(ev, p)
   local rows = { { "GATE", "SCORE", "STATUS", "ROUTE", "WHY" } }
   for _, r in ipairs(ev.results) do
-    rows[#rows + 1] = { r.gate, r.score and tostring(math.floor(r.score + 0.5)) or "-", r.status,
-      r.provider and (r.provider .. " " .. tostring(r.model) .. (r.fallback and (" (fallback from " .. r.fallback .. ")") or ""))
-        or (r.kind == "measured" and "measured" or "-"),
+    local route = r.provider and (r.provider .. " " .. tostring(r.model) .. (r.fallback and (" (fallback from " .. r.fallback .. ")") or ""))
+    if r.kind == "measured" then route = "measured" .. (route and (", explained by " .. route) or "") end
+    rows[#rows + 1] = { r.gate, r.score and tostring(math.floor(r.score + 0.5)) or "-", r.status, route or "-",
       printable(r.reason or "") }
   end
   local lines = tty.columns(rows, "  ")
@@ -83,7 +83,8 @@ local function fallback(ev, p)
 end
 
 local function skipped_route(ev, p)
-  return "  " .. p.warn(("%s: %s skipped: %s"):format(ev.gate, ev.route, printable(ev.reason or "")))
+  local text = ev.refused and "%s: no fallback to %s: %s" or "%s: %s skipped: %s"
+  return "  " .. p.warn(text:format(ev.gate, ev.route, printable(ev.reason or "")))
 end
 
 local function outcome(ev, p)
