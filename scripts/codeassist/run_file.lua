@@ -65,6 +65,8 @@ function M.run_preset(file, preset, args)
     :convert(cli.positive("--vram"))
   parser:option("--route", "Route a gate for this run: GATE=PROVIDER[:MODEL]; beats the preset. Repeatable.")
     :argname("<gate=provider[:model]>"):count("*"):convert(cli.parse_route_flag)
+  parser:option("--trace", "Write every event of the run (routes, calls, switches, gate results) to this file as JSON lines.")
+    :argname("<file>")
   cli.command_flags(parser)
   local a = cli.parse(parser, args)
   local routes = cli.doctor_request(a).flags.routes
@@ -75,7 +77,7 @@ function M.run_preset(file, preset, args)
   if a.max_iterations and a.max_iterations % 1 ~= 0 then errors.usage("--max-iterations: expected a whole number") end
   return require("codeassist.loop").main{
     preset = file, preset_value = preset, issue = a.issue, issue_file = a.issue_file, repo = a.repo, config = a.config,
-    dry_run = a.dry_run, supervised = a.supervised,
+    dry_run = a.dry_run, supervised = a.supervised, trace = a.trace,
     flags = { target_score = a.target_score, max_iterations = a.max_iterations, vram_gb = a.vram, routes = routes },
   }
 end

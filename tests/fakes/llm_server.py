@@ -30,7 +30,9 @@ Control endpoints (not logged), JSON in and out:
                                pace {seconds}         a pause before every frame but the first
                                close                  accept, then close without answering
   POST /_sim/refuse     {"seconds": s}  close the listener: connections are refused
-  POST /_sim/scenario   a scenario document (see load_scenario)
+  POST /_sim/scenario   a scenario document (see load_scenario); "reply_seconds": s makes
+                        every model reply take s seconds (with its Ollama model held on the
+                        simulated GPU), "load_seconds" and "vram_gb" set the GPU
   POST /_sim/models     {"models": [...], "vram_gb": n}
   POST /_sim/reset      forget faults, log, loaded models and conversation positions
   GET  /_sim/log        every request: method, path, host, port, headers, body, status; for
@@ -142,6 +144,7 @@ class Sim:
     def __init__(self, args):
         self.args = args
         self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
         self.flavor = args.flavor
         self.version = args.version
         self.api_key = args.api_key
@@ -156,11 +159,12 @@ class Sim:
         self.version = args.version
         self.vram = args.vram_gb * GB
         self.load_seconds = args.load_seconds
+        self.reply_seconds = 0.0
         self.models = {normalize(m["name"]): dict(m) for m in DEFAULT_MODELS}
         self.pullable = {}
         self.faults = []
         self.log = []
-        self.loaded = OrderedDict()  # name -> {"expires": t, "context_length": n}, LRU first
+        self.loaded = OrderedDict()  # name -> {refs, ready, ttl, expires, context_length, size}, LRU first
         self.loads = {}
         self.evictions = 0
         self.requests = 0
@@ -183,6 +187,8 @@ class Sim:
                 self.version = doc["version"]
             if "load_seconds" in doc:
                 self.load_seconds = doc["load_seconds"]
+            if "reply_seconds" in doc:
+                self.reply_seconds = float(doc["reply_seconds"])
             if "conversations" in doc:
                 self.conversations = doc["conversations"]
                 self.positions = {}
@@ -229,30 +235,70 @@ class Sim:
             return {"tool_calls": [default_tool_call(tools[0])]}
         return {"text": DEFAULT_TEXT}
 
-    def ensure_loaded(self, name, num_ctx, keep_alive):
-        """Simulated GPU: load (taking load_seconds) and evict least recently used models."""
+    def acquire(self, name, num_ctx, keep_alive):
+        """Simulated GPU, scheduled as Ollama does it: a loaded model serves at once; another
+        is loaded (taking load_seconds) once idle models are evicted (expired ones, then least
+        recently used) to make room; a model that is serving requests is never evicted, so a
+        request for a model that does not fit waits for them. Returns with the model held:
+        call release() when the reply has been generated."""
         info = self.models[name]
         size = int(info["size_gb"] * GB)
-        delay = 0.0
-        with self.lock:
-            if name in self.loaded:
-                self.loaded.move_to_end(name)
-            else:
-                while self.loaded and sum(self.models[n]["size_gb"] * GB for n in self.loaded) + size > self.vram:
-                    self.loaded.popitem(last=False)
-                    self.evictions += 1
-                self.loaded[name] = {}
-                self.loads[name] = self.loads.get(name, 0) + 1
-                delay = info.get("load_seconds", self.load_seconds)
-            ttl = 300.0
-            if keep_alive is not None:
-                ttl = parse_keep_alive(keep_alive)
-            self.loaded[name].update({"expires": time.time() + ttl if ttl >= 0 else time.time() + 10 ** 9,
-                                      "context_length": num_ctx or 4096, "size": size,
-                                      "size_vram": min(size, self.vram)})
-            if ttl == 0:
-                self.loaded.pop(name, None)
-        return delay
+        ttl = 300.0 if keep_alive is None else parse_keep_alive(keep_alive)
+        deadline = time.time() + 600
+        with self.cond:
+            while True:
+                now = time.time()
+                for n in [n for n, st in self.loaded.items() if st["refs"] == 0 and st["expires"] < now]:
+                    del self.loaded[n]
+                st = self.loaded.get(name)
+                if st is not None:
+                    if st["ready"]:
+                        st["refs"] += 1
+                        st["ttl"] = ttl
+                        self.loaded.move_to_end(name)
+                        return
+                elif not self.loaded or sum(x["size"] for x in self.loaded.values()) + size <= self.vram:
+                    break
+                else:
+                    idle = [n for n, x in self.loaded.items() if x["refs"] == 0 and x["ready"]]
+                    if idle:
+                        del self.loaded[idle[0]]
+                        self.evictions += 1
+                        continue
+                if now > deadline:
+                    raise RuntimeError("simulated GPU: waited 600 s for room to load " + name)
+                self.cond.wait(0.5)
+            self.loaded[name] = {"refs": 1, "ready": False, "ttl": ttl, "expires": float("inf"),
+                                 "context_length": num_ctx or 4096, "size": size, "size_vram": min(size, self.vram)}
+            self.loads[name] = self.loads.get(name, 0) + 1
+            delay = info.get("load_seconds", self.load_seconds)
+        time.sleep(delay)  # nothing is sent while loading
+        with self.cond:
+            self.loaded[name]["ready"] = True
+            self.cond.notify_all()
+
+    def release(self, name):
+        """The reply is generated: keep_alive runs from now (0 unloads the model)."""
+        with self.cond:
+            st = self.loaded.get(name)
+            if st is None:
+                return
+            st["refs"] -= 1
+            if st["refs"] == 0:
+                if st["ttl"] == 0:
+                    del self.loaded[name]
+                else:
+                    st["expires"] = time.time() + st["ttl"] if st["ttl"] > 0 else float("inf")
+            self.cond.notify_all()
+
+    def generate(self, name, num_ctx, keep_alive):
+        """Holds the model for the time a reply takes (reply_seconds), loading it first."""
+        self.acquire(name, num_ctx, keep_alive)
+        try:
+            if self.reply_seconds:
+                time.sleep(self.reply_seconds)
+        finally:
+            self.release(name)
 
 
 def default_tool_call(tool):
@@ -632,7 +678,9 @@ class Handler(BaseHTTPRequestHandler):
                                                                 "message": "model '%s' not found" % model},
                                      "request_id": rand_id("req_", 24, "0123456789abcdef")})
                 return 404
-            time.sleep(sim.ensure_loaded(name, None, None))  # nothing is sent while loading
+            sim.generate(name, None, None)
+        elif sim.reply_seconds:
+            time.sleep(sim.reply_seconds)
         reply = sim.next_reply(model, doc.get("messages"), doc.get("tools"))
         if "replay" in reply:
             return self.replay(reply["replay"], fault, reply.get("verbatim"))
@@ -707,11 +755,15 @@ class Handler(BaseHTTPRequestHandler):
         sim = self.server.sim
         models = []
         with sim.lock:
+            now = time.time()
             for name, state in reversed(sim.loaded.items()):
+                if state["refs"] == 0 and state["expires"] < now:
+                    continue
                 m = sim.models.get(name, {"name": name})
                 models.append({"name": m["name"], "model": m["name"], "size": state["size"],
                                "digest": digest(m["name"]), "details": details(m),
-                               "expires_at": datetime.fromtimestamp(state["expires"], timezone.utc).isoformat(),
+                               "expires_at": datetime.fromtimestamp(min(state["expires"], now + 10 ** 9),
+                                                                      timezone.utc).isoformat(),
                                "size_vram": state["size_vram"], "context_length": state["context_length"]})
         self.send_json(200, {"models": models})
         return 200
@@ -733,7 +785,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(400, {"error": "\"%s\" does not support thinking" % doc["model"]})
             return 400
         options = doc.get("options") or {}
-        time.sleep(sim.ensure_loaded(name, options.get("num_ctx"), doc.get("keep_alive")))
+        sim.generate(name, options.get("num_ctx"), doc.get("keep_alive"))
         if not doc.get("messages"):
             self.send_json(200, {"model": doc["model"], "created_at": now_rfc3339(),
                                  "message": {"role": "assistant", "content": ""}, "done": True,

@@ -255,8 +255,21 @@ describe("codeassist run with Claude and Ollama", function()
     local p = project{ config = ollama_config(sim.url):gsub("default: ollama", "default: claude") }
     claude:control("/_sim/scenario", claude_scenario())
     sim:control("/_sim/scenario", hybrid_scenario())
-    local r = hybrid(p, { "ollama_hybrid" })
+    local r = hybrid(p, { "ollama_hybrid", "--trace", p.top .. "/trace.jsonl" })
     assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    -- the trace: every event as a JSON line, the key never in it
+    local trace = fs.read(p.top .. "/trace.jsonl")
+    assert.is_nil(trace:find("sk-ant-test", 1, true))
+    local kinds, finished = {}, nil
+    for line in trace:gmatch("[^\n]+") do
+      local ev = cjson.decode(line)
+      kinds[ev.type] = (kinds[ev.type] or 0) + 1
+      if ev.type == "run.finished" then finished = ev end
+    end
+    assert.are.equal(1, kinds["loop.banner"])
+    assert.is_true(kinds["call.done"] >= 7)
+    assert.are.equal(0, finished.code)
+    assert.is_true(finished.peak_rss_kb > 1000)
     assert.matches("implement: done after 4 turns %(claude claude%-sonnet%-4%-5", r.stdout)
     assert.matches("\n  security +100 +PASS +claude claude%-sonnet%-4%-5", r.stdout)
     assert.matches("\n  review +100 +PASS +ollama qwen3%-coder", r.stdout)

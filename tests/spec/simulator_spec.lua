@@ -138,6 +138,34 @@ describe("the model simulator", function()
     assert.are.equal(1, stats.evictions)
   end)
 
+  it("never evicts a model that is serving: a model that does not fit waits, as Ollama's scheduler does", function()
+    sim:control("/_sim/scenario", { vram_gb = 24, load_seconds = 0.2, reply_seconds = 0.3 })
+    local task, clock = require "codeassist.task", require "codeassist.clock"
+    local t0 = clock.monotonic()
+    local function chat(model, keep_alive)
+      return task.spawn(function()
+        assert(post(sim, "/api/chat", { model = model, stream = false, keep_alive = keep_alive,
+                                        messages = { { role = "user", content = "x" } } })):body()
+        return clock.monotonic() - t0
+      end)
+    end
+    -- 18.6 + 13.8 GB do not fit in 24 GB: the second load waits for the first reply
+    local a = chat("qwen3-coder", 0)
+    task.sleep(0.05)
+    local b = chat("gpt-oss:20b")
+    local _, ta = task.join(a)
+    local _, tb = task.join(b)
+    assert.is_true(ta >= 0.5 and ta < 0.8, "first " .. ta)          -- load + reply
+    assert.is_true(tb >= 1.0, "second " .. tb)                      -- then load + reply again
+    local stats = sim:control("/_sim/stats")
+    assert.are.same({ ["qwen3-coder:latest"] = 1, ["gpt-oss:20b"] = 1 }, stats.loads)
+    -- keep_alive 0 unloaded qwen3-coder when its reply was done: nothing had to be evicted
+    assert.are.equal(0, stats.evictions)
+    local ps = cjson.decode(assert(http.request{ url = sim.url .. "/api/ps" }):body())
+    assert.are.equal(1, #ps.models)
+    assert.are.equal("gpt-oss:20b", ps.models[1].name)
+  end)
+
   it("rejects what Ollama rejects: tools on a model without them, unknown models", function()
     local _, err = post(sim, "/api/chat", { model = "gemma3:4b", messages = { { role = "user", content = "x" } },
                                              tools = { { type = "function", ["function"] = { name = "f" } } } }, "ndjson")

@@ -165,10 +165,34 @@ function M.main(opts)
   for k, v in pairs(require("codeassist.doctor.render").formats) do formats[k] = v end
   for k, v in pairs(render.formats) do formats[k] = v end
   bus:add(events.text(io.stdout, { formats = formats, color = term.color("stdout"), live = term.isatty("stdout") }))
+  local trace
+  if opts.trace then
+    local err
+    trace, err = io.open(opts.trace, "w")
+    if not trace then errors.usage("--trace: cannot write %s: %s", opts.trace, tostring(err)) end
+    for _, s in ipairs{ cfg.providers.anthropic.api_key, cfg.providers.anthropic.auth_token, cfg.providers.ollama.api_key } do
+      events.secret(s)
+    end
+    bus:add(events.json_lines(trace))
+  end
+  local started = clock.monotonic()
   local ok, code = pcall(M.run, opts, root, cfg, plan, bus)
+  bus:emit("run.finished", { ok = ok, code = ok and code or (type(code) == "table" and code.code) or nil,
+    error = not ok and tostring(type(code) == "table" and code.message or code) or nil,
+    seconds = clock.monotonic() - started, peak_rss_kb = M.peak_rss_kb() })
   bus:close()
+  if trace then trace:close() end
   if not ok then error(code, 0) end
   return code
+end
+
+-- The most memory this process has held (Linux), for the trace.
+function M.peak_rss_kb()
+  local f = io.open("/proc/self/status")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return tonumber(text:match("VmHWM:%s+(%d+) kB"))
 end
 
 function M.run(opts, root, cfg, plan, bus)
@@ -241,7 +265,7 @@ function M.run(opts, root, cfg, plan, bus)
   state.branch = ("feature/%s-%s"):format(issue.number or "local", state.slug)
   state.base = (repo:output{ "rev-parse", "HEAD" } or ""):gsub("%s+$", "")
   state.base_name = repo:current_branch()
-  bus:emit("loop.banner", { state = state })
+  bus:emit("loop.banner", M.plan_facts(state))
   if opts.dry_run then
     note(bus, "dry run: nothing was changed and no model was called")
     return 0
@@ -335,6 +359,25 @@ function M.run(opts, root, cfg, plan, bus)
   end
   return M.blocked(state, ("score %s/%s after %d iteration%s"):format(state.last_total, plan.target_score,
     plan.max_iterations, plan.max_iterations == 1 and "" or "s"), findings)
+end
+
+-- The plan as plain facts (the banner prints them; a trace records them).
+function M.plan_facts(state)
+  local plan, label = state.plan, preset.provider_label
+  local facts = { preset = plan.name, extends = plan.extends, branch = state.branch, base = state.base_name or state.base:sub(1, 12),
+    issue = { number = state.issue.number, title = state.issue.title }, target = plan.target_score,
+    max_iterations = plan.max_iterations, platform = state.platform, gates = {},
+    measured = state.measure_plan and { build = state.measure_plan.build and state.measure_plan.build.command,
+                                        test = state.measure_plan.test and state.measure_plan.test.command } }
+  for _, g in ipairs(state.groups) do
+    for _, name in ipairs(g.names) do
+      local gate, r = plan.gates[name], plan.routes[name]
+      facts.gates[#facts.gates + 1] = { name = name, weight = gate.weight or 0, required = gate.required == true, group = g.group,
+        measured = state.gates[name].kind == "measured", route = r and (label(r.provider) .. " " .. tostring(r.model)) or nil,
+        source = state.gates[name].source }
+    end
+  end
+  return facts
 end
 
 function M.blocked(state, reason, findings)

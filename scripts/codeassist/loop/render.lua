@@ -7,31 +7,27 @@ local M = {}
 local printable = tty.printable
 
 local function banner(ev, p)
-  local s = ev.state
   local lines = {
-    p.bold("codeassist run") .. " — preset " .. printable(s.plan.name) .. (s.plan.extends and (" (extends " .. s.plan.extends .. ")") or ""),
-    ("Issue:  %s%s"):format(s.issue.number and ("#" .. s.issue.number .. " ") or "", printable(s.issue.title or "")),
-    ("Branch: %s (from %s)"):format(s.branch, s.base_name or s.base:sub(1, 12)),
-    ("Target: score %s in at most %s iterations; platform %s"):format(s.plan.target_score, s.plan.max_iterations,
-      s.platform or "none (a local issue file)"),
+    p.bold("codeassist run") .. " — preset " .. printable(ev.preset) .. (ev.extends and (" (extends " .. printable(ev.extends) .. ")") or ""),
+    ("Issue:  %s%s"):format(ev.issue.number and ("#" .. ev.issue.number .. " ") or "", printable(ev.issue.title or "")),
+    ("Branch: %s (from %s)"):format(printable(ev.branch), printable(ev.base)),
+    ("Target: score %s in at most %s iterations; platform %s"):format(ev.target, ev.max_iterations,
+      ev.platform or "none (a local issue file)"),
   }
   local rows = { { "GATE", "WEIGHT", "REQ", "GROUP", "ROUTE", "KIND" } }
-  for _, g in ipairs(s.groups) do
-    for _, name in ipairs(g.names) do
-      local gate, r = s.plan.gates[name], s.plan.routes[name]
-      rows[#rows + 1] = { name, tostring(gate.weight or 0), gate.required and "yes" or "no", tostring(g.group),
-        s.gates[name].kind == "measured" and ("measured" .. (r and (", explained by " .. (r.provider == "anthropic" and "claude" or r.provider)
-          .. " " .. tostring(r.model)) or "")) or (r and ((r.provider == "anthropic" and "claude" or r.provider) .. " " .. tostring(r.model)) or "?"),
-        s.gates[name].source == "built-in" and "" or printable(s.gates[name].source) }
-    end
+  for _, g in ipairs(ev.gates) do
+    local route = g.route or "?"
+    if g.measured then route = "measured" .. (g.route and (", explained by " .. g.route) or "") end
+    rows[#rows + 1] = { g.name, tostring(g.weight), g.required and "yes" or "no", tostring(g.group), route,
+      g.source == "built-in" and "" or printable(g.source or "") }
   end
   lines[#lines + 1] = ""
   for _, l in ipairs(tty.columns(rows, "  ")) do lines[#lines + 1] = l end
-  if s.measure_plan then
+  if ev.measured then
     lines[#lines + 1] = ""
     lines[#lines + 1] = ("Measured: build %s; test %s"):format(
-      s.measure_plan.build and ("`" .. s.measure_plan.build.command .. "`") or "(none found)",
-      s.measure_plan.test and ("`" .. s.measure_plan.test.command .. "`") or "(none found)")
+      ev.measured.build and ("`" .. printable(ev.measured.build) .. "`") or "(none found)",
+      ev.measured.test and ("`" .. printable(ev.measured.test) .. "`") or "(none found)")
   end
   return table.concat(lines, "\n")
 end
