@@ -145,6 +145,8 @@ class Sim:
         self.args = args
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
+        self.queue = []  # tickets of the requests waiting for the GPU, in arrival order
+        self.ticket = 0
         self.flavor = args.flavor
         self.version = args.version
         self.api_key = args.api_key
@@ -175,7 +177,9 @@ class Sim:
         """{"models": [...], "vram_gb": n, "version": "...", "pullable": [...],
             "conversations": [{"model": "m", "match": "text in the last (or the first) user turn",
                                "replies": [{"text", "thinking", "tool_calls": [{"name", "input" | "raw_input"}],
-                                            "verdict": {...}, "stop_reason", "chunk", "replay"}]}]}"""
+                                            "verdict": {...}, "stop_reason", "chunk", "replay"}]}]}
+        A "verdict" is sent as JSON text, or as the input of the tool a request forces with
+        tool_choice (Anthropic's API)."""
         with self.lock:
             if "models" in doc:
                 self.models = {normalize(m["name"]): dict(m) for m in doc["models"]}
@@ -236,46 +240,58 @@ class Sim:
         return {"text": DEFAULT_TEXT}
 
     def acquire(self, name, num_ctx, keep_alive):
-        """Simulated GPU, scheduled as Ollama does it: a loaded model serves at once; another
-        is loaded (taking load_seconds) once idle models are evicted (expired ones, then least
-        recently used) to make room; a model that is serving requests is never evicted, so a
-        request for a model that does not fit waits for them. Returns with the model held:
-        call release() when the reply has been generated."""
+        """Simulated GPU, scheduled as Ollama's scheduler does it: requests are taken in the
+        order they came (a request at the head of the queue holds back those behind it, even
+        ones for a loaded model); a loaded model serves at once; another is loaded (taking
+        load_seconds) once idle models are evicted (expired ones, then least recently used) to
+        make room; a model that is serving requests is never evicted, so the head waits for
+        them. Returns with the model held: call release() when the reply has been generated."""
         info = self.models[name]
         size = int(info["size_gb"] * GB)
         ttl = 300.0 if keep_alive is None else parse_keep_alive(keep_alive)
         deadline = time.time() + 600
         with self.cond:
-            while True:
-                now = time.time()
-                for n in [n for n, st in self.loaded.items() if st["refs"] == 0 and st["expires"] < now]:
-                    del self.loaded[n]
-                st = self.loaded.get(name)
-                if st is not None:
-                    if st["ready"]:
-                        st["refs"] += 1
-                        st["ttl"] = ttl
-                        self.loaded.move_to_end(name)
-                        return
-                elif not self.loaded or sum(x["size"] for x in self.loaded.values()) + size <= self.vram:
+            self.ticket += 1
+            mine = self.ticket
+            self.queue.append(mine)
+            try:
+                while True:
+                    now = time.time()
+                    for n in [n for n, st in self.loaded.items() if st["refs"] == 0 and st["expires"] < now]:
+                        del self.loaded[n]
+                    if self.queue[0] == mine:
+                        st = self.loaded.get(name)
+                        if st is not None:
+                            st["refs"] += 1
+                            st["ttl"] = ttl
+                            self.loaded.move_to_end(name)
+                            break
+                        if not self.loaded or sum(x["size"] for x in self.loaded.values()) + size <= self.vram:
+                            st = self.loaded[name] = {"refs": 1, "ready": False, "ttl": ttl, "expires": float("inf"),
+                                                      "context_length": num_ctx or 4096, "size": size,
+                                                      "size_vram": min(size, self.vram)}
+                            self.loads[name] = self.loads.get(name, 0) + 1
+                            st["load_until"] = now + info.get("load_seconds", self.load_seconds)
+                            break
+                        idle = [n for n, x in self.loaded.items() if x["refs"] == 0 and x["ready"]]
+                        if idle:
+                            del self.loaded[idle[0]]
+                            self.evictions += 1
+                            continue
+                    if now > deadline:
+                        raise RuntimeError("simulated GPU: waited 600 s to serve " + name)
+                    self.cond.wait(0.5)
+            finally:
+                self.queue.remove(mine)
+                self.cond.notify_all()
+            # served: the queue moves on while this request waits for its model to be ready
+            while not st["ready"]:
+                wait = st["load_until"] - time.time()
+                if wait <= 0:
+                    st["ready"] = True
+                    self.cond.notify_all()
                     break
-                else:
-                    idle = [n for n, x in self.loaded.items() if x["refs"] == 0 and x["ready"]]
-                    if idle:
-                        del self.loaded[idle[0]]
-                        self.evictions += 1
-                        continue
-                if now > deadline:
-                    raise RuntimeError("simulated GPU: waited 600 s for room to load " + name)
-                self.cond.wait(0.5)
-            self.loaded[name] = {"refs": 1, "ready": False, "ttl": ttl, "expires": float("inf"),
-                                 "context_length": num_ctx or 4096, "size": size, "size_vram": min(size, self.vram)}
-            self.loads[name] = self.loads.get(name, 0) + 1
-            delay = info.get("load_seconds", self.load_seconds)
-        time.sleep(delay)  # nothing is sent while loading
-        with self.cond:
-            self.loaded[name]["ready"] = True
-            self.cond.notify_all()
+                self.cond.wait(wait)
 
     def release(self, name):
         """The reply is generated: keep_alive runs from now (0 unloads the model)."""
@@ -682,6 +698,10 @@ class Handler(BaseHTTPRequestHandler):
         elif sim.reply_seconds:
             time.sleep(sim.reply_seconds)
         reply = sim.next_reply(model, doc.get("messages"), doc.get("tools"))
+        choice = doc.get("tool_choice") or {}
+        if "verdict" in reply and choice.get("type") == "tool" and not quirks:
+            # a forced tool call: the scripted verdict is its input (Ollama's layer ignores it)
+            reply = {"tool_calls": [{"name": choice.get("name"), "input": reply["verdict"]}]}
         if "replay" in reply:
             return self.replay(reply["replay"], fault, reply.get("verbatim"))
         input_tokens = estimate_tokens(doc.get("messages")) + estimate_tokens(doc.get("system") or "")

@@ -166,6 +166,23 @@ describe("the model simulator", function()
     assert.are.equal("gpt-oss:20b", ps.models[1].name)
   end)
 
+  it("takes requests in arrival order: alternating models that do not fit reload each time", function()
+    sim:control("/_sim/scenario", { vram_gb = 24, load_seconds = 0.1, reply_seconds = 0.1 })
+    local task = require "codeassist.task"
+    local tasks = {}
+    for i, model in ipairs{ "qwen3-coder", "gpt-oss:20b", "qwen3-coder" } do
+      if i > 1 then task.sleep(0.03) end
+      tasks[i] = task.spawn(function()
+        assert(post(sim, "/api/chat", { model = model, stream = false, messages = { { role = "user", content = "x" } } })):body()
+      end)
+    end
+    for _, t in ipairs(tasks) do assert(task.join(t)) end
+    -- the third waited behind the second even though its model was loaded when it came
+    local stats = sim:control("/_sim/stats")
+    assert.are.same({ ["qwen3-coder:latest"] = 2, ["gpt-oss:20b"] = 1 }, stats.loads)
+    assert.are.equal(2, stats.evictions)
+  end)
+
   it("rejects what Ollama rejects: tools on a model without them, unknown models", function()
     local _, err = post(sim, "/api/chat", { model = "gemma3:4b", messages = { { role = "user", content = "x" } },
                                              tools = { { type = "function", ["function"] = { name = "f" } } } }, "ndjson")
