@@ -11,14 +11,18 @@ cd "$(dirname "$0")/../.."
 
 # The model simulator on a free loopback port, for the streaming benchmarks.
 dir=$(mktemp -d)
-trap 'kill "$sim_pid" 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill "$sim_pid" "$claude_pid" 2>/dev/null; rm -rf "$dir"' EXIT
 timeout 900 python3 tests/fakes/llm_server.py --port-file "$dir/port" 2>"$dir/sim.log" &
 sim_pid=$!
+timeout 900 python3 tests/fakes/llm_server.py --flavor anthropic --port-file "$dir/claude_port" 2>"$dir/claude.log" &
+claude_pid=$!
 i=0
-while [ ! -f "$dir/port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-[ -f "$dir/port" ] || { cat "$dir/sim.log"; echo "bench: the simulator did not start" >&2; exit 1; }
+while { [ ! -f "$dir/port" ] || [ ! -f "$dir/claude_port" ]; } && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+[ -f "$dir/port" ] && [ -f "$dir/claude_port" ] || { cat "$dir/sim.log" "$dir/claude.log"; echo "bench: the simulator did not start" >&2; exit 1; }
 export SIM_URL="http://127.0.0.1:$(cat "$dir/port")"
+export CLAUDE_URL="http://127.0.0.1:$(cat "$dir/claude_port")"
 "$BIN" run tests/bench/streams.lua
 "$BIN" run tests/bench/doctor.lua
 "$BIN" run tests/bench/provider.lua
 "$BIN" run tests/bench/agent.lua
+"$BIN" run tests/bench/loop.lua

@@ -237,6 +237,26 @@ describe("codeassist run with Claude and Ollama", function()
     assert.are.same({ type = "tool", name = "submit_verdict" }, forced)
   end)
 
+  it("loads each local model once per iteration when the GPU cannot hold them together", function()
+    local p = project{ config = ollama_config(sim.url):gsub("default: ollama", "default: claude") .. "    vram_gb: 24\n" }
+    claude:control("/_sim/scenario", scenario())
+    sim:control("/_sim/scenario", scenario{ models = HYBRID_MODELS, vram_gb = 24, load_seconds = 0.05 })
+    local r = hybrid(p, { "ollama_hybrid" })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    -- review (group 2) loaded qwen3-coder: group 3 starts with ux on it, then the other two
+    local order, keep = {}, {}
+    for _, e in ipairs(sim:log()) do
+      if e.path == "/api/chat" and e.body.messages then
+        order[#order + 1] = e.body.model
+        keep[#keep + 1] = e.body.keep_alive
+      end
+    end
+    assert.are.same({ "qwen3-coder", "qwen3-coder", "qwen2.5-coder:32b", "qwq:32b" }, order)
+    assert.are.same({ "10m", 0, 0, 0 }, keep)        -- kept only while a later gate needs it
+    local stats = sim:control("/_sim/stats")
+    assert.are.same({ ["qwen3-coder:latest"] = 1, ["qwq:32b"] = 1, ["qwen2.5-coder:32b"] = 1 }, stats.loads)
+  end)
+
   it("falls back to Claude for degradable gates when Ollama fails mid-run, never for critical ones", function()
     local cfg = ollama_config(sim.url):gsub("default: ollama", "default: claude")
     local p = project{ config = cfg }

@@ -39,9 +39,17 @@ function M.groups(plan, gates)
   return order
 end
 
+-- Whether a model is on the GPU now (names as routes give them: "qwen3-coder" is
+-- "qwen3-coder:latest").
+local function is_loaded(state, model)
+  local names = {}
+  for name in pairs(state.loaded_models or {}) do names[#names + 1] = name end
+  return require("codeassist.models_core").match(model, names) ~= nil
+end
+
 -- The order to run a group's gates in: waves of gates that can run at once. Gates on other
 -- providers go in the first wave; Ollama gates are batched by model when their models do not
--- fit the GPU together, the loaded model first.
+-- fit the GPU together, the models on the GPU now first.
 function M.waves(state, names)
   local other, by_model, models = {}, {}, {}
   for _, name in ipairs(names) do
@@ -62,9 +70,10 @@ function M.waves(state, names)
     for _, m in ipairs(models) do for _, n in ipairs(by_model[m]) do wave[#wave + 1] = n end end
     return { wave }
   end
-  -- the model already on the GPU first, then the others as the plan lists them
+  local loaded = {}
+  for _, m in ipairs(models) do loaded[m] = is_loaded(state, m) end
   table.sort(models, function(a, b)
-    if (a == state.loaded_model) ~= (b == state.loaded_model) then return a == state.loaded_model end
+    if loaded[a] ~= loaded[b] then return loaded[a] end
     return a < b
   end)
   local waves = {}
@@ -75,6 +84,15 @@ function M.waves(state, names)
     waves[#waves + 1] = wave
   end
   return waves
+end
+
+-- What the Ollama server holds now (/api/ps), when the scheduling needs it.
+local function read_loaded(state)
+  if not state.vram_gb then return end
+  local urls = require("codeassist.providers").base_urls(state.cfg, "ollama")
+  local client = { base_url = urls[1], api_key = state.cfg.providers.ollama.api_key, timeout = 3 }
+  local loaded = require("codeassist.ollama_api").ps(client)
+  if loaded then state.loaded_models = loaded end   -- unknown: keep what the gates last used
 end
 
 -- keep_alive for a call of this model now: kept while a later wave of the iteration needs it.
@@ -166,38 +184,38 @@ local function run_wave(state, wave, ctx_for)
   return results
 end
 
--- All gates of an iteration. state: {plan, gates, router, bus, issue, change, iteration,
--- ctx_for = fn(gate) -> ctx, vram_gb, model_sizes, loaded_model}. Returns results (gate order
+-- All gates of an iteration. state: {cfg, plan, gates, router, bus, issue, change, iteration,
+-- ctx_for = fn(gate) -> ctx, vram_gb, model_sizes}. Returns results (gate order
 -- by group) and whether later groups were skipped.
 function M.run(state)
   local results, skipped_from = {}, nil
   local groups = M.groups(state.plan, state.gates)
-  -- how many waves still need each model, for keep_alive
-  local schedule = {}
-  for _, g in ipairs(groups) do schedule[#schedule + 1] = { group = g.group, waves = M.waves(state, g.names) } end
+  -- how many gates of the iteration still need each local model, for keep_alive
   state.needed_later = {}
-  for _, g in ipairs(schedule) do
-    for _, wave in ipairs(g.waves) do
-      for _, name in ipairs(wave) do
-        local r = state.plan.routes[name]
-        if r and r.provider == "ollama" and r.model then state.needed_later[r.model] = (state.needed_later[r.model] or 0) + 1 end
-      end
+  local function local_model(name)
+    local r = state.plan.routes[name]
+    return r and r.provider == "ollama" and r.model or nil
+  end
+  for _, g in ipairs(groups) do
+    for _, name in ipairs(g.names) do
+      local m = local_model(name)
+      if m then state.needed_later[m] = (state.needed_later[m] or 0) + 1 end
     end
   end
-  for _, g in ipairs(schedule) do
+  read_loaded(state)
+  for _, g in ipairs(groups) do
     if skipped_from then
-      for _, wave in ipairs(g.waves) do
-        for _, name in ipairs(wave) do
-          results[#results + 1] = { gate = name, score = 0, status = "SKIPPED", findings = {}, rule = state.gates[name].rule,
-            reason = ("not run: the gate %s %s in group %d"):format(skipped_from.gate, skipped_from.why or "is required and failed",
-              skipped_from.group) }
-        end
+      for _, name in ipairs(g.names) do
+        results[#results + 1] = { gate = name, score = 0, status = "SKIPPED", findings = {}, rule = state.gates[name].rule,
+          reason = ("not run: the gate %s %s in group %d"):format(skipped_from.gate, skipped_from.why or "is required and failed",
+            skipped_from.group) }
       end
     else
-      for _, wave in ipairs(g.waves) do
+      -- the waves are planned when the group starts: by then the GPU holds what the last group used
+      for _, wave in ipairs(M.waves(state, g.names)) do
         for _, name in ipairs(wave) do
-          local r = state.plan.routes[name]
-          if r and r.provider == "ollama" and r.model then state.needed_later[r.model] = state.needed_later[r.model] - 1 end
+          local m = local_model(name)
+          if m then state.needed_later[m] = state.needed_later[m] - 1 end
         end
         for _, r in ipairs(run_wave(state, wave, state.ctx_for)) do
           score.judge(r, state.plan.gates[r.gate] or {})
@@ -207,8 +225,6 @@ function M.run(state)
               state.plan.on_gate, r, state.ctx_for(r.gate))
             if type(changed) == "table" then r = changed; score.judge(r, state.plan.gates[r.gate] or {}) end
           end
-          local route = state.plan.routes[r.gate]
-          if route and route.provider == "ollama" and r.model then state.loaded_model = r.model end
           results[#results + 1] = r
           state.bus:emit("gate.done", { result = r, iteration = state.iteration })
           if r.unavailable and not skipped_from then
@@ -216,6 +232,7 @@ function M.run(state)
           end
           if r.blocking and not skipped_from then skipped_from = { gate = r.gate, group = g.group } end
         end
+        read_loaded(state)
       end
     end
   end
