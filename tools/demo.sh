@@ -1,10 +1,13 @@
 #!/bin/sh
 # `make demo`: starts the bundled model simulator on a free loopback port, runs the tour in
-# examples/demo.lua against it, and stops the simulator again.
+# examples/demo.lua against it, the doctor, and then the main job — `codeassist run
+# ollama_hybrid --issue 7` on a small project with a bug, from the issue to a pull request —
+# against a simulated Claude and a simulated 24 GB GPU; then stops the simulators again.
 set -eu
 cd "$(dirname "$0")/.."
 dir=$(mktemp -d)
-trap 'kill "$sim_pid" 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+claude_pid=
+trap 'kill "$sim_pid" $claude_pid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
 timeout 600 python3 tests/fakes/llm_server.py --port-file "$dir/port" 2>"$dir/sim.log" &
 sim_pid=$!
 i=0
@@ -58,3 +61,37 @@ LUA
 echo
 echo "== codeassist doctor mine.lua --route ux=claude   (where each route came from: FROM)"
 (cd "$dir/project" && ANTHROPIC_API_KEY=sk-demo "$bin" doctor mine.lua --route ux=claude 2>&1 | sed -n '/^Gates:/,/^$/p')
+
+# The main job. Claude (simulated) implements and runs the critical gates; the simulated GPU
+# serves the rest; tests/fakes/gh stands in for GitHub's CLI and records the pull request.
+timeout 600 python3 tests/fakes/llm_server.py --flavor anthropic --port-file "$dir/claude_port" 2>"$dir/claude.log" &
+claude_pid=$!
+i=0
+while [ ! -f "$dir/claude_port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+[ -f "$dir/claude_port" ] || { cat "$dir/claude.log" >&2; echo "demo: the Claude simulator did not start" >&2; exit 1; }
+CLAUDE_URL="http://127.0.0.1:$(cat "$dir/claude_port")"
+curl -s -X POST --data @examples/loop-scenario.json "$SIM_URL/_sim/scenario" >/dev/null
+curl -s -X POST --data '{"load_seconds": 0.5, "reply_seconds": 0.2}' "$SIM_URL/_sim/scenario" >/dev/null
+curl -s -X POST --data @examples/loop-scenario.json "$CLAUDE_URL/_sim/scenario" >/dev/null
+curl -s -X POST --data '{"reply_seconds": 0.2}' "$CLAUDE_URL/_sim/scenario" >/dev/null
+sh tests/fakes/make_project.sh "$dir/loop"
+mkdir -p "$dir/loop/repo/.claude"
+cat > "$dir/loop/repo/.claude/autonomous.yml" <<YAML
+iteration_delay: 0
+providers:
+  default: claude
+  ollama:
+    enabled: true
+    base_url: $SIM_URL
+    vram_gb: 24
+YAML
+echo
+echo "== codeassist run ollama_hybrid --issue 7   (issue #7: calc.sh's add() subtracts)"
+status=0
+(cd "$dir/loop/repo" && PATH="$(cd "$OLDPWD" && pwd)/tests/fakes:$PATH" FAKE_FORGE_DIR="$dir/loop/forge" \
+  ANTHROPIC_API_KEY=sk-demo ANTHROPIC_BASE_URL="$CLAUDE_URL" OLLAMA_HOST= \
+  "$bin" run ollama_hybrid --issue 7) || status=$?
+echo
+echo "== what it left behind (exit $status)"
+git -C "$dir/loop/remote.git" log --format='%h %s' main..feature/7-add-subtracts-instead-of-adding 2>/dev/null || true
+python3 -c 'import json,sys; [print("pull request:", p["url"], "-", p["title"], "(" + p["head"] + " -> " + p["base"] + ")") for p in json.load(open(sys.argv[1]))]' "$dir/loop/forge/prs.json" 2>/dev/null || true
