@@ -11,8 +11,8 @@ local GLOBAL_WITH_VALUE = { ["--lua-path"] = true }
 
 local EPILOG = [[
 Exit codes:
-  0    success
-  1    goal not met (target score missed, BLOCKED, doctor found a problem)
+  0    success (run PRESET: the target reached and the pull request verified)
+  1    goal not met (BLOCKED, a critical route unavailable, doctor found a problem)
   2    usage or configuration error, or an error in your Lua file
   3    internal error (a bug in codeassist: rerun with --debug and report it)
   130  interrupted (first Ctrl-C stops cleanly, the second at once)

@@ -47,12 +47,18 @@ function M.run_preset(file, preset, args)
   local parser = require("argparse")("codeassist run " .. file)
     :description("Runs the development loop with this preset: implements the issue with the agent, runs the "
       .. "quality gates, feeds their findings back, and opens a verified pull request at the target score. "
-      .. "Exit codes: 0 done (PR verified), 1 blocked or a critical route unavailable, 2 usage or config "
-      .. "error, 3 internal error, 130 interrupted.")
+      .. "--test-provider (or --doctor) instead checks the preset's routes, as `codeassist doctor` does.")
+    :epilog("Exit codes:\n"
+      .. "  0    done: the target was reached and the pull request (merge request) verified\n"
+      .. "  1    BLOCKED (max iterations reached, or stopped), or a critical route unavailable\n"
+      .. "  2    usage or configuration error\n"
+      .. "  3    internal error (a bug in codeassist: rerun with --debug and report it)\n"
+      .. "  130  interrupted")
   parser:mutex(
     parser:option("--issue", "The issue number on GitHub (gh) or GitLab (glab), chosen from the remote."):argname("<n>")
       :convert(function(v) return v:match("^%d+$") and tonumber(v) or nil, ("--issue: expected a number, found '%s'"):format(v) end),
-    parser:option("--issue-file", "A Markdown file holding the issue (title: its first heading)."):argname("<file>"))
+    parser:option("--issue-file", "A Markdown file holding the issue (title: its first heading); the work is "
+      .. "committed on the feature branch and left there, with no push or pull request."):argname("<file>"))
   parser:option("--repo", "The repository to work in (default: the current folder)."):argname("<dir>")
   parser:option("--config", "The config file (default: .claude/autonomous.yml in the repository)."):argname("<file>")
   parser:flag("--dry-run", "Print the plan and run the doctor; no model is called, nothing changes.")
