@@ -15,6 +15,7 @@ end
 function M.judge(result, gate)
   local t = M.threshold(gate)
   result.threshold = t
+  result.weight, result.required = tonumber(gate.weight) or 0, gate.required == true
   result.passed = result.score ~= nil and result.score >= t
   result.blocking = gate.required == true and not result.passed
   return result
