@@ -153,6 +153,41 @@ describe("codeassist run", function()
     assert.matches("the answer was not a JSON object: Looks fine to me!", table.concat(repairs, "\n"))
   end)
 
+  it("calls the preset's on_gate, score and on_iteration hooks, in that order, with what they need", function()
+    local p = project{ config = ollama_config(sim.url) }
+    support.write(p.dir .. "/hooks.lua", [[
+local calls = {}
+return require("codeassist.preset").define{ extends = "ollama_only",
+  on_gate = function(result, ctx)
+    calls[#calls + 1] = "on_gate " .. result.gate
+    if result.gate == "ux" then result.score = 10; return result end
+  end,
+  score = function(results, ctx)
+    calls[#calls + 1] = "score"
+    local weights = 0
+    for _, r in ipairs(results) do weights = weights + r.weight end
+    return weights == 100 and 42 or 0
+  end,
+  on_iteration = function(ctx)
+    calls[#calls + 1] = "on_iteration " .. ctx.iteration
+    io.stderr:write(table.concat(calls, ","), "\n")
+    return false, "enough for today"
+  end }
+]])
+    sim:control("/_sim/scenario", scenario())
+    local r = run(p, { "hooks.lua", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(1, r.code, r.stdout .. r.stderr)
+    assert.matches("\n  ux +10 +WARN +ollama qwen3%-coder", r.stdout)
+    assert.matches("Score: 42/95", r.stdout)
+    assert.matches("%(then the preset's score%(%) hook%)", r.stdout)
+    assert.matches("BLOCKED: stopped by the preset: enough for today", r.stdout)
+    local order = r.stderr:match("(on_gate[^\n]*)")
+    assert.matches("^on_gate %a+,on_gate", order)
+    assert.matches("on_gate ux,.*score,on_iteration 1$", order)
+    local _, n = order:gsub("on_gate", "")
+    assert.are.equal(8, n)
+  end)
+
   it("cancels a gate that exceeds its timeout, process and all", function()
     local p = project{ config = ollama_config(sim.url, "gates:\n  test:\n    timeout_ms: 2000\n") }
     support.write(p.dir .. "/test.sh", "#!/bin/sh\nexec sleep 77\n")

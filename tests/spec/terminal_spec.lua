@@ -58,3 +58,65 @@ describe("the doctor in a terminal", function()
     assert.is_true(final:find("Ollama (", 1, true) < final:find("Gates:", 1, true))
   end)
 end)
+
+describe("a run in a terminal", function()
+  local sim, socket
+  local cjson = require "cjson"
+  local fs = require "codeassist.fs"
+  setup(function()
+    sim = support.simulator()
+    socket = "codeassist-spec-run-" .. tostring(math.floor(clock.wall() * 1000) % 1000000)
+  end)
+  teardown(function()
+    tmux(socket, "kill-server")
+    sim:stop()
+    support.cleanup()
+  end)
+
+  it("shows the plan and live progress at once, and --supervised asks before the next iteration", function()
+    local top = support.tmpdir()
+    local made = support.sh(("sh %s/tests/fakes/make_project.sh %s"):format(support.root, top))
+    assert(made.code == 0, made.stderr)
+    support.write(top .. "/repo/.claude/autonomous.yml", ("iteration_delay: 0\nproviders:\n  default: ollama\n  ollama:\n"
+      .. "    enabled: true\n    base_url: %s\n    model: qwen3-coder\n"):format(sim.url))
+    -- the agent breaks the build; every reply takes 1 s, long enough to be seen
+    local scen = cjson.decode(fs.read(support.root .. "/examples/loop-scenario.json"))
+    for _, c in ipairs(scen.conversations) do
+      if c.gate == "implement" then
+        c.replies = { { tool_calls = { { name = "edit", input = { path = "calc.sh", old_string = "$1 - $2", new_string = "$1 + ))" } } } },
+                      { text = "Done." } }
+      end
+    end
+    scen.reply_seconds = 1
+    sim:control("/_sim/scenario", scen)
+    local cmd = ("cd '%s/repo' && PATH='%s/tests/fakes':$PATH FAKE_FORGE_DIR='%s/forge' '%s' run ollama_only --issue 7 "
+      .. "--max-iterations 2 --supervised --route build=ollama:qwen3-coder --route architect=ollama:qwen3-coder "
+      .. "--route devops=ollama:qwen3-coder; echo EXIT=$?; sleep 120"):format(top, support.root, top, support.bin)
+    tmux(socket, "new-session", "-d", "-s", "run", "-x", "160", "-y", "60", cmd)
+    local function screen() return tmux(socket, "capture-pane", "-p", "-t", "run") end
+    local function wait_for(text, seconds)
+      local started, s = clock.monotonic(), ""
+      repeat
+        clock.sleep(0.1)
+        s = screen()
+      until s:find(text, 1, true) or clock.monotonic() - started > seconds
+      return s
+    end
+
+    local early = wait_for("… implementing", 10)
+    assert.matches("^codeassist run — preset ollama_only\n", early)
+    assert.matches("\nIteration 1/2\n", early)
+    assert.matches("\n… implementing %(%d+%.%ds%)", early)
+
+    local asked = wait_for("Continue? [y]es / [n]o", 30)
+    assert.matches("\n  build +0 +FAIL +measured", asked)
+    assert.matches("Iteration 1 done %(score [%d.]+%)%. Continue%? %[y%]es / %[n%]o %(stop%) / %[s%]kip the delay:$",
+      asked:gsub("\n+$", ""))
+    assert.not_matches("\n…", asked)          -- no live line left over the question
+    tmux(socket, "send-keys", "-t", "run", "n", "Enter")
+    local final = wait_for("EXIT=", 10)
+    assert.matches("BLOCKED: stopped at the supervisor's request", final)
+    assert.matches("EXIT=1", final)
+    assert.not_matches("Iteration 2/2", final)
+  end)
+end)

@@ -219,12 +219,17 @@ function M.run(state)
         end
         for _, r in ipairs(run_wave(state, wave, state.ctx_for)) do
           score.judge(r, state.plan.gates[r.gate] or {})
-          r.status = r.status or (r.passed and "PASS" or (r.blocking and "FAIL" or "WARN"))
           if state.plan.on_gate then
             local changed = require("codeassist.errors").call_user("the on_gate(result, ctx) hook of " .. tostring(state.plan.source),
-              state.plan.on_gate, r, state.ctx_for(r.gate))
-            if type(changed) == "table" then r = changed; score.judge(r, state.plan.gates[r.gate] or {}) end
+              state.plan.on_gate, require("codeassist.config").deep_copy(r), state.ctx_for(r.gate))
+            if type(changed) == "table" then
+              r = changed
+              r.score = math.max(0, math.min(100, tonumber(r.score) or 0))
+              score.judge(r, state.plan.gates[r.gate] or {})
+            end
           end
+          -- TIMEOUT, ERROR stay; otherwise the status follows the (possibly changed) score
+          r.status = r.status or (r.passed and "PASS" or (r.blocking and "FAIL" or "WARN"))
           results[#results + 1] = r
           state.bus:emit("gate.done", { result = r, iteration = state.iteration })
           if r.unavailable and not skipped_from then

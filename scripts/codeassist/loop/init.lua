@@ -143,7 +143,7 @@ local function supervised_pause(state)
     note(state.bus, "--supervised: no terminal to ask on; going on", "warn")
     return "y"
   end
-  io.stdout:write(("Iteration %d done (score %s). Continue? [y]es / [n]o (stop) / [s]kip the delay: "):format(state.iteration, state.last_total))
+  io.stdout:write(("\nIteration %d done (score %s). Continue? [y]es / [n]o (stop) / [s]kip the delay: "):format(state.iteration, state.last_total))
   io.stdout:flush()
   local answer = (io.stdin:read("*l") or "n"):lower():sub(1, 1)
   return answer == "" and "y" or answer
