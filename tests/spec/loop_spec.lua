@@ -216,7 +216,8 @@ return require("codeassist.preset").define{ extends = "ollama_only",
     local r = run(p, { "ollama_only", "--help" })
     assert.are.equal(0, r.code)
     for _, opt in ipairs{ "%-%-issue", "%-%-issue%-file", "%-%-dry%-run", "%-%-supervised", "%-%-max%-iterations", "%-%-target%-score",
-                          "0 done %(PR verified%), 1 blocked" } do
+                          "%-%-trace", "\n  0    done: the target was reached and the pull request", "\n  1    BLOCKED",
+                          "\n  130  interrupted" } do
       assert.matches(opt, r.stdout)
     end
     r = run(p, { "ollama_only" })
