@@ -9,10 +9,10 @@
 --
 -- For a gate: the plan's route, or what the preset's route(gate, ctx) hook returns; then
 -- each route of its chain in turn. A degradable route may fall back to its fallback; a
--- critical one only escalates from Ollama to Claude, never to a weaker model. Each route is
--- retried (codeassist.retry: connection failures, timeouts, 408/409/429/5xx/529, honouring
--- retry-after) and a pool of servers fails over inside providers.complete. A circuit breaker
--- skips a route that keeps failing to connect. Every attempt, retry, skip and switch is an
+-- critical one never changes model. Each route is retried (codeassist.retry: connection
+-- failures, timeouts, 408/409/429/5xx/529, honouring retry-after) and a pool of servers fails
+-- over inside providers.complete. A circuit breaker per endpoint (a provider's server, or its
+-- pool) skips one that keeps failing to connect, for every model it serves. Every attempt, retry, skip and switch is an
 -- event on the bus ("call.*") with its reason; msg.route says which route answered.
 local providers = require "codeassist.providers"
 local retry = require "codeassist.retry"
@@ -37,24 +37,34 @@ M.label = label
 -- ===== circuit breaker =====
 
 
--- The default breaker: after `failures` calls in a row that could not reach a route, skip it
--- for `cooldown` seconds; then let one call through to try again (half-open).
+-- The endpoint a route's calls go to: its provider's server (or pool of servers).
+function M.endpoint_of(cfg, route)
+  local urls = providers.base_urls(cfg, route.provider == "ollama" and "ollama" or "anthropic")
+  local shown = {}
+  for i, u in ipairs(urls) do shown[i] = require("codeassist.http").redact(tostring(u)) end
+  return preset.provider_label(route.provider) .. " at " .. table.concat(shown, ", ")
+end
+
+-- The default breaker: after `failures` calls in a row that could not reach an endpoint, skip
+-- it for `cooldown` seconds; then let one call through to try again (half-open).
 -- A breaker is {allow = fn(route) -> true | false, reason; record = fn(route, ok, err)}.
+-- opts.key(route) names the endpoint (default: the route itself).
 function M.breaker(opts)
   opts = opts or {}
   local limit, cooldown = opts.failures or 3, opts.cooldown or 60
   local now = opts.clock or clock.monotonic
+  local key = opts.key or key_of
   local state = {}
   return {
     allow = function(route)
-      local s = state[key_of(route)]
+      local s = state[key(route)]
       if not s or s.failures < limit then return true end
       if now() >= s.open_until then return true end   -- half-open: one try
-      return false, ("the last %d calls could not reach it; trying again in %ds"):format(s.failures,
-        math.ceil(s.open_until - now()))
+      return false, ("the last %d calls could not reach %s; trying again in %ds"):format(s.failures,
+        opts.key and key(route) or "it", math.ceil(s.open_until - now()))
     end,
     record = function(route, ok, err)
-      local k = key_of(route)
+      local k = key(route)
       if ok then state[k] = nil return end
       if not (err and errors.UNREACHABLE[err.kind]) then return end
       local s = state[k] or { failures = 0, open_until = 0 }
@@ -77,7 +87,8 @@ function M.new(opts)
     "router.new: give {cfg = <loaded config>, plan = <preset plan>, ...}")
   return setmetatable({
     cfg = opts.cfg, plan = opts.plan, bus = opts.bus,
-    retry = opts.retry or {}, breaker = opts.breaker or M.breaker(),
+    retry = opts.retry or {},
+    breaker = opts.breaker or M.breaker{ key = function(route) return M.endpoint_of(opts.cfg, route) end },
     complete = opts.complete or providers.complete,
   }, Router)
 end

@@ -145,6 +145,24 @@ describe("router", function()
     assert.are.equal(3, #calls)
   end)
 
+  it("keeps one circuit per endpoint: a dead server is skipped for every model it serves", function()
+    local now = 0
+    local cfg = cfg_with("http://gpu.test:11434")
+    local plan = plan_of({ routes = { review = { provider = "ollama", model = "a" }, ux = { provider = "ollama", model = "b" },
+                                      security = { provider = "claude", model = "c" } } }, cfg)
+    local complete, calls = scripted{ a = { "connect", "connect", "connect" }, b = { "ok" }, c = { "ok" } }
+    local bus, seen = recorder()
+    local r = router.new{ cfg = cfg, plan = plan, bus = bus, complete = complete, retry = { attempts = 1 } }
+    for _ = 1, 3 do assert.is_nil(r:call("review", {})) end
+    local msg, err = r:call("ux", {})                   -- another model on the same server
+    assert.is_nil(msg)
+    assert.is_true(err.circuit_open)
+    assert.matches("the last 3 calls could not reach ollama at http://gpu%.test:11434; trying again in %d+s",
+      seen[#seen].reason)
+    assert(r:call("security", {}))                      -- another endpoint is not affected
+    assert.are.same({ "a", "a", "a", "c" }, calls)
+  end)
+
   it("retries a 429 from a real server, honouring retry-after-ms", function()
     local sim = support.simulator()
     local cfg = cfg_with(sim.url)
