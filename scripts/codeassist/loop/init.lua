@@ -123,7 +123,7 @@ local function deliver(state)
     local ok, err = state.repo:commit(title .. (state.issue.number and ("\n\nCloses #" .. state.issue.number) or ""))
     if not ok and not tostring(err.message):find("nothing to commit") then return nil, "commit: " .. err.message end
   end
-  if not state.platform then return "(no platform: the branch is ready locally)" end
+  if not state.platform then return state.branch .. " (committed here; an issue file gets no push and no pull request)" end
   local pushed, err = state.repo:push("origin", state.branch)
   if not pushed then return nil, "push: " .. err.message end
   local base = forge.target_branch(state.root, state.cfg)
@@ -340,7 +340,8 @@ function M.run(opts, root, cfg, plan, bus)
     if reached then
       local url, err = deliver(state)
       if not url then return M.blocked(state, "the target was reached but delivering failed: " .. err, {}) end
-      bus:emit("loop.outcome", { status = "done", total = total.total, target = plan.target_score, iterations = i, pr_url = url })
+      bus:emit("loop.outcome", { status = "done", total = total.total, target = plan.target_score, iterations = i, pr_url = url,
+                                 platform = platform })
       if platform and issue.number then
         forge.comment(platform, issue.number, ("codeassist: done — quality gates %s/%s after %d iteration(s). %s")
           :format(total.total, plan.target_score, i, url), root)

@@ -86,8 +86,9 @@ end
 local function outcome(ev, p)
   local lines = { "" }
   if ev.status == "done" then
-    lines[#lines + 1] = p.ok(("Done: score %s/%s after %d iteration%s; pull request %s"):format(ev.total, ev.target,
-      ev.iterations, ev.iterations == 1 and "" or "s", tostring(ev.pr_url)))
+    lines[#lines + 1] = p.ok(("Done: score %s/%s after %d iteration%s; %s %s"):format(ev.total, ev.target,
+      ev.iterations, ev.iterations == 1 and "" or "s",
+      ev.platform == "gitlab" and "merge request" or ev.platform and "pull request" or "branch", printable(tostring(ev.pr_url))))
   else
     lines[#lines + 1] = p.bad(("BLOCKED: %s"):format(printable(ev.reason)))
     if ev.findings and #ev.findings > 0 then
