@@ -232,15 +232,19 @@ return require("codeassist.preset").define{ extends = "ollama_only",
     assert.are.equal(8, n)
   end)
 
-  it("cancels a gate that exceeds its timeout, process and all", function()
-    local p = project{ config = ollama_config(sim.url, "gates:\n  test:\n    timeout_ms: 2000\n") }
+  it("cancels a gate that exceeds its timeout, process and transfer and all", function()
+    local p = project{ config = ollama_config(sim.url, "gates:\n  test:\n    timeout_ms: 2000\n  security:\n    timeout_ms: 2000\n") }
     support.write(p.dir .. "/test.sh", "#!/bin/sh\nexec sleep 77\n")
     support.sh("git -c user.name=t -c user.email=t@t commit -qam slow", { cwd = p.dir })
     sim:control("/_sim/scenario", scenario{ implement = { { text = "Nothing to do." } } })
+    -- security's model (its own) answers only after a minute
+    sim:fault{ match = { path = "/api/chat", model = "qwen3:8b" }, times = 5, kind = "delay", seconds = 60 }
     local t0 = require("codeassist.clock").monotonic()
-    local r = run(p, { "ollama_only", "--issue", "7", "--max-iterations", "1", table.unpack(INSTALLED) })
-    assert.is_true(require("codeassist.clock").monotonic() - t0 < 40)
+    local r = run(p, { "ollama_only", "--issue", "7", "--max-iterations", "1", "--route", "security=ollama:qwen3:8b",
+                       table.unpack(INSTALLED) })
+    assert.is_true(require("codeassist.clock").monotonic() - t0 < 30)
     assert.matches("\n  test +0 +TIMEOUT .-did not finish within 2 s %(gates%.test%.timeout_ms%): cancelled", r.stdout)
+    assert.matches("\n  security +0 +TIMEOUT .-did not finish within 2 s %(gates%.security%.timeout_ms%): cancelled", r.stdout)
     assert.are.equal("", support.sh("pgrep -f '^sleep 77$' || true").stdout)
   end)
 
