@@ -241,6 +241,12 @@ function M.run(state)
       end
     end
   end
+  -- shown in the plan's order (the banner's), whatever order the scheduling ran them in
+  local rank, n = {}, 0
+  for _, g in ipairs(groups) do
+    for _, name in ipairs(g.names) do n = n + 1; rank[name] = n end
+  end
+  table.sort(results, function(a, b) return (rank[a.gate] or 1e9) < (rank[b.gate] or 1e9) end)
   return results, skipped_from
 end
 
