@@ -55,7 +55,8 @@ $(BUILD)/%.o: runtime/%.c runtime/*.h | $(BUILD)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c -o $@ $<
 
 $(BUILD)/embedded.c: $(LUA_SOURCES) tools/embed.sh Makefile | $(BUILD)
-	LUAJIT=$(LUAJIT) sh tools/embed.sh $@ $(EMBED_SPECS)
+	@echo "  EMBED   $@ ($(words $(LUA_SOURCES)) Lua files)"
+	@LUAJIT=$(LUAJIT) sh tools/embed.sh $@ $(EMBED_SPECS)
 
 $(BUILD)/embedded.o: $(BUILD)/embedded.c runtime/embedded.h
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c -o $@ $<

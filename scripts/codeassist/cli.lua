@@ -121,7 +121,10 @@ local function build_parser()
       .. "in the global `arg` (arg[0] is FILE). The built-in modules (codeassist.fs, "
       .. "codeassist.proc, codeassist.yaml, codeassist.term, codeassist.clock, cjson) are "
       .. "available through require. Options of `run` go before "
-      .. "FILE; everything after FILE belongs to the script.")
+      .. "FILE; everything after FILE belongs to the script. A FILE that returns a preset — or the "
+      .. "name of a built-in one (claude, escalate, ollama_hybrid, ollama_only, production, prototype) — "
+      .. "runs the development loop: `codeassist run ollama_hybrid --issue 12`; "
+      .. "`codeassist run PRESET --help` lists the loop's options and exit codes.")
   run:argument("file", "The Lua file to run.")
   run:argument("args", "Arguments handed to the file."):args("*")
 

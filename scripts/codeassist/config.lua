@@ -70,8 +70,11 @@ M.route_node = route_node
 
 local gate_fields = {
   weight = num(0, 100), required = bool, auto_fix = bool, parallel_group = int(0, 100),
-  timeout_ms = int(1, 86400000), command = str, description = str,
-  thresholds = { type = "table", each = { type = "number" } },
+  timeout_ms = int(1, 86400000), description = str,
+  -- build/test: shell text, or {command, report = a JUnit/TAP file it writes}
+  command = { either = { str, { type = "table", fields = { command = { type = "string", required = true }, report = str } } } },
+  -- pass: a required gate passes at it; min_coverage: the test gate's coverage floor
+  thresholds = { type = "table", fields = { pass = num(0, 100), min_coverage = num(0, 100) } },
   tools = bool, context = int(512, 10000000),
 }
 M.gate_fields = gate_fields
@@ -339,7 +342,8 @@ function M.position(cfg, ...)
   return at and ("%s:%d"):format(cfg.source.path, at.line) or nil
 end
 
--- Loads and validates the file (a missing file means defaults, said in cfg.source).
+-- Loads and validates the file (a missing file means defaults, said in cfg.source; a path
+-- given explicitly must exist unless opts.missing_ok).
 -- Raises a config error (exit 2) listing every problem with its position.
 function M.load(opts)
   opts = opts or {}
@@ -356,7 +360,7 @@ function M.load(opts)
   local st, missing = fs.stat(path)
   if not st then
     if missing.kind ~= "not_found" then errors.config("config file %s: %s", path, missing.message) end
-    if opts.path then errors.config("config file %s: not found", path) end
+    if opts.path and not opts.missing_ok then errors.config("config file %s: not found", path) end
     return cfg
   end
   if st.type ~= "file" then   -- a FIFO would block the read for ever, a folder cannot be read

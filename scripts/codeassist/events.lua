@@ -90,8 +90,13 @@ function Progress:done(fields)
 end
 
 -- Ends open progress and lets sinks finish (erase live lines, flush).
-function Bus:close()
+-- Ends the progress still open (work that will not finish), marked abandoned.
+function Bus:abandon()
   for _, p in pairs(self.open) do p:done{ abandoned = true } end
+end
+
+function Bus:close()
+  self:abandon()
   for _, sink in ipairs(self.sinks) do
     if sink.close then sink:close() end
   end

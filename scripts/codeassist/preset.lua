@@ -22,7 +22,7 @@ local schema = require "codeassist.schema"
 
 local M = {}
 
-M.BUILTIN = { "claude", "ollama_hybrid", "ollama_only", "production", "prototype" }
+M.BUILTIN = { "claude", "escalate", "ollama_hybrid", "ollama_only", "production", "prototype" }
 
 -- The hooks a preset may define; the loop calls them (docs/PRESETS.md says when).
 M.HOOKS = {

@@ -101,8 +101,11 @@ function M.run(file, args)
   end
   if not chunk then
     if err:find("^cannot open") then
-      errors.usage("run: cannot open '%s': %s", file,
-        err:match(": ([^:]+)$") or "no such file")
+      local preset = require "codeassist.preset"
+      local schema = require "codeassist.schema"
+      local hint = not file:find("[/.]") and ((schema.did_you_mean(file, preset.BUILTIN) or "")
+        .. " (built-in presets: " .. table.concat(preset.BUILTIN, ", ") .. ")") or ""
+      errors.usage("run: cannot open '%s': %s%s", file, err:match(": ([^:]+)$") or "no such file", hint)
     end
     errors.usage("%s", err)   -- a syntax error: "file:line: message"
   end

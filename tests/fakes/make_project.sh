@@ -5,8 +5,8 @@
 # on main), TOP/remote.git (a bare origin with main pushed) and TOP/forge/issues/7.json (issue
 # #7 for the gh/glab stand-ins, whose body also tries to give the runtime orders).
 set -eu
-top=$1
-mkdir -p "$top/repo" "$top/forge/issues"
+mkdir -p "$1/repo" "$1/forge/issues"
+top=$(cd "$1" && pwd)
 cd "$top/repo"
 printf 'add() { echo $(( $1 - $2 )); }\n' > calc.sh
 cat > test.sh <<'SH'

@@ -140,6 +140,76 @@ describe("codeassist run", function()
     assert.matches("</issue%-x>", inside)
   end)
 
+  it("refuses a worktree with uncommitted edits, and keeps untracked files out of its commits", function()
+    local p = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", scenario())
+    support.write(p.dir .. "/Makefile", "all:\n\t@true\n")
+    local r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(2, r.code, r.stdout .. r.stderr)
+    assert.matches("has uncommitted changes to tracked files %(Makefile%): commit or stash them", r.stderr)
+    assert.are.equal("main", support.sh("git branch --show-current", { cwd = p.dir }).stdout:gsub("%s+$", ""))
+    support.sh("git checkout -q Makefile", { cwd = p.dir })
+    support.write(p.dir .. "/.env.local", "SECRET=hunter2\n")      -- untracked, like the config
+    r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("2 untracked files %(%.claude/autonomous%.yml, %.env%.local%) stay out of the run's commits", r.stdout)
+    local files = support.sh("git show --name-only --format= feature/7-add-subtracts-instead-of-adding", { cwd = p.dir }).stdout
+    assert.are.equal("calc.sh\n", files)
+    assert.are.equal("SECRET=hunter2\n", fs.read(p.dir .. "/.env.local"))
+  end)
+
+  it("stops before spending anything when optional gates that cannot be served keep the target out of reach", function()
+    local p = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", scenario())
+    -- ollama_only names qwq:32b and qwen2.5-coder:32b, which this server does not have
+    local r = run(p, { "ollama_only", "--issue", "7" })
+    assert.are.equal(1, r.code, r.stdout .. r.stderr)
+    assert.matches("⚠ architect: .-qwq:32b.-not installed.-%(optional: it will score 0%) — ollama pull qwq:32b", r.stdout)
+    assert.matches("the target 95 cannot be reached: architect, devops cannot be served and will score 0, so the best "
+      .. "total is 85 — fix their routes", r.stderr)
+    for _, e in ipairs(sim:log()) do assert.are_not.equal("/api/chat", e.path) end
+  end)
+
+  it("says what to do, once for all the gates it concerns, when a required route cannot be served", function()
+    local p = project{}                                     -- no config file: the defaults (Claude)
+    local r = run(p, { "claude", "--issue", "7" })
+    assert.are.equal(1, r.code, r.stdout .. r.stderr)
+    local line = r.stdout:match("✗ [^\n]*ANTHROPIC_API_KEY is not set[^\n]*")
+    assert.matches("^✗ implement, security, mentor: ANTHROPIC_API_KEY is not set — export ANTHROPIC_API_KEY=", line)
+    assert.matches("\n⚠ build, test: ANTHROPIC_API_KEY is not set %(a measured gate: it runs, but a failure will not be explained%)", r.stdout)
+    assert.matches("a required route cannot be served", r.stderr)
+  end)
+
+  it("stops as stuck when three iterations in a row end with the same score and findings", function()
+    local p = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", scenario{ implement = { { text = "I could not find the bug." } } })
+    local r = run(p, { "ollama_only", "--issue", "7", "--max-iterations", "10", table.unpack(INSTALLED) })
+    assert.are.equal(1, r.code, r.stdout .. r.stderr)
+    assert.matches("BLOCKED: no progress: the same score %([%d.]+/95%) and the same findings in the last 3 iterations", r.stdout)
+    assert.not_matches("Iteration 4/10", r.stdout)
+    -- what the issue hears names no private server
+    local comments = cjson.decode(fs.read(p.forge .. "/comments.json"))
+    assert.is_nil(comments[1].body:find("127.0.0.1", 1, true))
+  end)
+
+  it("continues a run from its own feature branch and still delivers one clean commit", function()
+    local p = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", scenario{ implement = { { text = "Not yet." } } })
+    local r = run(p, { "ollama_only", "--issue", "7", "--max-iterations", "1", table.unpack(INSTALLED) })
+    assert.are.equal(1, r.code, r.stdout .. r.stderr)
+    -- a first iteration that left a commit on the branch, then a second run from that branch
+    support.sh("git checkout -q feature/7-add-subtracts-instead-of-adding && echo '# notes' > NOTES.md && "
+      .. "git add NOTES.md && git -c user.name=t -c user.email=t@t commit -qm 'codeassist: iteration 1 of #7'", { cwd = p.dir })
+    sim:control("/_sim/scenario", scenario())
+    r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("Branch: feature/7%-add%-subtracts%-instead%-of%-adding %(from main%)", r.stdout)
+    local log = support.sh("git log --format=%s main..feature/7-add-subtracts-instead-of-adding", { cwd = p.remote }).stdout
+    assert.are.equal("fix: add subtracts instead of adding (#7)\n", log)
+    local files = support.sh("git show --name-only --format= feature/7-add-subtracts-instead-of-adding", { cwd = p.dir }).stdout
+    assert.are.equal("NOTES.md\ncalc.sh\n", files)
+  end)
+
   it("fixes a build failure in iteration 2, because the findings reached the agent", function()
     local p = project{ config = ollama_config(sim.url) }
     sim:control("/_sim/scenario", scenario{ implement = {

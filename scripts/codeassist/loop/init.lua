@@ -26,6 +26,9 @@ local score = require "codeassist.score"
 
 local M = {}
 
+-- Iterations with the same score and findings after which a run stops as stuck.
+local STALL_AFTER = 3
+
 local function note(bus, text, level)
   bus:emit("loop.note", { text = text, level = level })
 end
@@ -69,14 +72,144 @@ local function change_of(state)
   return require("codeassist.agent.workspace").cap(out, 60000)
 end
 
+-- The worktree's uncommitted changes: paths of modified tracked files, and untracked ones.
+local function worktree_changes(repo)
+  local out = repo:output{ "status", "--porcelain", "--untracked-files=all", "-z" } or ""
+  local modified, untracked = {}, {}
+  local entries, i = {}, 1
+  for entry in out:gmatch("%Z+") do entries[#entries + 1] = entry end
+  while i <= #entries do
+    local e = entries[i]
+    local code, path = e:sub(1, 2), e:sub(4)
+    if code == "??" then untracked[#untracked + 1] = path else modified[#modified + 1] = path end
+    if code:find("[RC]") then i = i + 1 end   -- a rename's source path follows
+    i = i + 1
+  end
+  return modified, untracked
+end
+
+-- "a, b, c and 4 more"
+local function listing(paths)
+  local shown = {}
+  for k = 1, math.min(#paths, 5) do shown[k] = paths[k] end
+  return table.concat(shown, ", ") .. (#paths > 5 and (" and %d more"):format(#paths - 5) or "")
+end
+
+-- Stages the agent's work: everything but the untracked files the user had before the run.
+local function stage(state)
+  state.repo:run{ "add", "-A" }
+  local keep_out = state.untracked_at_start or {}
+  for k = 1, #keep_out, 100 do
+    local argv = { "reset", "-q", "--" }
+    for j = k, math.min(k + 99, #keep_out) do argv[#argv + 1] = keep_out[j] end
+    state.repo:run(argv)
+  end
+end
+
 -- Commits what the agent changed in this iteration (the runtime commits; the agent does not).
 local function commit_iteration(state, i)
-  state.repo:run{ "add", "-A" }
-  local st = state.repo:output{ "status", "--porcelain" }
-  if not st or st == "" then return false end
+  stage(state)
+  local staged = state.repo:run{ "diff", "--cached", "--quiet" }
+  if staged and staged.code == 0 then return false end   -- nothing changed
   local ok, err = state.repo:commit(("codeassist: iteration %d of #%s"):format(i, tostring(state.issue.number or state.slug)))
   if not ok then note(state.bus, "could not commit the iteration: " .. err.message, "warn") end
   return ok ~= nil
+end
+
+-- Where the work starts from: the commit the feature branch grows from, and its branch's name.
+-- Run from the base branch, that is HEAD (or, when the feature branch exists already, where
+-- it left HEAD's history); run from the feature branch itself, where it left the branch a
+-- pull request would target.
+local function base_of(state)
+  local repo = state.repo
+  local function commit(ref)
+    local out = repo:output{ "rev-parse", "--verify", "--quiet", ref .. "^{commit}" }
+    return out and out:gsub("%s+$", "") or nil
+  end
+  local function merge_base(a, b)
+    local out = repo:output{ "merge-base", a, b }
+    return out and out:gsub("%s+$", "") or nil
+  end
+  local current = repo:current_branch()
+  local feature = commit("refs/heads/" .. state.branch)
+  if current ~= state.branch then
+    local head = commit("HEAD")
+    if not head then errors.usage("%s has no commit yet: commit something first", state.root) end
+    local name = current ~= "HEAD" and current or head:sub(1, 12)
+    return feature and merge_base("HEAD", state.branch) or head, name
+  end
+  local candidates = {}
+  if state.platform then
+    local target = require("codeassist.forge").target_branch(state.root, state.cfg)
+    if target then candidates[#candidates + 1] = target end
+  end
+  for _, b in ipairs{ "main", "master", "develop" } do candidates[#candidates + 1] = b end
+  for _, name in ipairs(candidates) do
+    local at = commit("refs/heads/" .. name) or commit("refs/remotes/origin/" .. name)
+    if at then return merge_base(at, "HEAD") or at, name end
+  end
+  errors.usage("%s is checked out and no base branch (main, master, develop) was found: check out the branch "
+    .. "the work should start from, then run again", state.branch)
+end
+
+-- What the doctor found, before anything is spent: problems grouped by what to do about them.
+-- A required gate that cannot be served stops the run (exit 1); an optional one scores 0, and
+-- when that leaves the target out of reach the run stops too; a measured gate still runs; a
+-- gate that will use its fallback is announced.
+local function preflight(state, report, opts, bus)
+  local plan, gates = state.plan, state.gates
+  local groups, order = {}, {}
+  local function add(level, text, remedy, gate)
+    local key = level .. "\0" .. text .. "\0" .. (remedy or "")
+    if not groups[key] then
+      groups[key] = { level = level, text = text, remedy = remedy, gates = {} }
+      order[#order + 1] = key
+    end
+    table.insert(groups[key].gates, gate)
+  end
+  local blocking, lost, weights, unserved = 0, 0, 0, {}
+  for _, e in ipairs(report.gates) do
+    local weight = tonumber((plan.gates[e.gate] or {}).weight) or 0
+    weights = weights + weight
+    local first = e.problems[1] or {}
+    local measured = gates[e.gate] and gates[e.gate].kind == "measured"
+    if e.status == "fail" then
+      if measured then
+        add("warn", (first.message or "unusable") .. " (a measured gate: it runs, but a failure will not be explained)",
+          first.remedy, e.gate)
+      elseif e.required then
+        blocking = blocking + 1
+        add("bad", first.message or "unusable", first.remedy, e.gate)
+      else
+        lost = lost + weight
+        unserved[#unserved + 1] = e.gate
+        add("warn", (first.message or "unusable") .. " (optional: it will score 0)", first.remedy, e.gate)
+      end
+    elseif e.status == "fallback" and e.fallback then
+      add("warn", ("%s; it will use its fallback %s %s"):format(first.message or "unusable", e.fallback.provider,
+        tostring(e.fallback.model)), nil, e.gate)
+    end
+  end
+  for _, w in ipairs(report.sandbox and report.sandbox.problems or {}) do
+    if w.severity == "error" then
+      blocking = blocking + 1
+      add("bad", w.message, w.remedy, "agent sandbox")
+    end
+  end
+  for _, key in ipairs(order) do
+    local g = groups[key]
+    note(bus, ("%s: %s%s"):format(table.concat(g.gates, ", "), g.text, g.remedy and (" — " .. g.remedy) or ""), g.level)
+  end
+  local name = tostring(opts.preset or plan.name)
+  if blocking > 0 then
+    errors.goal("a required route cannot be served (see above, or `codeassist doctor %s`)", name)
+  end
+  local best = weights > 0 and math.floor((weights - lost) / weights * 1000 + 0.5) / 10 or 100
+  if best < plan.target_score then
+    errors.goal("the target %s cannot be reached: %s cannot be served and will score 0, so the best total is %s — "
+      .. "fix their routes (see above, or `codeassist doctor %s`) or lower the target", plan.target_score,
+      table.concat(unserved, ", "), best, name)
+  end
 end
 
 -- The hook context for a gate now.
@@ -107,7 +240,11 @@ local function load_issue(opts, root, platform)
   if not ok then errors.goal("%s", err.message) end
   local issue
   issue, err = forge.fetch_issue(platform, opts.issue, root)
-  if not issue then errors.goal("issue #%s: %s", tostring(opts.issue), err.message) end
+  if not issue then
+    local message = err.message
+    if not message:find("#" .. tostring(opts.issue), 1, true) then message = ("issue #%s: %s"):format(tostring(opts.issue), message) end
+    errors.goal("%s", message)
+  end
   return issue
 end
 
@@ -119,7 +256,7 @@ local function deliver(state)
   -- the iterations' commits become one: reset --soft keeps the work, and is allowed
   local r = state.repo:run{ "reset", "--soft", state.base }
   if r and r.code == 0 then
-    state.repo:run{ "add", "-A" }
+    stage(state)
     local ok, err = state.repo:commit(title .. (state.issue.number and ("\n\nCloses #" .. state.issue.number) or ""))
     if not ok and not tostring(err.message):find("nothing to commit") then return nil, "commit: " .. err.message end
   end
@@ -140,8 +277,7 @@ end
 
 local function supervised_pause(state)
   if not term.isatty("stdin") then
-    note(state.bus, "--supervised: no terminal to ask on; going on", "warn")
-    return "y"
+    return "y"   -- said once, when the run started
   end
   io.stdout:write(("\nIteration %d done (score %s). Continue? [y]es / [n]o (stop) / [s]kip the delay: "):format(state.iteration, state.last_total))
   io.stdout:flush()
@@ -152,9 +288,14 @@ end
 -- opts: {preset = name/path, preset_value, issue, issue_file, repo, config, dry_run,
 --        supervised, flags = {target_score, max_iterations}}; returns the exit code.
 function M.main(opts)
-  local root = opts.repo or require("codeassist.fs").cwd()
+  local fs = require "codeassist.fs"
+  local root = opts.repo or fs.cwd()
+  local st = fs.stat(root)
+  if not st or st.type ~= "dir" then
+    errors.usage("--repo %s: %s", root, st and "not a folder" or "no such folder")
+  end
   local cfgpath = opts.config or (root .. "/" .. config.DEFAULT_PATH)
-  local cfg = config.load{ path = cfgpath }
+  local cfg = config.load{ path = cfgpath, missing_ok = not opts.config }
   cfg.source.path = opts.config or config.DEFAULT_PATH
   for _, w in ipairs(cfg.source.warnings or {}) do io.stderr:write("codeassist: warning: ", w, "\n") end
   local p = opts.preset_value ~= nil and preset.from_value(opts.preset_value, cfg, opts.preset) or preset.load(opts.preset, cfg)
@@ -164,19 +305,30 @@ function M.main(opts)
   local formats = {}
   for k, v in pairs(require("codeassist.doctor.render").formats) do formats[k] = v end
   for k, v in pairs(render.formats) do formats[k] = v end
-  bus:add(events.text(io.stdout, { formats = formats, color = term.color("stdout"), live = term.isatty("stdout") }))
+  local live = term.isatty("stdout")
+  if not live then for k, v in pairs(render.log_formats) do formats[k] = v end end
+  bus:add(events.text(io.stdout, { formats = formats, color = term.color("stdout"), live = live }))
   local trace
   if opts.trace then
     local err
     trace, err = io.open(opts.trace, "w")
-    if not trace then errors.usage("--trace: cannot write %s: %s", opts.trace, tostring(err)) end
+    if not trace then errors.usage("--trace: cannot write %s", tostring(err)) end
     for _, s in ipairs{ cfg.providers.anthropic.api_key, cfg.providers.anthropic.auth_token, cfg.providers.ollama.api_key } do
       events.secret(s)
     end
     bus:add(events.json_lines(trace))
   end
   local started = clock.monotonic()
-  local ok, code = pcall(M.run, opts, root, cfg, plan, bus)
+  local holder = {}
+  local ok, code = pcall(M.run, opts, root, cfg, plan, bus, holder)
+  bus:abandon()
+  if not ok and type(code) == "table" and code.code == 130 and holder.state and holder.state.on_branch then
+    local st = holder.state
+    local count = st.repo:output{ "rev-list", "--count", st.base .. "..HEAD" }
+    note(bus, ("interrupted in iteration %d: the work so far is on %s (%s commit%s since %s; uncommitted edits stay "
+      .. "in the worktree); run the same command again to go on from there"):format(st.iteration, st.branch,
+      (count or "?"):gsub("%s+$", ""), (count or ""):match("^1%s*$") and "" or "s", st.base_name), "warn")
+  end
   bus:emit("run.finished", { ok = ok, code = ok and code or (type(code) == "table" and code.code) or nil,
     error = not ok and tostring(type(code) == "table" and code.message or code) or nil,
     seconds = clock.monotonic() - started, peak_rss_kb = M.peak_rss_kb() })
@@ -195,11 +347,11 @@ function M.peak_rss_kb()
   return tonumber(text:match("VmHWM:%s+(%d+) kB"))
 end
 
-function M.run(opts, root, cfg, plan, bus)
+function M.run(opts, root, cfg, plan, bus, holder)
   local git = require "codeassist.git"
   local forge = require "codeassist.forge"
   local repo = git.open(root, cfg)
-  if not repo:current_branch() then errors.usage("%s is not a git repository (give --repo DIR)", root) end
+  if not repo:output{ "rev-parse", "--git-dir" } then errors.usage("%s is not a git repository (give --repo DIR)", root) end
 
   local gates = gates_mod.load(root)
   for name, g in pairs(gates) do
@@ -233,39 +385,26 @@ function M.run(opts, root, cfg, plan, bus)
     local requested = name:match("|(.*)$")
     if m.name and m.size then state.model_sizes[requested] = m.size end
   end
-  -- a measured gate's model only explains a failure: its route missing is a warning; an
-  -- optional gate that cannot be served will score 0, which may keep the target out of reach
-  local blocking = 0
-  for _, e in ipairs(report.gates) do
-    if e.status == "fail" then
-      local measured = gates[e.gate] and gates[e.gate].kind == "measured"
-      if e.required and not measured then blocking = blocking + 1 end
-      if not opts.dry_run then
-        note(bus, ("%s: %s%s"):format(e.gate, e.problems[1] and e.problems[1].message or "unusable",
-          measured and " (a measured gate: it runs, but a failure will not be explained)"
-            or (not e.required and " (optional: it will score 0)") or ""), "warn")
-      end
-    end
-  end
-  for _, w in ipairs(report.sandbox and report.sandbox.problems or {}) do
-    if w.severity == "error" then blocking = blocking + 1 end
-  end
-  if blocking > 0 then
-    errors.goal("a required route cannot be served (see `codeassist doctor %s`)", tostring(opts.preset or plan.name))
-  end
+  preflight(state, report, opts, bus)
 
-  local issue
-  if opts.dry_run and not opts.issue_file then
-    issue = { number = opts.issue, title = "(fetched when the run starts)" }
-  else
-    issue = load_issue(opts, root, platform)
+  -- the run commits what the agent changes: the user's own uncommitted edits must not go with it
+  local modified, untracked = worktree_changes(repo)
+  if #modified > 0 then
+    errors.usage("%s has uncommitted changes to tracked files (%s): commit or stash them (git stash), then run "
+      .. "again — the run commits what the agent changes and must not take your edits with it", root, listing(modified))
   end
+  state.untracked_at_start = untracked
+
+  local issue = load_issue(opts, root, platform)   -- read-only, so a dry run checks it too
   state.issue = issue
   state.slug = forge.slug(issue.title or "work")
   state.branch = ("feature/%s-%s"):format(issue.number or "local", state.slug)
-  state.base = (repo:output{ "rev-parse", "HEAD" } or ""):gsub("%s+$", "")
-  state.base_name = repo:current_branch()
+  state.base, state.base_name = base_of(state)
   bus:emit("loop.banner", M.plan_facts(state))
+  if #untracked > 0 then
+    note(bus, ("%d untracked file%s (%s) stay%s out of the run's commits"):format(#untracked, #untracked == 1 and "" or "s",
+      listing(untracked), #untracked == 1 and "s" or ""), "info")
+  end
   if opts.dry_run then
     note(bus, "dry run: nothing was changed and no model was called")
     return 0
@@ -275,12 +414,18 @@ function M.run(opts, root, cfg, plan, bus)
   local exists = repo:run{ "rev-parse", "--verify", "--quiet", "refs/heads/" .. state.branch }
   local r = exists and exists.code == 0 and repo:run{ "checkout", "-q", state.branch } or repo:run{ "checkout", "-q", "-b", state.branch }
   if not r or r.code ~= 0 then errors.goal("cannot check out %s: %s", state.branch, r and r.stderr or "git failed") end
+  state.on_branch = true
+  if holder then holder.state = state end
 
   state.sandbox = assert(require("codeassist.agent.sandbox").new{ root = repo.root and root, mode = cfg.agent.sandbox,
                                                                    network = cfg.agent.network })
   state.router = router_mod.new{ cfg = cfg, plan = plan, bus = bus }
   state.measure = measurer(state)
   state.ctx_for = function(gate) return ctx_for(state, gate) end
+
+  if opts.supervised and not term.isatty("stdin") then
+    note(bus, "--supervised: no terminal to ask on, so the run will not pause between iterations", "warn")
+  end
 
   local findings = {}
   local implement_route = plan.routes.implement
@@ -348,6 +493,14 @@ function M.run(opts, root, cfg, plan, bus)
       end
       return 0
     end
+    -- the same score and the same findings three times: more iterations will not help
+    local signature = tostring(total.total) .. "\0" .. table.concat(findings, "\0")
+    state.same = signature == state.last_signature and (state.same or 1) + 1 or 1
+    state.last_signature = signature
+    if state.same >= STALL_AFTER and i < plan.max_iterations then
+      return M.blocked(state, ("no progress: the same score (%s/%s) and the same findings in the last %d iterations")
+        :format(total.total, plan.target_score, STALL_AFTER), findings)
+    end
     if i < plan.max_iterations then
       if opts.supervised then
         local answer = supervised_pause(state)
@@ -381,11 +534,27 @@ function M.plan_facts(state)
   return facts
 end
 
+-- Text for the issue (which others read): the model servers' addresses taken out.
+local function public(state, text)
+  local providers = require "codeassist.providers"
+  for _, which in ipairs{ "ollama", "anthropic" } do
+    for _, url in ipairs(providers.base_urls(state.cfg, which)) do
+      url = tostring(url):gsub("/+$", "")
+      local at = text:find(url, 1, true)
+      while at do
+        text = text:sub(1, at - 1) .. "<" .. which .. ">" .. text:sub(at + #url)
+        at = text:find(url, at + 1, true)
+      end
+    end
+  end
+  return require("codeassist.events").scrub(text)
+end
+
 function M.blocked(state, reason, findings)
   state.bus:emit("loop.outcome", { status = "blocked", reason = reason, findings = findings })
   if state.platform and state.issue and state.issue.number then
-    local body = ("codeassist: BLOCKED — %s\n\n"):format(reason)
-    for _, f in ipairs(findings or {}) do body = body .. "- " .. f .. "\n" end
+    local body = ("codeassist: BLOCKED — %s\n\n"):format(public(state, reason))
+    for _, f in ipairs(findings or {}) do body = body .. "- " .. public(state, f) .. "\n" end
     require("codeassist.forge").comment(state.platform, state.issue.number, body, state.root)
   end
   return 1

@@ -14,12 +14,12 @@ local function banner(ev, p)
     ("Target: score %s in at most %s iterations; platform %s"):format(ev.target, ev.max_iterations,
       ev.platform or "none (a local issue file)"),
   }
-  local rows = { { "GATE", "WEIGHT", "REQ", "GROUP", "ROUTE", "KIND" } }
+  local rows = { { "GATE", "WEIGHT", "REQ", "GROUP", "ROUTE", "SOURCE" } }
   for _, g in ipairs(ev.gates) do
     local route = g.route or "?"
     if g.measured then route = "measured" .. (g.route and (", explained by " .. g.route) or "") end
     rows[#rows + 1] = { g.name, tostring(g.weight), g.required and "yes" or "no", tostring(g.group), route,
-      g.source == "built-in" and "" or printable(g.source or "") }
+      printable(g.source or "built-in") }
   end
   lines[#lines + 1] = ""
   for _, l in ipairs(tty.columns(rows, "  ")) do lines[#lines + 1] = l end
@@ -64,8 +64,12 @@ local function gate_table(ev, p)
   lines[#lines + 1] = ("  Score: %s/%s%s"):format(t.total, ev.target,
     #t.failed_required > 0 and ("   required gates failing: " .. table.concat(t.failed_required, ", ")) or "")
   lines[#lines + 1] = "  Rules: " .. t.rules
-  for _, r in ipairs(ev.results) do
-    if r.rule then lines[#lines + 1] = ("    %s: %s"):format(r.gate, r.rule) end
+  if ev.iteration == 1 then   -- each gate's rule once; they do not change between iterations
+    for _, r in ipairs(ev.results) do
+      if r.rule then lines[#lines + 1] = ("    %s: %s"):format(r.gate, r.rule) end
+    end
+  else
+    lines[#lines + 1] = "    each gate's rule as printed after iteration 1"
   end
   return table.concat(lines, "\n")
 end
@@ -100,10 +104,34 @@ local function outcome(ev, p)
 end
 
 local function note(ev, p)
-  return (ev.level == "warn" and p.warn or p.ok)(printable(ev.text))
+  if ev.level == "info" then return p.dim(printable(ev.text)) end
+  return (ev.level == "warn" and p.warn or ev.level == "bad" and p.bad or p.ok)(printable(ev.text))
 end
 
+-- What the agent does, one line a tool call: "    · bash make test".
+local function agent_tool(ev, p)
+  local input = ev.input or {}
+  local what = input.command or input.path or input.pattern or ""
+  what = tostring(what):gsub("%s+", " ")
+  if #what > 100 then what = what:sub(1, 97) .. "..." end
+  return "    " .. p.dim(("· %s %s"):format(printable(ev.tool), printable(what)))
+end
+
+-- For output that is not a terminal (a log, CI), where no live line shows the running work.
+local function gate_started(ev, p)
+  return "  " .. p.dim(("… gate %s"):format(ev.gate))
+end
+
+local function gate_finished(ev, p)
+  local r = ev.result
+  return "  " .. p.dim(("· gate %s: %s %s (%.1f s)"):format(r.gate, r.score and tostring(math.floor(r.score + 0.5)) or "-",
+    r.status or "", r.seconds or 0))
+end
+
+M.log_formats = { ["gate.start"] = gate_started, ["gate.done"] = gate_finished }
+
 M.formats = {
+  ["agent.tool"] = agent_tool,
   ["loop.banner"] = banner,
   ["loop.iteration"] = iteration_start,
   ["loop.implement"] = implement_done,
