@@ -305,6 +305,7 @@ describe("the agent's tools", function()
   it("bash runs sandboxed: no writes outside, no network, no keys, a timeout that ends everything", function()
     if not sandbox.probe().available then pending("bubblewrap cannot run here: " .. sandbox.probe().reason) return end
     local dir = repo()
+    support.write(dir .. "/.claude/autonomous.yml", "{}\n")
     local outside = support.tmpdir()
     local listener = support.simulator()
     -- the workspace lies inside the home, which holds a key: the sandbox must still hide it
@@ -316,7 +317,10 @@ local sb = assert(sandbox.new{ root = %q, mode = "required" })
 for _, cmd in ipairs{ "touch %s/escaped; echo wrote=$?", "echo x > /tmp/in-sandbox; ls /tmp",
                       "curl -s -m 3 %s/api/version; echo curl=$?", "env", "cat /proc/1/environ | tr '\\0' '\\n'",
                       "ls -A $HOME | wc -l", "cat ]] .. home .. [[/.netrc; echo netrc=$?", "ls /run | wc -l",
-                      "echo x >> .git/config; echo gitconfig=$?", "touch .git/hooks/pre-commit; echo hooks=$?" } do
+                      "echo x >> .git/config; echo gitconfig=$?", "touch .git/hooks/pre-commit; echo hooks=$?",
+                      "mv .git .git2; echo mvgit=$?", "echo /tmp > .git/commondir; echo commondir=$?",
+                      "git -c user.name=a -c user.email=a@a commit -q --allow-empty -m x; echo commit=$?",
+                      "echo 'providers: {}' > .claude/autonomous.yml; echo claude=$?", "rm -rf .claude; echo rmclaude=$?" } do
   local r = assert(sb:run(cmd, { timeout = 20 }))
   io.write("== ", cmd, "\n", r.stdout, r.stderr)
 end
@@ -343,6 +347,13 @@ io.write("== network allowed ", r.stdout, "\n")
     assert.matches("== ls /run | wc %-l\n0\n", out)                 -- no host sockets
     assert.matches("gitconfig=[12]", out)                            -- git's config and hooks stay as they are
     assert.matches("hooks=1", out)
+    assert.matches("mvgit=1", out)                                   -- .git cannot be moved aside and replaced
+    assert.matches("commondir=[12]", out)                            -- nor changed: the runtime commits
+    assert.matches("commit=128", out)
+    assert.matches("claude=[12]", out)                               -- the run's own configuration
+    assert.matches("rmclaude=1", out)
+    assert.is_truthy(fs.stat(dir .. "/.git/HEAD"))
+    assert.are.equal("{}\n", fs.read(dir .. "/.claude/autonomous.yml"))
     assert.matches("== timeout true", out)
     listener:stop()
   end)

@@ -210,6 +210,87 @@ describe("codeassist run", function()
     assert.are.equal("NOTES.md\ncalc.sh\n", files)
   end)
 
+  it("grows the branch from the branch a pull request targets, and says when local commits are left out", function()
+    local p = project{ config = ollama_config(sim.url) }
+    -- origin has develop (the branch flow's target) and a main with a commit develop lacks
+    assert.are.equal(0, support.sh("git push -q origin main:develop && echo x > only_on_main.txt && git add only_on_main.txt && "
+      .. "git -c user.name=t -c user.email=t@t commit -qm main-only && git push -q origin main && "
+      .. "git fetch -q origin && git checkout -q -b develop origin/develop && echo y > local.txt && git add local.txt && "
+      .. "git -c user.name=t -c user.email=t@t commit -qm local && git checkout -q main", { cwd = p.dir }).code)
+    sim:control("/_sim/scenario", scenario())
+    local r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("Branch: feature/7%-add%-subtracts%-instead%-of%-adding %(from develop%)", r.stdout)
+    assert.matches("your develop has 1 commit that origin does not: the work starts from origin's develop", r.stdout)
+    local created
+    for _, c in ipairs(gh_calls(p)) do if c:find("^pr create") then created = c end end
+    assert.matches("%-%-base develop", created)
+    local files = support.sh("git diff --name-only develop feature/7-add-subtracts-instead-of-adding", { cwd = p.remote }).stdout
+    assert.are.equal("calc.sh\n", files)
+  end)
+
+  it("delivers again on top of a branch an earlier run pushed", function()
+    local p = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", scenario())
+    local r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    -- the issue gets more work: a second run from main adds a file
+    support.sh("git checkout -q main", { cwd = p.dir })
+    sim:control("/_sim/scenario", scenario{ implement = {
+      { tool_calls = { { name = "write", input = { path = "NOTES.md", content = "add() adds\n" } } } }, { text = "Noted." } } })
+    r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    local log = support.sh("git log --format=%s main..feature/7-add-subtracts-instead-of-adding", { cwd = p.remote }).stdout
+    assert.are.equal("feat: add subtracts instead of adding (#7)\nfix: add subtracts instead of adding (#7)\n",
+      log:gsub("^fix", "feat", 1))
+    local prs = cjson.decode(fs.read(p.forge .. "/prs.json"))
+    assert.are.equal(1, #prs)                                        -- the same pull request
+  end)
+
+  it("keeps what the agent wrote when interrupted, so the same command goes on from there", function()
+    local p = project{ config = ollama_config(sim.url) }
+    support.write(p.dir .. "/test.sh", "#!/bin/sh\nsleep 3\n. ./calc.sh\n[ \"$(add 2 3)\" = 5 ] && echo 'ok 1 - add' || "
+      .. "{ echo 'not ok 1 - add'; exit 1; }\n")
+    support.sh("git -c user.name=t -c user.email=t@t commit -qam slow && git push -q origin main", { cwd = p.dir })
+    sim:control("/_sim/scenario", scenario())
+    local argv = { support.bin, "run", "ollama_only", "--issue", "7", table.unpack(INSTALLED) }
+    argv.cwd, argv.timeout = p.dir, 60
+    argv.env = { PATH = support.root .. "/tests/fakes:" .. os.getenv("PATH"), FAKE_FORGE_DIR = p.forge, NO_COLOR = "1",
+                 ANTHROPIC_API_KEY = false, OLLAMA_HOST = false, GH_TOKEN = false }
+    local proc, task, clock = require "codeassist.proc", require "codeassist.task", require "codeassist.clock"
+    local t = task.spawn(function() return proc.run(argv) end)
+    -- interrupt while the agent's `make test` runs (its 3rd step; the test sleeps 3 s)
+    local started = clock.monotonic()
+    repeat task.sleep(0.1) until support.sh("pgrep -f '^sleep 3$' || true").stdout ~= "" or clock.monotonic() - started > 20
+    support.sh("pkill -INT -f 'codeassist run ollama_only --issue 7' || true")
+    local _, r = task.join(t)
+    assert.are.equal(130, r.code, r.stdout .. r.stderr)
+    assert.matches("interrupted in iteration 1: the work so far is on feature/7%-add%-subtracts%-instead%-of%-adding %(1 commit since main%)", r.stdout)
+    assert.are.equal("", support.sh("git status --porcelain --untracked-files=no", { cwd = p.dir }).stdout)
+    assert.matches("%(interrupted%)", support.sh("git log -1 --format=%s", { cwd = p.dir }).stdout)
+    -- the same command goes on and delivers
+    sim:control("/_sim/scenario", scenario{ implement = { { text = "Already fixed." } } })
+    r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("Done: score 100/95", r.stdout)
+  end)
+
+  it("undoes what the agent writes into the run's own configuration", function()
+    local p = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", scenario{ implement = {
+      { tool_calls = { { name = "bash", input = { command = "mkdir -p .codeassist/gates && echo 'os.exit(9)' > .codeassist/gates/x.lua" } } } },
+      { tool_calls = { { name = "write", input = { path = ".claude/autonomous.yml", content = "providers: {}\n" } } } },
+      { tool_calls = { { name = "edit", input = { path = "calc.sh", old_string = "$1 - $2", new_string = "$1 + $2" } } } },
+      { text = "Done." } } })
+    local r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("the agent changed the run's own configuration %(%.codeassist/gates/x%.lua%): undone", r.stdout)
+    assert.is_nil(fs.stat(p.dir .. "/.codeassist/gates/x.lua"))
+    assert.matches("base_url", fs.read(p.dir .. "/.claude/autonomous.yml"))   -- the write tool refused
+    local files = support.sh("git show --name-only --format= feature/7-add-subtracts-instead-of-adding", { cwd = p.dir }).stdout
+    assert.are.equal("calc.sh\n", files)
+  end)
+
   it("fixes a build failure in iteration 2, because the findings reached the agent", function()
     local p = project{ config = ollama_config(sim.url) }
     sim:control("/_sim/scenario", scenario{ implement = {
@@ -305,7 +386,7 @@ return require("codeassist.preset").define{ extends = "ollama_only",
   it("cancels a gate that exceeds its timeout, process and transfer and all", function()
     local p = project{ config = ollama_config(sim.url, "gates:\n  test:\n    timeout_ms: 2000\n  security:\n    timeout_ms: 2000\n") }
     support.write(p.dir .. "/test.sh", "#!/bin/sh\nexec sleep 77\n")
-    support.sh("git -c user.name=t -c user.email=t@t commit -qam slow", { cwd = p.dir })
+    support.sh("git -c user.name=t -c user.email=t@t commit -qam slow && git push -q origin main", { cwd = p.dir })
     sim:control("/_sim/scenario", scenario{ implement = { { text = "Nothing to do." } } })
     -- security's model (its own) answers only after a minute
     sim:fault{ match = { path = "/api/chat", model = "qwen3:8b" }, times = 5, kind = "delay", seconds = 60 }

@@ -118,6 +118,10 @@ function Run:call_tool(block)
   end
   local ok, text, err, extra = pcall(tool.run, block.input, self.env)
   if not ok then
+    -- stopping is not failing: an interrupt or a cancelled task goes on up, unchanged
+    if errors.is(text) or errors.is_failure(text, "cancelled") or errors.is_failure(text, "interrupted") then
+      error(text, 0)
+    end
     -- a tool's own bug must not end the run; the model hears of it, the audit keeps it
     return result("the tool failed inside codeassist: " .. tostring(text), true, "error", "tool raised")
   end

@@ -82,6 +82,10 @@ function Sandbox:close()
   end
 end
 
+-- What a sandboxed command may read but not change, relative to the workspace.
+local PROTECTED = { ".git", ".claude", ".codeassist" }
+M.PROTECTED = PROTECTED
+
 -- The argv that runs shell text in this sandbox.
 function Sandbox:argv(command)
   if self.kind ~= "bwrap" then return { "/bin/sh", "-c", command } end
@@ -97,11 +101,14 @@ function Sandbox:argv(command)
     end
   end
   a[#a + 1], a[#a + 2], a[#a + 3] = "--bind", self.root, self.root
-  -- git's config and hooks stay as they are: what they say runs later outside the sandbox,
-  -- when the runtime itself uses git
-  for _, f in ipairs{ "/.git/config", "/.git/hooks" } do
-    if require("codeassist.fs").stat(self.root .. f) then
-      a[#a + 1], a[#a + 2], a[#a + 3] = "--ro-bind", self.root .. f, self.root .. f
+  -- The repository's git folder is read-only here, and being a mount point it cannot be moved
+  -- aside and replaced: what it says (config, hooks, commondir, filters) runs later outside the
+  -- sandbox, when the runtime itself uses git. The agent reads history; the runtime commits.
+  -- The run's own configuration (.claude/, .codeassist/: providers, keys' hosts, gate code) is
+  -- read-only for the same reason.
+  for _, f in ipairs(PROTECTED) do
+    if require("codeassist.fs").stat(self.root .. "/" .. f) then
+      a[#a + 1], a[#a + 2], a[#a + 3] = "--ro-bind", self.root .. "/" .. f, self.root .. "/" .. f
     end
   end
   for _, x in ipairs{ "--unshare-pid", "--unshare-ipc", "--unshare-uts",

@@ -34,10 +34,18 @@ function Workspace:resolve(path)
   return nil, err.message
 end
 
--- Whether a real path is git's own (.git/...): the tools do not write there.
-function Workspace:in_git_dir(real)
-  local git = self.root .. "/.git"
-  return real == git or real:sub(1, #git + 1) == git .. "/"
+-- Why the tools do not write a real path, or nil: git's own files (.git/...) and the run's
+-- own configuration (.claude/, .codeassist/), which the runtime reads outside the sandbox.
+local PROTECTED = {
+  [".git"] = "files under .git are not for editing: git keeps them",
+  [".claude"] = "files under .claude are the run's own configuration: not for the agent to change",
+  [".codeassist"] = "files under .codeassist are the run's own gates and state: not for the agent to change",
+}
+function Workspace:protected(real)
+  for dir, why in pairs(PROTECTED) do
+    local top = self.root .. "/" .. dir
+    if real == top or real:sub(1, #top + 1) == top .. "/" then return why, dir end
+  end
 end
 
 -- Whether the workspace is a git repository (then git grep searches it).

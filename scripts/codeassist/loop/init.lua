@@ -106,6 +106,47 @@ local function stage(state)
   end
 end
 
+-- After the agent: still on the feature branch, and the run's own configuration untouched
+-- (the sandbox keeps .git, .claude and .codeassist read-only; without one, this undoes what
+-- the agent changed there, since the runtime reads them outside any sandbox).
+local function check_after_agent(state)
+  local repo = state.repo
+  local now = repo:current_branch()
+  if now ~= state.branch then
+    errors.goal("the agent left the feature branch: %s is checked out, not %s — nothing was committed; check out %s "
+      .. "and run again", tostring(now), state.branch, state.branch)
+  end
+  local out = repo:output{ "status", "--porcelain", "-z", "--untracked-files=all", "--", ".claude", ".codeassist" } or ""
+  local before = {}
+  for _, f in ipairs(state.untracked_at_start or {}) do before[f] = true end
+  local undone = {}
+  for entry in out:gmatch("%Z+") do
+    local code, path = entry:sub(1, 2), entry:sub(4)
+    if code == "??" then
+      if not before[path] then
+        os.remove(state.root .. "/" .. path)
+        undone[#undone + 1] = path
+      end
+    elseif path ~= "" and not code:find("R") then
+      repo:run{ "checkout", "-q", "HEAD", "--", path }
+      undone[#undone + 1] = path
+    end
+  end
+  if #undone > 0 then
+    note(state.bus, ("the agent changed the run's own configuration (%s): undone"):format(listing(undone)), "warn")
+  end
+end
+
+-- Commits the agent's work when the run stops before the iteration's own commit.
+local function stop_commit(state, why)
+  if state.repo:current_branch() ~= state.branch then return end
+  stage(state)
+  local staged = state.repo:run{ "diff", "--cached", "--quiet" }
+  if staged and staged.code == 0 then return end
+  state.repo:commit(("codeassist: iteration %d of #%s (%s)"):format(state.iteration,
+    tostring(state.issue.number or state.slug), why))
+end
+
 -- Commits what the agent changed in this iteration (the runtime commits; the agent does not).
 local function commit_iteration(state, i)
   stage(state)
@@ -116,11 +157,13 @@ local function commit_iteration(state, i)
   return ok ~= nil
 end
 
--- Where the work starts from: the commit the feature branch grows from, and its branch's name.
--- Run from the base branch, that is HEAD (or, when the feature branch exists already, where
--- it left HEAD's history); run from the feature branch itself, where it left the branch a
--- pull request would target.
-local function base_of(state)
+-- Where the work starts from. With a platform: the branch a pull request targets (resolved
+-- once, fetched from origin), and the feature branch grows from it — or, when it exists
+-- already (here or on origin), is continued. With an issue file: the current HEAD.
+-- Sets state.base (the commit the work is measured against), state.base_name, state.target
+-- (the pull request's base branch), state.start (where to create the branch, if it is new)
+-- and state.remote_tip (origin's copy of the feature branch, which delivery builds on).
+local function resolve_base(state)
   local repo = state.repo
   local function commit(ref)
     local out = repo:output{ "rev-parse", "--verify", "--quiet", ref .. "^{commit}" }
@@ -132,24 +175,57 @@ local function base_of(state)
   end
   local current = repo:current_branch()
   local feature = commit("refs/heads/" .. state.branch)
-  if current ~= state.branch then
+  if not state.platform then
+    if current == state.branch then
+      for _, name in ipairs{ "main", "master", "develop" } do
+        local at = commit("refs/heads/" .. name)
+        if at then return merge_base(at, "HEAD") or at, name end
+      end
+      errors.usage("%s is checked out and no base branch (main, master, develop) was found: check out the branch "
+        .. "the work should start from, then run again", state.branch)
+    end
     local head = commit("HEAD")
     if not head then errors.usage("%s has no commit yet: commit something first", state.root) end
-    local name = current ~= "HEAD" and current or head:sub(1, 12)
-    return feature and merge_base("HEAD", state.branch) or head, name
+    state.start = head
+    return feature and merge_base(feature, head) or head, current ~= "HEAD" and current or head:sub(1, 12)
   end
-  local candidates = {}
-  if state.platform then
-    local target = require("codeassist.forge").target_branch(state.root, state.cfg)
-    if target then candidates[#candidates + 1] = target end
+
+  local forge = require "codeassist.forge"
+  local target, err = forge.target_branch(state.root, state.cfg)
+  if not target then
+    errors.goal("cannot tell which branch a pull request should target: %s (set git_rules.branch_flow.feature)", err.message)
   end
-  for _, b in ipairs{ "main", "master", "develop" } do candidates[#candidates + 1] = b end
-  for _, name in ipairs(candidates) do
-    local at = commit("refs/heads/" .. name) or commit("refs/remotes/origin/" .. name)
-    if at then return merge_base(at, "HEAD") or at, name end
+  state.target = target
+  local fetched = repo:run({ "fetch", "-q", "origin", target }, { timeout = 300 })
+  if not fetched or fetched.code ~= 0 then
+    errors.goal("cannot fetch %s from origin: %s", target, fetched and fetched.stderr:gsub("%s+$", "") or "git failed")
   end
-  errors.usage("%s is checked out and no base branch (main, master, develop) was found: check out the branch "
-    .. "the work should start from, then run again", state.branch)
+  local at = commit("refs/remotes/origin/" .. target) or commit("FETCH_HEAD")
+  local mine = commit("refs/heads/" .. target)
+  if mine and at and mine ~= at then
+    local ahead = (repo:output{ "rev-list", "--count", at .. ".." .. mine } or "0"):gsub("%s+$", "")
+    if ahead ~= "0" then
+      state.notes[#state.notes + 1] = ("your %s has %s commit%s that origin does not: the work starts from origin's %s "
+        .. "(push them first to build on them)"):format(target, ahead, ahead == "1" and "" or "s", target)
+    end
+  end
+  -- origin's copy of the feature branch, if a run pushed it before
+  local listed = repo:output({ "ls-remote", "--heads", "origin", "refs/heads/" .. state.branch }, { timeout = 120 }) or ""
+  local remote_tip = listed:match("^(%x+)")
+  if remote_tip then
+    if not commit(remote_tip) then repo:run({ "fetch", "-q", "origin", state.branch }, { timeout = 300 }) end
+    local ancestor = feature and repo:run{ "merge-base", "--is-ancestor", remote_tip, feature }
+    if feature and not (ancestor and ancestor.code == 0) then
+      errors.usage("origin's %s has commits this branch does not have: bring them in (git checkout %s && git pull) or "
+        .. "delete the remote branch, then run again", state.branch, state.branch)
+    end
+    state.remote_tip = remote_tip
+    if not feature then state.start = remote_tip end
+  else
+    state.start = at
+  end
+  local tip = feature or remote_tip
+  return tip and merge_base(tip, at) or at, target
 end
 
 -- What the doctor found, before anything is spent: problems grouped by what to do about them.
@@ -253,8 +329,11 @@ local function deliver(state)
   local forge = require "codeassist.forge"
   local title = ("%s: %s%s"):format(state.issue.labels and table.concat(state.issue.labels, " "):find("bug") and "fix" or "feat",
     state.issue.title or state.slug, state.issue.number and (" (#" .. state.issue.number .. ")") or "")
-  -- the iterations' commits become one: reset --soft keeps the work, and is allowed
-  local r = state.repo:run{ "reset", "--soft", state.base }
+  -- the iterations' commits become one on top of what origin has (its copy of the branch, if a
+  -- run pushed it before, else the base): reset --soft keeps the work, and the push stays a
+  -- fast-forward
+  local onto = state.remote_tip or state.base
+  local r = state.repo:run{ "reset", "--soft", onto }
   if r and r.code == 0 then
     stage(state)
     local ok, err = state.repo:commit(title .. (state.issue.number and ("\n\nCloses #" .. state.issue.number) or ""))
@@ -263,7 +342,10 @@ local function deliver(state)
   if not state.platform then return state.branch .. " (committed here; an issue file gets no push and no pull request)" end
   local pushed, err = state.repo:push("origin", state.branch)
   if not pushed then return nil, "push: " .. err.message end
-  local base = forge.target_branch(state.root, state.cfg)
+  local changed = state.repo:run{ "diff", "--quiet", state.base, "HEAD" }
+  if changed and changed.code == 0 then return nil, ("there is nothing to deliver: %s has no change against %s")
+    :format(state.branch, state.base_name) end
+  local base = state.target
   local body = ("%s\n\nQuality gates: %s/%s after %d iteration%s.\n\n| gate | score | status |\n|---|---|---|\n")
     :format(state.issue.number and ("Closes #" .. state.issue.number) or "", state.last_total, state.plan.target_score,
       state.iteration, state.iteration == 1 and "" or "s")
@@ -322,12 +404,15 @@ function M.main(opts)
   local holder = {}
   local ok, code = pcall(M.run, opts, root, cfg, plan, bus, holder)
   bus:abandon()
-  if not ok and type(code) == "table" and code.code == 130 and holder.state and holder.state.on_branch then
+  if not ok and holder.state and holder.state.on_branch then
+    -- stopped part-way: what the agent wrote so far is kept in a commit on the branch, so the
+    -- worktree is clean and the same command goes on from there
     local st = holder.state
-    local count = st.repo:output{ "rev-list", "--count", st.base .. "..HEAD" }
-    note(bus, ("interrupted in iteration %d: the work so far is on %s (%s commit%s since %s; uncommitted edits stay "
-      .. "in the worktree); run the same command again to go on from there"):format(st.iteration, st.branch,
-      (count or "?"):gsub("%s+$", ""), (count or ""):match("^1%s*$") and "" or "s", st.base_name), "warn")
+    local why = type(code) == "table" and code.code == 130 and "interrupted" or "stopped"
+    pcall(stop_commit, st, why)
+    local count = (st.repo:output{ "rev-list", "--count", st.base .. "..HEAD" } or "?"):gsub("%s+$", "")
+    note(bus, ("%s in iteration %d: the work so far is on %s (%s commit%s since %s); run the same command again "
+      .. "to go on from there"):format(why, st.iteration, st.branch, count, count == "1" and "" or "s", st.base_name), "warn")
   end
   bus:emit("run.finished", { ok = ok, code = ok and code or (type(code) == "table" and code.code) or nil,
     error = not ok and tostring(type(code) == "table" and code.message or code) or nil,
@@ -367,7 +452,7 @@ function M.run(opts, root, cfg, plan, bus, holder)
   local state = {
     cfg = cfg, plan = plan, gates = gates, bus = bus, root = root, repo = repo, platform = platform,
     history = {}, changed_files = {}, iteration = 0, vram_gb = (opts.flags or {}).vram_gb or cfg.providers.ollama.vram_gb,
-    model_sizes = {},
+    model_sizes = {}, notes = {},
   }
   state.groups = loop_gates.groups(plan, gates)
   state.measure_plan = require("codeassist.gates.measure").detect(root,
@@ -399,8 +484,9 @@ function M.run(opts, root, cfg, plan, bus, holder)
   state.issue = issue
   state.slug = forge.slug(issue.title or "work")
   state.branch = ("feature/%s-%s"):format(issue.number or "local", state.slug)
-  state.base, state.base_name = base_of(state)
+  state.base, state.base_name = resolve_base(state)
   bus:emit("loop.banner", M.plan_facts(state))
+  for _, text in ipairs(state.notes) do note(bus, text, "warn") end
   if #untracked > 0 then
     note(bus, ("%d untracked file%s (%s) stay%s out of the run's commits"):format(#untracked, #untracked == 1 and "" or "s",
       listing(untracked), #untracked == 1 and "s" or ""), "info")
@@ -412,7 +498,8 @@ function M.run(opts, root, cfg, plan, bus, holder)
 
   -- the feature branch (an existing one is continued)
   local exists = repo:run{ "rev-parse", "--verify", "--quiet", "refs/heads/" .. state.branch }
-  local r = exists and exists.code == 0 and repo:run{ "checkout", "-q", state.branch } or repo:run{ "checkout", "-q", "-b", state.branch }
+  local r = exists and exists.code == 0 and repo:run{ "checkout", "-q", state.branch }
+    or repo:run{ "checkout", "-q", "-b", state.branch, state.start }
   if not r or r.code ~= 0 then errors.goal("cannot check out %s: %s", state.branch, r and r.stderr or "git failed") end
   state.on_branch = true
   if holder then holder.state = state end
@@ -447,6 +534,7 @@ function M.run(opts, root, cfg, plan, bus, holder)
        and errors.UNREACHABLE[result.failure.kind] then
       errors.goal("the agent's route is unavailable: %s", result.error)
     end
+    check_after_agent(state)
     commit_iteration(state, i)
     state.changed_files = changed_files(state)
     state.change = change_of(state)

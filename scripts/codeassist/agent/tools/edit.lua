@@ -18,9 +18,8 @@ return {
   run = function(input, env)
     local path, why, denied = env.ws:resolve(input.path)
     if not path then return nil, why, denied end
-    if env.ws:in_git_dir(path) then
-      return nil, "files under .git are not for editing: git keeps them", { decision = "deny", reason = "edit in .git" }
-    end
+    local refused, dir = env.ws:protected(path)
+    if refused then return nil, refused, { decision = "deny", reason = "edit in " .. dir } end
     local st = fs.stat(path)
     if st and st.type ~= "file" then return nil, input.path .. " is not a regular file" end
     if input.old_string == "" then return nil, "old_string is empty; to create a file use write" end
