@@ -11,7 +11,7 @@ return preset.define{
   description = "ollama_hybrid; a local gate moves to Claude after two failed attempts",
   route = function(gate, ctx)
     if ctx.route and ctx.route.provider == "ollama" and ctx.failures(gate) >= ESCALATE_AFTER then
-      return { provider = "claude", floor = "critical" }
+      return { provider = "claude" }   -- its floor as the gate's: critical when required
     end
   end,
 }

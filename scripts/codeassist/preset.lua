@@ -490,13 +490,13 @@ function M.context(plan, fields)
     history = {}, changed_files = {}, issue = nil,
   }
   for k, v in pairs(fields or {}) do ctx[k] = v end
-  -- consecutive failures of a gate up to now
+  -- consecutive failures of a gate up to now (iterations where it did not run do not count)
   function ctx.failures(gate)
     local n = 0
     local h = ctx.history[gate] or {}
     for i = #h, 1, -1 do
       if h[i].passed then break end
-      n = n + 1
+      if h[i].status ~= "SKIPPED" then n = n + 1 end
     end
     return n
   end

@@ -59,15 +59,25 @@ function M.breaker(opts)
     allow = function(route)
       local s = state[key(route)]
       if not s or s.failures < limit then return true end
-      if now() >= s.open_until then return true end   -- half-open: one try
+      local where = opts.key and key(route) or "it"
+      if now() >= s.open_until then
+        -- half-open: one call tries; the others wait for its answer (a try that never reported,
+        -- cancelled on the way, is given up after another cooldown)
+        if not s.trying or now() - s.trying >= cooldown then s.trying = now() return true end
+        return false, ("the last %d calls could not reach %s; one call is trying it again"):format(s.failures, where)
+      end
       return false, ("the last %d calls could not reach %s; trying again in %ds"):format(s.failures,
-        opts.key and key(route) or "it", math.ceil(s.open_until - now()))
+        where, math.ceil(s.open_until - now()))
     end,
     record = function(route, ok, err)
       local k = key(route)
       if ok then state[k] = nil return end
-      if not (err and errors.UNREACHABLE[err.kind]) then return end
       local s = state[k] or { failures = 0, open_until = 0 }
+      s.trying = nil
+      if not (err and errors.UNREACHABLE[err.kind]) then
+        if s.failures > 0 then state[k] = s end
+        return
+      end
       s.failures = s.failures + 1
       if s.failures >= limit then s.open_until = now() + cooldown end
       state[k] = s

@@ -172,3 +172,28 @@ describe("scoring", function()
     end
   end)
 end)
+
+describe("the change the gates review", function()
+  teardown(support.cleanup)
+
+  it("gives every file a share, so a big file cannot hide the rest; lockfiles only in the summary", function()
+    local d = support.tmpdir()
+    local function sh(c) local r = support.sh(c, { cwd = d }); assert(r.code == 0, r.stderr); return r.stdout end
+    sh("git init -q -b main . && echo a > z.txt && git add -A && git -c user.name=t -c user.email=t@t commit -qm i")
+    local base = sh("git rev-parse HEAD"):gsub("%s+$", "")
+    local big = {}
+    for i = 1, 20000 do big[i] = "line " .. i end
+    support.write(d .. "/aaa_big.txt", table.concat(big, "\n"))
+    support.write(d .. "/package-lock.json", table.concat(big, "\n"))
+    sh("printf '\\351t\\351\\n' >> z.txt && git add -A && git -c user.name=t -c user.email=t@t commit -qm c")
+    local repo = require("codeassist.git").open(d, nil)
+    local out = require("codeassist.loop")._change_of({ repo = repo, base = base })
+    assert.is_true(#out < 64000)
+    assert.matches("^%(the diff of 1 file was cut to fit", out)
+    assert.matches("package%-lock%.json | 20000", out)              -- in the summary
+    assert.is_nil(out:find("diff --git a/package-lock.json", 1, true))
+    assert.matches("diff %-%-git a/z%.txt", out)                    -- the small change is whole
+    local prompt = require("codeassist.loop.prompts").gate({ prompt = "Review." }, { title = "t", body = "caf\233" }, out)
+    assert.is_nil(prompt:find("[\233]"))                             -- Latin-1 bytes made valid UTF-8
+  end)
+end)

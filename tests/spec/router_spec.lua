@@ -141,6 +141,15 @@ describe("router", function()
     assert.are.equal(2, #calls)                                  -- the third call never went out
     assert.matches("^circuit open: the last 2 calls could not reach it; trying again in 30s", seen[#seen].reason)
     now = 31
+    -- half-open: one call tries again; while it is out, the others are refused
+    local trying = breaker.allow(plan.routes.review)
+    assert.is_true(trying)
+    local second, why = breaker.allow(plan.routes.review)
+    assert.is_false(second)
+    assert.matches("one call is trying it again", why)
+    breaker.record(plan.routes.review, false, errors.failure("connect", "refused"))   -- it failed: open again
+    assert.is_false((breaker.allow(plan.routes.review)))
+    now = 62
     assert(r:call("review", {}))
     assert.are.equal(3, #calls)
   end)

@@ -97,8 +97,17 @@ end
 
 -- keep_alive for a call of this model now: kept while a later wave of the iteration needs it.
 local function keep_alive(state, model)
-  if not state.vram_gb then return nil end
+  if not state.vram_gb or state.all_fit then return nil end   -- nothing to make room for
   return (state.needed_later[model] or 0) > 0 and "10m" or 0
+end
+
+-- Whether a failed call means the route's model cannot be reached (down, overloaded, missing).
+local function unreachable(failure)
+  if not failure then return false end
+  local kind = failure.kind
+  if require("codeassist.errors").UNREACHABLE[kind] or failure.circuit_open or kind == "timeout_first_byte" then return true end
+  local status = tonumber(failure.status)
+  return kind == "http" and status ~= nil and (status >= 500 or status == 404 or status == 429)
 end
 
 -- One gate: measured facts, a verdict, a score. Runs inside its own task (for the timeout).
@@ -128,10 +137,12 @@ local function run_gate(state, name, ctx)
   end
   if not v then
     result.verdict_error = info.reason
-    local failure = info.failure
-    if failure and route.floor == "critical" and failure.kind ~= "cancelled" and failure.kind ~= "interrupted" then
-      -- a critical gate is served by its model or not at all: the run cannot go on
-      result.unavailable = ("%s %s: %s"):format(result.provider, tostring(route.model), failure.message)
+    -- a required critical gate is served by its model or not at all: when that model cannot be
+    -- reached the run cannot go on (a measured gate still has its measurement; an optional
+    -- gate scores 0; a request the model refuses is the gate's error, not the route's)
+    if route.floor == "critical" and gate.kind ~= "measured" and (state.plan.gates[name] or {}).required
+       and unreachable(info.failure) then
+      result.unavailable = ("%s %s: %s"):format(result.provider, tostring(route.model), info.failure.message)
     end
     if gate.kind == "measured" then
       -- the measurement stands; only the explanation is missing
@@ -202,6 +213,15 @@ function M.run(state)
       if m then state.needed_later[m] = (state.needed_later[m] or 0) + 1 end
     end
   end
+  -- the next iteration's agent comes after these gates: its model stays if it is local
+  local implement = state.plan.routes.implement
+  if state.more_iterations and implement and implement.provider == "ollama" and implement.model then
+    state.needed_later[implement.model] = (state.needed_later[implement.model] or 0) + 1
+  end
+  -- when every local model of the iteration fits the GPU at once, none needs unloading
+  local total = 0
+  for m in pairs(state.needed_later) do total = total + (state.model_sizes[m] or 0) end
+  state.all_fit = state.vram_gb ~= nil and total <= state.vram_gb * GB
   read_loaded(state)
   for _, g in ipairs(groups) do
     if skipped_from then
@@ -223,6 +243,15 @@ function M.run(state)
             local changed = require("codeassist.errors").call_user("the on_gate(result, ctx) hook of " .. tostring(state.plan.source),
               state.plan.on_gate, require("codeassist.config").deep_copy(r), state.ctx_for(r.gate))
             if type(changed) == "table" then
+              if changed.gate ~= r.gate then
+                require("codeassist.errors").config("the on_gate(result, ctx) hook of %s returned a result for %s, "
+                  .. "not for %s: return the result it was given, changed", tostring(state.plan.source),
+                  changed.gate == nil and "no gate" or ("'" .. tostring(changed.gate) .. "'"), r.gate)
+              end
+              if changed.score ~= nil and type(changed.score) ~= "number" then
+                require("codeassist.errors").config("the on_gate(result, ctx) hook of %s set %s's score to a %s: "
+                  .. "expected a number from 0 to 100", tostring(state.plan.source), r.gate, type(changed.score))
+              end
               r = changed
               r.score = math.max(0, math.min(100, tonumber(r.score) or 0))
               score.judge(r, state.plan.gates[r.gate] or {})
@@ -250,18 +279,29 @@ function M.run(state)
   return results, skipped_from
 end
 
--- The findings of failing gates, as lines for the next implementation.
+-- What the next implementation should fix, as lines: every gate below 100 that ran — those
+-- that failed first, then by the points they cost the total — with what it measured and its
+-- findings. A passing gate's findings count too: they can keep the total below the target.
 function M.findings_for_next(results)
-  local lines = {}
+  local ranked = {}
   for _, r in ipairs(results) do
-    if not r.passed and r.status ~= "SKIPPED" then
-      lines[#lines + 1] = ("%s gate scored %s/100 (%s)"):format(r.gate, tostring(r.score), tostring(r.reason))
-      if r.measured and r.measured.report then
-        lines[#lines + 1] = ("  what %s measured:\n%s"):format(r.gate, r.measured.report:gsub("\n", "\n    "))
-      end
-      for _, f in ipairs(r.findings or {}) do
-        if f.severity ~= "info" then lines[#lines + 1] = "  " .. common.describe(f) end
-      end
+    if r.status ~= "SKIPPED" and (r.score or 0) < 100 then ranked[#ranked + 1] = r end
+  end
+  table.sort(ranked, function(a, b)
+    if (not a.passed) ~= (not b.passed) then return not a.passed end
+    local la, lb = (a.weight or 0) * (100 - (a.score or 0)), (b.weight or 0) * (100 - (b.score or 0))
+    if la ~= lb then return la > lb end
+    return a.gate < b.gate
+  end)
+  local lines = {}
+  for _, r in ipairs(ranked) do
+    lines[#lines + 1] = ("%s gate scored %s/100%s (%s)"):format(r.gate, tostring(r.score),
+      r.passed and ", passing, but its findings cost points" or "", tostring(r.reason))
+    if r.measured and r.measured.report and not r.passed then
+      lines[#lines + 1] = ("  what %s measured:\n%s"):format(r.gate, r.measured.report:gsub("\n", "\n    "))
+    end
+    for _, f in ipairs(r.findings or {}) do
+      if f.severity ~= "info" then lines[#lines + 1] = "  " .. common.describe(f) end
     end
   end
   return lines

@@ -65,12 +65,47 @@ local function measurer(state)
 end
 
 -- The git diff of the work so far against the base, capped for prompts.
+-- Files whose diff says little to a reviewer and can be huge: in the stat, not in the patch.
+local GENERATED = { "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "Cargo.lock", "go.sum",
+                    "poetry.lock", "uv.lock", "composer.lock", "Gemfile.lock", "*.min.js", "*.min.css", "*.map" }
+local CHANGE_CAP = 60000
+
+-- Every file gets a share of the budget, so one big file cannot push the rest of the change out
+-- of the reviewers' view; what is cut says so.
 local function change_of(state)
-  local out = state.repo:output{ "diff", "--stat", "--patch", "--no-color", state.base }
-  out = out or "(the diff could not be read)"
-  if out == "" then out = "(no changes)" end
-  return require("codeassist.agent.workspace").cap(out, 60000)
+  local workspace = require "codeassist.agent.workspace"
+  local stat = state.repo:output{ "diff", "--stat", "--no-color", state.base }
+  if not stat then return "(the diff could not be read)" end
+  if stat == "" then return "(no changes)" end
+  local argv = { "diff", "--patch", "--no-color", state.base, "--", "." }
+  for _, g in ipairs(GENERATED) do argv[#argv + 1] = ":(exclude,glob)**/" .. g end
+  local patch = state.repo:output(argv) or ""
+  -- one piece per file: the patch split where each "diff --git" line starts
+  local starts, pos = {}, 1
+  if patch:sub(1, 11) == "diff --git " then starts[1] = 1 end
+  while true do
+    local at = patch:find("\ndiff --git ", pos, true)
+    if not at then break end
+    starts[#starts + 1] = at + 1
+    pos = at + 1
+  end
+  local files = {}
+  for i, at in ipairs(starts) do files[i] = patch:sub(at, (starts[i + 1] or #patch + 2) - 2) end
+  if #files == 0 and patch ~= "" then files[1] = patch end
+  local share = math.max(4000, math.floor((CHANGE_CAP - #stat) / math.max(1, #files)))
+  local cut = 0
+  for i, f in ipairs(files) do
+    if #f > share then files[i], cut = workspace.cap(f, share), cut + 1 end
+  end
+  local out = stat .. "\n" .. table.concat(files, "\n")
+  if cut > 0 then
+    out = ("(the diff of %d file%s was cut to fit; lockfiles and minified files are in the summary only)\n")
+      :format(cut, cut == 1 and "" or "s") .. out
+  end
+  return workspace.cap(out, CHANGE_CAP + 2000)
 end
+
+M._change_of = change_of   -- for the specs
 
 -- The worktree's uncommitted changes: paths of modified tracked files, and untracked ones.
 local function worktree_changes(repo)
@@ -291,7 +326,7 @@ end
 -- The hook context for a gate now.
 local function ctx_for(state, gate)
   local ctx = preset.context(state.plan, { phase = gate == "implement" and "implement" or "gates",
-    iteration = state.iteration, history = state.history, changed_files = state.changed_files,
+    iteration = state.iteration, history = config.deep_copy(state.history), changed_files = config.deep_copy(state.changed_files),
     issue = { number = state.issue.number, title = state.issue.title, labels = state.issue.labels, body = state.issue.body } })
   ctx.measure = state.measure
   return ctx
@@ -539,16 +574,18 @@ function M.run(opts, root, cfg, plan, bus, holder)
     state.changed_files = changed_files(state)
     state.change = change_of(state)
 
+    state.more_iterations = i < plan.max_iterations
     local results = loop_gates.run(state)
     local total = score.total(results, plan)
     for _, res in ipairs(results) do
       state.history[res.gate] = state.history[res.gate] or {}
-      table.insert(state.history[res.gate], { iteration = i, score = res.score, passed = res.passed,
+      table.insert(state.history[res.gate], { iteration = i, score = res.score, passed = res.passed, status = res.status,
                                               provider = res.provider, model = res.model })
     end
     if plan.score then
       local ctx = ctx_for(state, "score")
-      local custom = errors.call_user("the score(results, ctx) hook of " .. tostring(plan.source), plan.score, results, ctx)
+      local custom = errors.call_user("the score(results, ctx) hook of " .. tostring(plan.source), plan.score,
+        config.deep_copy(results), ctx)
       if type(custom) == "number" then total.total = math.max(0, math.min(100, custom)); total.rules = total.rules .. " (then the preset's score() hook)" end
     end
     state.last_total, state.last_results = total.total, results
@@ -557,7 +594,7 @@ function M.run(opts, root, cfg, plan, bus, holder)
     for _, res in ipairs(results) do
       if res.unavailable then
         return M.blocked(state, ("a critical route is unavailable: the %s gate could not be served by %s — "
-          .. "start the server or fix the route, then run again (`codeassist doctor %s`)")
+          .. "check the server and the model (`codeassist doctor %s`), then run again")
           :format(res.gate, res.unavailable, tostring(opts.preset or plan.name)), findings)
       end
     end
