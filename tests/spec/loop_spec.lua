@@ -249,19 +249,19 @@ describe("codeassist run", function()
 
   it("keeps what the agent wrote when interrupted, so the same command goes on from there", function()
     local p = project{ config = ollama_config(sim.url) }
-    support.write(p.dir .. "/test.sh", "#!/bin/sh\nsleep 3\n. ./calc.sh\n[ \"$(add 2 3)\" = 5 ] && echo 'ok 1 - add' || "
-      .. "{ echo 'not ok 1 - add'; exit 1; }\n")
-    support.sh("git -c user.name=t -c user.email=t@t commit -qam slow && git push -q origin main", { cwd = p.dir })
-    sim:control("/_sim/scenario", scenario())
+    -- the agent fixes calc.sh, then runs a command that takes a while: the interrupt comes then
+    sim:control("/_sim/scenario", scenario{ implement = {
+      { tool_calls = { { name = "edit", input = { path = "calc.sh", old_string = "$1 - $2", new_string = "$1 + $2" } } } },
+      { tool_calls = { { name = "bash", input = { command = "sleep 4.5; make test" } } } },
+      { text = "Done." } } })
     local argv = { support.bin, "run", "ollama_only", "--issue", "7", table.unpack(INSTALLED) }
     argv.cwd, argv.timeout = p.dir, 60
     argv.env = { PATH = support.root .. "/tests/fakes:" .. os.getenv("PATH"), FAKE_FORGE_DIR = p.forge, NO_COLOR = "1",
                  ANTHROPIC_API_KEY = false, OLLAMA_HOST = false, GH_TOKEN = false }
     local proc, task, clock = require "codeassist.proc", require "codeassist.task", require "codeassist.clock"
     local t = task.spawn(function() return proc.run(argv) end)
-    -- interrupt while the agent's `make test` runs (its 3rd step; the test sleeps 3 s)
     local started = clock.monotonic()
-    repeat task.sleep(0.1) until support.sh("pgrep -f '^sleep 3$' || true").stdout ~= "" or clock.monotonic() - started > 20
+    repeat task.sleep(0.05) until support.sh("pgrep -f '^sleep 4.5$' || true").stdout ~= "" or clock.monotonic() - started > 30
     support.sh("pkill -INT -f 'codeassist run ollama_only --issue 7' || true")
     local _, r = task.join(t)
     assert.are.equal(130, r.code, r.stdout .. r.stderr)
@@ -273,6 +273,17 @@ describe("codeassist run", function()
     r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
     assert.are.equal(0, r.code, r.stdout .. r.stderr)
     assert.matches("Done: score 100/95", r.stdout)
+  end)
+
+  it("does not let a rewritten test script pass: fewer tests than at the start do not count", function()
+    local p = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", scenario{ implement = {
+      { tool_calls = { { name = "write", input = { path = "test.sh", content = "#!/bin/sh\nexit 0\n" } } } },
+      { text = "The tests pass now." } } })
+    local r = run(p, { "ollama_only", "--issue", "7", "--max-iterations", "1", table.unpack(INSTALLED) })
+    assert.are.equal(1, r.code, r.stdout .. r.stderr)
+    assert.matches("before any change, `make test`: 0 of 1 tests passed", r.stdout)
+    assert.matches("\n  test +50 +FAIL +measured.-fewer tests ran than when the run started %(0, was 1%)", r.stdout)
   end)
 
   it("undoes what the agent writes into the run's own configuration", function()

@@ -33,6 +33,9 @@ local function note(bus, text, level)
   bus:emit("loop.note", { text = text, level = level })
 end
 
+-- The most a test run scores when fewer tests ran than at the start of the run.
+local BASELINE_CAP = 50
+
 -- The measured steps, as the gates ask for them: score, reason, and a report for the model.
 local function measurer(state)
   local measure = require "codeassist.gates.measure"
@@ -52,7 +55,17 @@ local function measurer(state)
       timeout = (settings.timeout_ms or 300000) / 1000 + 10 })
     local sc, why
     if step == "build" then sc, why = measure.score_build(r)
-    else sc, why = measure.score_test(r, { min_coverage = settings.thresholds and settings.thresholds.min_coverage }) end
+    else
+      sc, why = measure.score_test(r, { min_coverage = settings.thresholds and settings.thresholds.min_coverage })
+      -- tests that ran before the change and no longer run (deleted, skipped, a test script
+      -- rewritten to exit 0) do not make the change pass
+      local before = state.baseline and state.baseline.tests and state.baseline.tests.total or 0
+      local now = r.tests and r.tests.total or 0
+      if before > 0 and now < before and sc > BASELINE_CAP then
+        sc, why = BASELINE_CAP, ("%s; but fewer tests ran than when the run started (%d, was %d): tests that no longer "
+          .. "run do not count as passing"):format(why, now, before)
+      end
+    end
     local report = {}
     report[#report + 1] = ("$ %s\n%s"):format(s.command, r.timed_out and "(timed out)" or ("exit code " .. tostring(r.exit)))
     for _, f in ipairs(r.tests and r.tests.failures or {}) do
@@ -543,6 +556,19 @@ function M.run(opts, root, cfg, plan, bus, holder)
                                                                    network = cfg.agent.network })
   state.router = router_mod.new{ cfg = cfg, plan = plan, bus = bus }
   state.measure = measurer(state)
+  -- the tests as they stand before the agent changes anything: a later run with fewer tests
+  -- is not a pass (see measurer)
+  if state.measure_plan and state.measure_plan.test then
+    local progress = bus:progress("running the tests before any change")
+    local settings = plan.gates.test or {}
+    state.baseline = require("codeassist.gates.measure").run(state.measure_plan.test, { root = root, sandbox = state.sandbox,
+      timeout = (settings.timeout_ms or 300000) / 1000 })
+    progress:done()
+    local t = state.baseline.tests
+    note(bus, ("before any change, `%s`: %s"):format(state.measure_plan.test.command,
+      t and t.total > 0 and ("%d of %d tests passed"):format(t.passed or 0, t.total)
+        or ("exit %s, no test count could be read"):format(tostring(state.baseline.exit))), "info")
+  end
   state.ctx_for = function(gate) return ctx_for(state, gate) end
 
   if opts.supervised and not term.isatty("stdin") then
