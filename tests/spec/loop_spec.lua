@@ -245,6 +245,7 @@ describe("codeassist run", function()
       log:gsub("^fix", "feat", 1))
     local prs = cjson.decode(fs.read(p.forge .. "/prs.json"))
     assert.are.equal(1, #prs)                                        -- the same pull request
+    assert.matches("pull request https://github%.com/acme/widgets/pull/%d+ %(already open: updated with this run's commit%)", r.stdout)
   end)
 
   it("keeps what the agent wrote when interrupted, so the same command goes on from there", function()

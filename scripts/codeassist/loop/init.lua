@@ -402,7 +402,7 @@ local function deliver(state)
   end
   local pr, perr = forge.open_pr(state.platform, { root = state.root, head = state.branch, base = base, title = title, body = body })
   if not pr then return nil, "pull request: " .. perr.message end
-  return pr.url
+  return pr.url .. (pr.existing and " (already open: updated with this run's commit)" or "")
 end
 
 local function supervised_pause(state)
