@@ -16,14 +16,17 @@ local M = {}
 
 -- Settings that beat the repository's own config (-c comes last): nothing the agent wrote
 -- into .git runs when the runtime uses git.
-M.SAFE_CONFIG = { "core.hooksPath=/dev/null", "core.fsmonitor=false", "core.sshCommand=ssh",
+-- ssh never asks (no terminal is there to answer) and gives up on a dead host; a user's own
+-- GIT_SSH_COMMAND still wins, as git reads it before any config.
+M.SAFE_CONFIG = { "core.hooksPath=/dev/null", "core.fsmonitor=false",
+                  "core.sshCommand=ssh -o BatchMode=yes -o ConnectTimeout=30",
                   "protocol.ext.allow=never", "core.pager=cat" }
 
 -- The variables the runtime's git keeps: where to find things and who commits.
 function M.environment()
   local env = { GIT_TERMINAL_PROMPT = "0", LC_ALL = "C" }
-  for _, k in ipairs{ "PATH", "HOME", "USER", "LANG", "TZ", "SSH_AUTH_SOCK", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
-                      "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL" } do
+  for _, k in ipairs{ "PATH", "HOME", "USER", "LANG", "TZ", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "GIT_AUTHOR_NAME",
+                      "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL" } do
     env[k] = os.getenv(k)
   end
   return env
@@ -74,8 +77,11 @@ function Repo:output(args, opts)
   local r, err = self:run(args, opts)
   if not r then return nil, err end
   if r.code ~= 0 then
-    return nil, errors.failure("exec", ("git %s failed (exit %d): %s"):format(table.concat(args, " "), r.code,
-      (r.stderr ~= "" and r.stderr or r.stdout):gsub("%s+$", "")))
+    local how = r.timed_out and ("timed out after %g s"):format(opts and opts.timeout or 120)
+      or r.interrupted and "interrupted" or r.code and ("exit %d"):format(r.code)
+      or ("ended by %s"):format(tostring(r.signal_name or r.signal))
+    return nil, errors.failure("exec", ("git %s failed (%s): %s"):format(table.concat(args, " "), how,
+      ((r.stderr or "") ~= "" and r.stderr or r.stdout or ""):gsub("%s+$", "")), { stderr = r.stderr })
   end
   return r.stdout
 end

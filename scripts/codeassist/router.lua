@@ -17,6 +17,7 @@
 local providers = require "codeassist.providers"
 local retry = require "codeassist.retry"
 local clock = require "codeassist.clock"
+local task = require "codeassist.task"
 local errors = require "codeassist.errors"
 local schema = require "codeassist.schema"
 local preset = require "codeassist.preset"
@@ -64,7 +65,7 @@ function M.breaker(opts)
         -- half-open: one call tries; the others wait for its answer (a try that never reported,
         -- cancelled on the way, is given up after another cooldown)
         if not s.trying or now() - s.trying >= cooldown then s.trying = now() return true end
-        return false, ("the last %d calls could not reach %s; one call is trying it again"):format(s.failures, where)
+        return false, ("the last %d calls could not reach %s; one call is trying it again"):format(s.failures, where), true
       end
       return false, ("the last %d calls could not reach %s; trying again in %ds"):format(s.failures,
         where, math.ceil(s.open_until - now()))
@@ -161,7 +162,14 @@ M.may_fall_back = may_fall_back
 function Router:call_route(route, req, opts)
   opts = opts or {}
   local gate = opts.gate or route.gate
-  local allowed, why = self.breaker.allow(route)
+  local allowed, why, trying = self.breaker.allow(route)
+  -- another call is trying the endpoint again: wait for its answer rather than fail now
+  local waited = 0
+  while not allowed and trying and waited < 120 do
+    if not task.sleep(0.2) then break end
+    waited = waited + 0.2
+    allowed, why, trying = self.breaker.allow(route)
+  end
   if not allowed then
     self:emit("call.skipped", { gate = gate, route = label(route), reason = "circuit open: " .. why })
     return nil, errors.failure("unavailable", ("%s: %s is skipped: %s"):format(tostring(gate), label(route), why),

@@ -196,4 +196,23 @@ describe("the change the gates review", function()
     local prompt = require("codeassist.loop.prompts").gate({ prompt = "Review." }, { title = "t", body = "caf\233" }, out)
     assert.is_nil(prompt:find("[\233]"))                             -- Latin-1 bytes made valid UTF-8
   end)
+
+  it("names every file it cannot show, when too many changed to show them all", function()
+    local d = support.tmpdir()
+    local function sh(c) local r = support.sh(c, { cwd = d }); assert(r.code == 0, r.stderr); return r.stdout end
+    sh("git init -q -b main . && echo a > a.txt && git add -A && git -c user.name=t -c user.email=t@t commit -qm i")
+    local base = sh("git rev-parse HEAD"):gsub("%s+$", "")
+    local body = {}
+    for i = 1, 700 do body[i] = "x" .. i end
+    for i = 1, 60 do support.write(("%s/f%02d.txt"):format(d, i), table.concat(body, "\n")) end
+    sh("git add -A && git -c user.name=t -c user.email=t@t commit -qm many")
+    local out = require("codeassist.loop")._change_of({ repo = require("codeassist.git").open(d, nil), base = base })
+    assert.is_true(#out < 66000)
+    local named = out:match("did not fit and are in the summary only: ([^;]+);") or ""
+    for i = 1, 60 do
+      local f = ("f%02d.txt"):format(i)
+      assert.is_truthy(out:find("diff --git a/" .. f, 1, true) or named:find(f, 1, true), f .. " is neither shown nor named")
+    end
+  end)
 end)
+

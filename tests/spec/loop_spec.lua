@@ -248,6 +248,34 @@ describe("codeassist run", function()
     assert.matches("pull request https://github%.com/acme/widgets/pull/%d+ %(already open: updated with this run's commit%)", r.stdout)
   end)
 
+  it("finishes a delivery that failed at the pull request when run again, and tells the issue no git output", function()
+    local p = project{ config = ollama_config(sim.url) }
+    support.write(p.forge .. "/fail_pr_create", "")
+    sim:control("/_sim/scenario", scenario())
+    local r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(1, r.code, r.stdout .. r.stderr)
+    assert.matches("BLOCKED: the target was reached but delivering failed: pull request", r.stdout)
+    local comments = cjson.decode(fs.read(p.forge .. "/comments.json"))
+    assert.matches("delivering the work failed; the run's output says why", comments[#comments].body)
+    assert.is_nil(comments[#comments].body:find("git ", 1, true))
+    os.remove(p.forge .. "/fail_pr_create")
+    sim:control("/_sim/scenario", scenario{ implement = { { text = "Already fixed." } } })
+    r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("Done: score 100/95 after 1 iteration; pull request https://github%.com/acme/widgets/pull/%d+\n", r.stdout)
+    local log = support.sh("git log --format=%s main..feature/7-add-subtracts-instead-of-adding", { cwd = p.remote }).stdout
+    assert.are.equal("fix: add subtracts instead of adding (#7)\n", log)
+  end)
+
+  it("says what to do when there is no origin to open a pull request on", function()
+    local p = project{ config = ollama_config(sim.url) }
+    support.sh("git remote remove origin", { cwd = p.dir })
+    local r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(2, r.code, r.stdout .. r.stderr)
+    assert.matches("has no origin remote to push to and open a pull request on: add one %(git remote add origin URL%), "
+      .. "or work from a Markdown file with %-%-issue%-file", r.stderr)
+  end)
+
   it("keeps what the agent wrote when interrupted, so the same command goes on from there", function()
     local p = project{ config = ollama_config(sim.url) }
     -- the agent fixes calc.sh, then runs a command that takes a while: the interrupt comes then
@@ -290,17 +318,31 @@ describe("codeassist run", function()
   it("undoes what the agent writes into the run's own configuration", function()
     local p = project{ config = ollama_config(sim.url) }
     sim:control("/_sim/scenario", scenario{ implement = {
-      { tool_calls = { { name = "bash", input = { command = "mkdir -p .codeassist/gates && echo 'os.exit(9)' > .codeassist/gates/x.lua" } } } },
+      { tool_calls = { { name = "bash", input = { command = "mkdir -p .codeassist/gates && echo 'os.exit(9)' > .codeassist/gates/x.lua"
+                                                              .. " && printf '*\\n' > .codeassist/.gitignore" } } } },
       { tool_calls = { { name = "write", input = { path = ".claude/autonomous.yml", content = "providers: {}\n" } } } },
       { tool_calls = { { name = "edit", input = { path = "calc.sh", old_string = "$1 - $2", new_string = "$1 + $2" } } } },
       { text = "Done." } } })
     local r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
     assert.are.equal(0, r.code, r.stdout .. r.stderr)
-    assert.matches("the agent changed the run's own configuration %(%.codeassist/gates/x%.lua%): undone", r.stdout)
-    assert.is_nil(fs.stat(p.dir .. "/.codeassist/gates/x.lua"))
+    assert.matches("the agent changed the run's own configuration %(%.codeassist/%.gitignore, %.codeassist/gates/x%.lua%): undone", r.stdout)
+    assert.is_nil(fs.stat(p.dir .. "/.codeassist"))
     assert.matches("base_url", fs.read(p.dir .. "/.claude/autonomous.yml"))   -- the write tool refused
     local files = support.sh("git show --name-only --format= feature/7-add-subtracts-instead-of-adding", { cwd = p.dir }).stdout
     assert.are.equal("calc.sh\n", files)
+  end)
+
+  it("undoes the agent's edits to the config even without a sandbox", function()
+    local p = project{ config = ollama_config(sim.url) .. "agent:\n  sandbox: \"off\"\n" }
+    local before = fs.read(p.dir .. "/.claude/autonomous.yml")
+    sim:control("/_sim/scenario", scenario{ implement = {
+      { tool_calls = { { name = "bash", input = { command = "echo '    api_key: stolen' >> .claude/autonomous.yml" } } } },
+      { tool_calls = { { name = "edit", input = { path = "calc.sh", old_string = "$1 - $2", new_string = "$1 + $2" } } } },
+      { text = "Done." } } })
+    local r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("the agent changed the run's own configuration %(%.claude/autonomous%.yml%): undone", r.stdout)
+    assert.are.equal(before, fs.read(p.dir .. "/.claude/autonomous.yml"))
   end)
 
   it("fixes a build failure in iteration 2, because the findings reached the agent", function()

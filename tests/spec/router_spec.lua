@@ -154,6 +154,31 @@ describe("router", function()
     assert.are.equal(3, #calls)
   end)
 
+  it("half-open, lets one call try while the others wait for its answer", function()
+    local now = 0
+    local breaker = router.breaker{ failures = 1, cooldown = 30, clock = function() return now end }
+    local cfg = cfg_with()
+    local plan = plan_of({ routes = { review = { provider = "ollama", model = "m" }, ux = { provider = "ollama", model = "m" } } }, cfg)
+    local task = require "codeassist.task"
+    local calls = {}
+    local function complete(_, route)
+      calls[#calls + 1] = route.model
+      if #calls == 1 then return nil, errors.failure("connect", "refused") end
+      task.sleep(0.3)                                   -- the trial takes a while, then succeeds
+      return { content = {}, usage = {} }
+    end
+    local r = router.new{ cfg = cfg, plan = plan, complete = complete, breaker = breaker, retry = { attempts = 1 } }
+    assert.is_nil(r:call("review", {}))                 -- opens the circuit
+    now = 31
+    local a = task.spawn(function() return r:call("review", {}) end)
+    local b = task.spawn(function() return r:call("ux", {}) end)
+    local _, ma = task.join(a)
+    local _, mb = task.join(b)
+    assert.is_truthy(ma)
+    assert.is_truthy(mb)                                -- it waited, then went through
+    assert.are.equal(3, #calls)
+  end)
+
   it("keeps one circuit per endpoint: a dead server is skipped for every model it serves", function()
     local now = 0
     local cfg = cfg_with("http://gpu.test:11434")

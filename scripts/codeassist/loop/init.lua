@@ -105,17 +105,39 @@ local function change_of(state)
   local files = {}
   for i, at in ipairs(starts) do files[i] = patch:sub(at, (starts[i + 1] or #patch + 2) - 2) end
   if #files == 0 and patch ~= "" then files[1] = patch end
-  local share = math.max(4000, math.floor((CHANGE_CAP - #stat) / math.max(1, #files)))
-  local cut = 0
-  for i, f in ipairs(files) do
-    if #f > share then files[i], cut = workspace.cap(f, share), cut + 1 end
+  -- small files whole, the budget left shared by the bigger ones; files that get less than a
+  -- useful share are named, not cut to nothing
+  local budget = math.max(0, CHANGE_CAP - #stat)
+  local order = {}
+  for i = 1, #files do order[i] = i end
+  table.sort(order, function(a, b) return #files[a] < #files[b] end)
+  local shown, cut, left_out = {}, 0, {}
+  for k, i in ipairs(order) do
+    local share = math.floor(budget / (#order - k + 1))
+    local f = files[i]
+    if #f <= share then
+      shown[i] = f
+    elseif share >= 1500 then
+      shown[i], cut = workspace.cap(f, share), cut + 1
+    else
+      left_out[#left_out + 1] = f:match("^diff %-%-git a/(%S+)") or "?"
+    end
+    budget = budget - #(shown[i] or "")
   end
-  local out = stat .. "\n" .. table.concat(files, "\n")
-  if cut > 0 then
-    out = ("(the diff of %d file%s was cut to fit; lockfiles and minified files are in the summary only)\n")
-      :format(cut, cut == 1 and "" or "s") .. out
+  local parts = {}
+  for i = 1, #files do if shown[i] then parts[#parts + 1] = shown[i] end end
+  local notes = {}
+  if cut > 0 then notes[#notes + 1] = ("the diff of %d file%s was cut to fit"):format(cut, cut == 1 and "" or "s") end
+  if #left_out > 0 then
+    table.sort(left_out)
+    notes[#notes + 1] = ("%d file%s did not fit and %s in the summary only: %s"):format(#left_out,
+      #left_out == 1 and "" or "s", #left_out == 1 and "is" or "are", table.concat(left_out, ", "))
   end
-  return workspace.cap(out, CHANGE_CAP + 2000)
+  local out = stat .. "\n" .. table.concat(parts, "\n")
+  if #notes > 0 then
+    out = "(" .. table.concat(notes, "; ") .. "; lockfiles and minified files are in the summary only)\n" .. out
+  end
+  return out
 end
 
 M._change_of = change_of   -- for the specs
@@ -145,7 +167,7 @@ end
 
 -- Stages the agent's work: everything but the untracked files the user had before the run.
 local function stage(state)
-  state.repo:run{ "add", "-A" }
+  state.repo:run{ "add", "-A", "--", ".", ":(exclude).claude", ":(exclude).codeassist" }
   local keep_out = state.untracked_at_start or {}
   for k = 1, #keep_out, 100 do
     local argv = { "reset", "-q", "--" }
@@ -154,39 +176,109 @@ local function stage(state)
   end
 end
 
--- After the agent: still on the feature branch, and the run's own configuration untouched
--- (the sandbox keeps .git, .claude and .codeassist read-only; without one, this undoes what
--- the agent changed there, since the runtime reads them outside any sandbox).
+-- The run's own folders: read outside any sandbox, so the agent must not change them.
+local PROTECTED = { ".claude", ".codeassist" }
+
+-- Every file under the protected folders, ignored ones included: path -> {type, content}.
+local function snapshot(root)
+  local fs = require "codeassist.fs"
+  local files = {}
+  local function walk(rel, depth)
+    local st = fs.stat(root .. "/" .. rel, { follow = false })
+    if not st or depth > 20 then return end
+    if st.type == "dir" then
+      files[rel] = { type = "dir" }
+      for _, name in ipairs(fs.list(root .. "/" .. rel) or {}) do walk(rel .. "/" .. name, depth + 1) end
+    elseif st.type == "file" and st.size <= 4 * 1024 * 1024 then
+      files[rel] = { type = "file", content = fs.read(root .. "/" .. rel), mode = st.mode }
+    else
+      files[rel] = { type = st.type }
+    end
+  end
+  for _, top in ipairs(PROTECTED) do walk(top, 0) end
+  return files
+end
+
+-- Puts the protected folders back as the snapshot had them; returns the paths it changed.
+local function restore(root, before)
+  local fs = require "codeassist.fs"
+  local now, changed = snapshot(root), {}
+  local gone = {}
+  for path, was in pairs(now) do
+    if not before[path] then gone[#gone + 1] = path end
+    if before[path] and was.type == "file" and before[path].type == "file" and was.content ~= before[path].content then
+      fs.write_atomic(root .. "/" .. path, before[path].content or "", { mode = before[path].mode })
+      changed[#changed + 1] = path
+    end
+  end
+  table.sort(gone, function(a, b) return #a > #b end)   -- deepest first, so folders are empty
+  for _, path in ipairs(gone) do
+    os.remove(root .. "/" .. path)   -- a file, a link, or a folder emptied just before
+    if now[path].type ~= "dir" then changed[#changed + 1] = path end
+  end
+  for path, was in pairs(before) do
+    if not now[path] and was.type == "file" then
+      local dir = path:match("^(.*)/[^/]*$")
+      if dir then fs.mkdir_p(root .. "/" .. dir) end
+      fs.write_atomic(root .. "/" .. path, was.content or "", { mode = was.mode })
+      changed[#changed + 1] = path
+    end
+  end
+  table.sort(changed)
+  return changed
+end
+
+-- After the agent: still on the feature branch, and the run's own configuration as it was
+-- (the sandbox keeps .git, .claude and .codeassist read-only where they exist; this also
+-- catches folders the agent created, ignored files, and runs without a sandbox).
 local function check_after_agent(state)
-  local repo = state.repo
-  local now = repo:current_branch()
+  local undone = restore(state.root, state.protected_snapshot or {})
+  if #undone > 0 then
+    note(state.bus, ("the agent changed the run's own configuration (%s): undone"):format(listing(undone)), "warn")
+  end
+  local now = state.repo:current_branch()
   if now ~= state.branch then
     errors.goal("the agent left the feature branch: %s is checked out, not %s — nothing was committed; check out %s "
       .. "and run again", tostring(now), state.branch, state.branch)
   end
-  local out = repo:output{ "status", "--porcelain", "-z", "--untracked-files=all", "--", ".claude", ".codeassist" } or ""
-  local before = {}
-  for _, f in ipairs(state.untracked_at_start or {}) do before[f] = true end
-  local undone = {}
-  for entry in out:gmatch("%Z+") do
-    local code, path = entry:sub(1, 2), entry:sub(4)
-    if code == "??" then
-      if not before[path] then
-        os.remove(state.root .. "/" .. path)
-        undone[#undone + 1] = path
-      end
-    elseif path ~= "" and not code:find("R") then
-      repo:run{ "checkout", "-q", "HEAD", "--", path }
-      undone[#undone + 1] = path
-    end
+end
+
+-- The tests as they stood before the agent changed anything on this branch: measured when
+-- the branch starts from its base, and kept in the repository's git folder (which the agent
+-- cannot write) so a later run on the same branch compares with the same count.
+local function baseline(state)
+  local fs, json = require "codeassist.fs", require "codeassist.json"
+  local command = state.measure_plan.test.command
+  local gitdir = (state.repo:output{ "rev-parse", "--absolute-git-dir" } or ""):gsub("%s+$", "")
+  local file = gitdir ~= "" and ("%s/codeassist/baseline/%s.json"):format(gitdir, state.branch:gsub("[^%w%-_.]", "_")) or nil
+  local saved = file and json.decode(fs.read(file) or "")
+  if type(saved) == "table" and saved.base == state.base and saved.command == command then
+    state.baseline = { tests = { total = tonumber(saved.total) or 0, passed = tonumber(saved.passed) or 0 }, exit = saved.exit }
+    note(state.bus, ("when work on this branch began, `%s`: %d of %d tests passed"):format(command,
+      state.baseline.tests.passed, state.baseline.tests.total), "info")
+    return
   end
-  if #undone > 0 then
-    note(state.bus, ("the agent changed the run's own configuration (%s): undone"):format(listing(undone)), "warn")
+  local progress = state.bus:progress("running the tests before any change")
+  local settings = state.plan.gates.test or {}
+  state.baseline = require("codeassist.gates.measure").run(state.measure_plan.test, { root = state.root,
+    sandbox = state.sandbox, timeout = (settings.timeout_ms or 300000) / 1000 })
+  progress:done()
+  local t = state.baseline.tests
+  note(state.bus, ("before any change, `%s`: %s"):format(command,
+    t and t.total > 0 and ("%d of %d tests passed"):format(t.passed or 0, t.total)
+      or ("exit %s, no test count could be read"):format(tostring(state.baseline.exit))), "info")
+  -- only a branch that starts here gets its count kept: a continued one was already changed
+  local fresh = (state.repo:output{ "rev-parse", "HEAD" } or ""):gsub("%s+$", "") == state.base
+  if file and fresh then
+    fs.mkdir_p(file:match("^(.*)/[^/]*$"))
+    fs.write_atomic(file, json.encode{ base = state.base, command = command, total = t and t.total or 0,
+                                       passed = t and t.passed or 0, exit = state.baseline.exit } or "{}")
   end
 end
 
 -- Commits the agent's work when the run stops before the iteration's own commit.
 local function stop_commit(state, why)
+  if state.protected_snapshot then restore(state.root, state.protected_snapshot) end
   if state.repo:current_branch() ~= state.branch then return end
   stage(state)
   local staged = state.repo:run{ "diff", "--cached", "--quiet" }
@@ -239,16 +331,23 @@ local function resolve_base(state)
   end
 
   local forge = require "codeassist.forge"
+  if not repo:output{ "remote", "get-url", "origin" } then
+    errors.usage("%s has no origin remote to push to and open a pull request on: add one (git remote add origin URL), "
+      .. "or work from a Markdown file with --issue-file", state.root)
+  end
   local target, err = forge.target_branch(state.root, state.cfg)
   if not target then
     errors.goal("cannot tell which branch a pull request should target: %s (set git_rules.branch_flow.feature)", err.message)
   end
   state.target = target
-  local fetched = repo:run({ "fetch", "-q", "origin", target }, { timeout = 300 })
+  -- an explicit refspec: origin's branch (not a tag of the same name) into its tracking ref,
+  -- whatever the remote's configured refspec says
+  local fetched = repo:run({ "fetch", "-q", "origin", ("+refs/heads/%s:refs/remotes/origin/%s"):format(target, target) },
+    { timeout = 300 })
   if not fetched or fetched.code ~= 0 then
-    errors.goal("cannot fetch %s from origin: %s", target, fetched and fetched.stderr:gsub("%s+$", "") or "git failed")
+    errors.goal("cannot fetch %s from origin: %s", target, fetched and (fetched.stderr or ""):gsub("%s+$", "") or "git failed")
   end
-  local at = commit("refs/remotes/origin/" .. target) or commit("FETCH_HEAD")
+  local at = commit("refs/remotes/origin/" .. target)
   local mine = commit("refs/heads/" .. target)
   if mine and at and mine ~= at then
     local ahead = (repo:output{ "rev-list", "--count", at .. ".." .. mine } or "0"):gsub("%s+$", "")
@@ -261,7 +360,10 @@ local function resolve_base(state)
   local listed = repo:output({ "ls-remote", "--heads", "origin", "refs/heads/" .. state.branch }, { timeout = 120 }) or ""
   local remote_tip = listed:match("^(%x+)")
   if remote_tip then
-    if not commit(remote_tip) then repo:run({ "fetch", "-q", "origin", state.branch }, { timeout = 300 }) end
+    if not commit(remote_tip) then
+      repo:run({ "fetch", "-q", "origin", ("+refs/heads/%s:refs/remotes/origin/%s"):format(state.branch, state.branch) },
+        { timeout = 300 })
+    end
     local ancestor = feature and repo:run{ "merge-base", "--is-ancestor", remote_tip, feature }
     if feature and not (ancestor and ancestor.code == 0) then
       errors.usage("origin's %s has commits this branch does not have: bring them in (git checkout %s && git pull) or "
@@ -273,7 +375,14 @@ local function resolve_base(state)
     state.start = at
   end
   local tip = feature or remote_tip
-  return tip and merge_base(tip, at) or at, target
+  if not tip then return at, target end
+  local base = merge_base(tip, at)
+  if not base then
+    errors.usage("cannot find where %s and origin's %s meet%s: run git fetch --unshallow (or delete the branch), then "
+      .. "run again", state.branch, target, (repo:output{ "rev-parse", "--is-shallow-repository" } or ""):find("true")
+      and " (this clone is shallow)" or "")
+  end
+  return base, target
 end
 
 -- What the doctor found, before anything is spent: problems grouped by what to do about them.
@@ -380,19 +489,23 @@ local function deliver(state)
   -- the iterations' commits become one on top of what origin has (its copy of the branch, if a
   -- run pushed it before, else the base): reset --soft keeps the work, and the push stays a
   -- fast-forward
+  stage(state)
+  local changed = state.repo:run{ "diff", "--cached", "--quiet", state.base }
+  if changed and changed.code == 0 then
+    return nil, ("there is nothing to deliver: %s has no change against %s"):format(state.branch, state.base_name)
+  end
   local onto = state.remote_tip or state.base
   local r = state.repo:run{ "reset", "--soft", onto }
-  if r and r.code == 0 then
-    stage(state)
+  if not r or r.code ~= 0 then return nil, "git reset --soft failed: " .. (r and r.stderr or "git did not run") end
+  stage(state)
+  local staged = state.repo:run{ "diff", "--cached", "--quiet" }
+  if staged and staged.code ~= 0 then   -- else: origin has this work already (a delivery that stopped at the PR)
     local ok, err = state.repo:commit(title .. (state.issue.number and ("\n\nCloses #" .. state.issue.number) or ""))
-    if not ok and not tostring(err.message):find("nothing to commit") then return nil, "commit: " .. err.message end
+    if not ok then return nil, "commit: " .. err.message end
   end
   if not state.platform then return state.branch .. " (committed here; an issue file gets no push and no pull request)" end
   local pushed, err = state.repo:push("origin", state.branch)
   if not pushed then return nil, "push: " .. err.message end
-  local changed = state.repo:run{ "diff", "--quiet", state.base, "HEAD" }
-  if changed and changed.code == 0 then return nil, ("there is nothing to deliver: %s has no change against %s")
-    :format(state.branch, state.base_name) end
   local base = state.target
   local body = ("%s\n\nQuality gates: %s/%s after %d iteration%s.\n\n| gate | score | status |\n|---|---|---|\n")
     :format(state.issue.number and ("Closes #" .. state.issue.number) or "", state.last_total, state.plan.target_score,
@@ -558,17 +671,7 @@ function M.run(opts, root, cfg, plan, bus, holder)
   state.measure = measurer(state)
   -- the tests as they stand before the agent changes anything: a later run with fewer tests
   -- is not a pass (see measurer)
-  if state.measure_plan and state.measure_plan.test then
-    local progress = bus:progress("running the tests before any change")
-    local settings = plan.gates.test or {}
-    state.baseline = require("codeassist.gates.measure").run(state.measure_plan.test, { root = root, sandbox = state.sandbox,
-      timeout = (settings.timeout_ms or 300000) / 1000 })
-    progress:done()
-    local t = state.baseline.tests
-    note(bus, ("before any change, `%s`: %s"):format(state.measure_plan.test.command,
-      t and t.total > 0 and ("%d of %d tests passed"):format(t.passed or 0, t.total)
-        or ("exit %s, no test count could be read"):format(tostring(state.baseline.exit))), "info")
-  end
+  if state.measure_plan and state.measure_plan.test then baseline(state) end
   state.ctx_for = function(gate) return ctx_for(state, gate) end
 
   if opts.supervised and not term.isatty("stdin") then
@@ -581,6 +684,7 @@ function M.run(opts, root, cfg, plan, bus, holder)
     state.iteration = i
     bus:emit("loop.iteration", { iteration = i, max = plan.max_iterations })
     local agent = require "codeassist.agent"
+    state.protected_snapshot = snapshot(root)
     local progress = bus:progress("implementing")
     local result = agent.run{ cfg = cfg, router = state.router, gate = "implement", ctx = ctx_for(state, "implement"),
       workspace = root, phase = "implement", max_turns = cfg.agent.max_turns,
@@ -635,7 +739,11 @@ function M.run(opts, root, cfg, plan, bus, holder)
     end
     if reached then
       local url, err = deliver(state)
-      if not url then return M.blocked(state, "the target was reached but delivering failed: " .. err, {}) end
+      if not url then
+        return M.blocked(state, "the target was reached but delivering failed: " .. err, {},
+          ("the target was reached (%s/%s) but delivering the work failed; the run's output says why"):format(total.total,
+            plan.target_score))
+      end
       bus:emit("loop.outcome", { status = "done", total = total.total, target = plan.target_score, iterations = i, pr_url = url,
                                  platform = platform })
       if platform and issue.number then
@@ -645,7 +753,12 @@ function M.run(opts, root, cfg, plan, bus, holder)
       return 0
     end
     -- the same score and the same findings three times: more iterations will not help
-    local signature = tostring(total.total) .. "\0" .. table.concat(findings, "\0")
+    local parts = { tostring(total.total) }
+    for _, res in ipairs(results) do
+      parts[#parts + 1] = ("%s=%s/%s"):format(res.gate, tostring(res.score), tostring(res.status))
+      for _, f in ipairs(res.findings or {}) do parts[#parts + 1] = tostring(f.severity) .. ":" .. tostring(f.title) end
+    end
+    local signature = table.concat(parts, "\0")   -- no measured output: it carries timings
     state.same = signature == state.last_signature and (state.same or 1) + 1 or 1
     state.last_signature = signature
     if state.same >= STALL_AFTER and i < plan.max_iterations then
@@ -701,10 +814,11 @@ local function public(state, text)
   return require("codeassist.events").scrub(text)
 end
 
-function M.blocked(state, reason, findings)
+-- public_reason: what the issue is told instead of reason (when reason quotes git or a server)
+function M.blocked(state, reason, findings, public_reason)
   state.bus:emit("loop.outcome", { status = "blocked", reason = reason, findings = findings })
   if state.platform and state.issue and state.issue.number then
-    local body = ("codeassist: BLOCKED — %s\n\n"):format(public(state, reason))
+    local body = ("codeassist: BLOCKED — %s\n\n"):format(public(state, public_reason or reason))
     for _, f in ipairs(findings or {}) do body = body .. "- " .. public(state, f) .. "\n" end
     require("codeassist.forge").comment(state.platform, state.issue.number, body, state.root)
   end
