@@ -698,7 +698,10 @@ describe("measure.run (real runs in the sandbox)", function()
 
   it("a glob of reports (surefire's one file per class) is read in full", function()
     local dir = project("empty")
-    local step = { command = ("mkdir -p core/target && cp -R '%sresults/surefire-reports' core/target/ && exit 1"):format(FIXTURES),
+    -- the fixtures are copied in first: the sandbox sees the project, not this checkout (whose
+    -- path may lie under the /tmp the sandbox replaces)
+    assert.are.equal(0, support.sh(("cp -R '%sresults/surefire-reports' '%s/fixture-reports'"):format(FIXTURES, dir)).code)
+    local step = { command = "mkdir -p core/target && cp -R fixture-reports core/target/surefire-reports && exit 1",
                    kind = "maven", report = "**/target/surefire-reports/TEST-*.xml" }
     local r = measure.run(step, { root = dir, sandbox = sandbox_for(dir), timeout = 60 })
     assert.are.equal("junit", r.parsed_from)
