@@ -187,7 +187,7 @@ describe("the change the gates review", function()
     support.write(d .. "/package-lock.json", table.concat(big, "\n"))
     sh("printf '\\351t\\351\\n' >> z.txt && git add -A && git -c user.name=t -c user.email=t@t commit -qm c")
     local repo = require("codeassist.git").open(d, nil)
-    local out = require("codeassist.loop")._change_of({ repo = repo, base = base })
+    local out = require("codeassist.loop.worktree").change_of({ repo = repo, base = base })
     assert.is_true(#out < 64000)
     assert.matches("^%(the diff of 1 file was cut to fit", out)
     assert.matches("package%-lock%.json | 20000", out)              -- in the summary
@@ -206,7 +206,7 @@ describe("the change the gates review", function()
     for i = 1, 700 do body[i] = "x" .. i end
     for i = 1, 60 do support.write(("%s/f%02d.txt"):format(d, i), table.concat(body, "\n")) end
     sh("git add -A && git -c user.name=t -c user.email=t@t commit -qm many")
-    local out = require("codeassist.loop")._change_of({ repo = require("codeassist.git").open(d, nil), base = base })
+    local out = require("codeassist.loop.worktree").change_of({ repo = require("codeassist.git").open(d, nil), base = base })
     assert.is_true(#out < 66000)
     local named = out:match("did not fit and are in the summary only: ([^;]+);") or ""
     for i = 1, 60 do

@@ -23,427 +23,16 @@ local loop_gates = require "codeassist.loop.gates"
 local prompts = require "codeassist.loop.prompts"
 local render = require "codeassist.loop.render"
 local score = require "codeassist.score"
+local worktree = require "codeassist.loop.worktree"
+local branch = require "codeassist.loop.branch"
+local measured = require "codeassist.loop.measured"
 
 local M = {}
 
 -- Iterations with the same score and findings after which a run stops as stuck.
 local STALL_AFTER = 3
 
-local function note(bus, text, level)
-  bus:emit("loop.note", { text = text, level = level })
-end
-
--- The most a test run scores when fewer tests ran than at the start of the run.
-local BASELINE_CAP = 50
-
--- The measured steps, as the gates ask for them: score, reason, and a report for the model.
-local function measurer(state)
-  local measure = require "codeassist.gates.measure"
-  return function(step)
-    local s = state.measure_plan and state.measure_plan[step]
-    if not s then
-      if step == "build" then
-        return { score = 100, reason = "no build step found: nothing to compile", skip_model = true }
-      end
-      return { score = 50, reason = "no test command found (" .. tostring(state.measure_plan and state.measure_plan.why)
-        .. "): add gates.test.command to .claude/autonomous.yml", skip_model = true }
-    end
-    local settings = state.plan.gates[step] or {}
-    -- the gate's own timeout ends the command (the task is cancelled, its process group with
-    -- it); this one only backs it up
-    local r = measure.run(s, { root = state.root, sandbox = state.sandbox,
-      timeout = (settings.timeout_ms or 300000) / 1000 + 10 })
-    local sc, why
-    if step == "build" then sc, why = measure.score_build(r)
-    else
-      sc, why = measure.score_test(r, { min_coverage = settings.thresholds and settings.thresholds.min_coverage })
-      -- tests that ran before the change and no longer run (deleted, skipped, a test script
-      -- rewritten to exit 0) do not make the change pass
-      local before = state.baseline and state.baseline.tests and state.baseline.tests.total or 0
-      local now = r.tests and r.tests.total or 0
-      if before > 0 and now < before and sc > BASELINE_CAP then
-        sc, why = BASELINE_CAP, ("%s; but fewer tests ran than when the run started (%d, was %d): tests that no longer "
-          .. "run do not count as passing"):format(why, now, before)
-      end
-    end
-    local report = {}
-    report[#report + 1] = ("$ %s\n%s"):format(s.command, r.timed_out and "(timed out)" or ("exit code " .. tostring(r.exit)))
-    for _, f in ipairs(r.tests and r.tests.failures or {}) do
-      report[#report + 1] = ("FAILED %s%s: %s"):format(tostring(f.name), f.file and (" (" .. f.file .. (f.line and (":" .. f.line) or "") .. ")") or "",
-        tostring(f.message or ""))
-    end
-    if sc < 100 then report[#report + 1] = r.output or "" end
-    return { score = sc, reason = why, skip_model = sc >= 100, report = table.concat(report, "\n"), run = r }
-  end
-end
-
--- The git diff of the work so far against the base, capped for prompts.
--- Files whose diff says little to a reviewer and can be huge: in the stat, not in the patch.
-local GENERATED = { "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "Cargo.lock", "go.sum",
-                    "poetry.lock", "uv.lock", "composer.lock", "Gemfile.lock", "*.min.js", "*.min.css", "*.map" }
-local CHANGE_CAP = 60000
-
--- Every file gets a share of the budget, so one big file cannot push the rest of the change out
--- of the reviewers' view; what is cut says so.
-local function change_of(state)
-  local workspace = require "codeassist.agent.workspace"
-  local stat = state.repo:output{ "diff", "--stat", "--no-color", state.base }
-  if not stat then return "(the diff could not be read)" end
-  if stat == "" then return "(no changes)" end
-  local argv = { "diff", "--patch", "--no-color", state.base, "--", "." }
-  for _, g in ipairs(GENERATED) do argv[#argv + 1] = ":(exclude,glob)**/" .. g end
-  local patch = state.repo:output(argv) or ""
-  -- one piece per file: the patch split where each "diff --git" line starts
-  local starts, pos = {}, 1
-  if patch:sub(1, 11) == "diff --git " then starts[1] = 1 end
-  while true do
-    local at = patch:find("\ndiff --git ", pos, true)
-    if not at then break end
-    starts[#starts + 1] = at + 1
-    pos = at + 1
-  end
-  local files = {}
-  for i, at in ipairs(starts) do files[i] = patch:sub(at, (starts[i + 1] or #patch + 2) - 2) end
-  if #files == 0 and patch ~= "" then files[1] = patch end
-  -- small files whole, the budget left shared by the bigger ones; files that get less than a
-  -- useful share are named, not cut to nothing
-  local budget = math.max(0, CHANGE_CAP - #stat)
-  local order = {}
-  for i = 1, #files do order[i] = i end
-  table.sort(order, function(a, b) return #files[a] < #files[b] end)
-  local shown, cut, left_out = {}, 0, {}
-  for k, i in ipairs(order) do
-    local share = math.floor(budget / (#order - k + 1))
-    local f = files[i]
-    if #f <= share then
-      shown[i] = f
-    elseif share >= 1500 then
-      shown[i], cut = workspace.cap(f, share), cut + 1
-    else
-      left_out[#left_out + 1] = f:match("^diff %-%-git a/(%S+)") or "?"
-    end
-    budget = budget - #(shown[i] or "")
-  end
-  local parts = {}
-  for i = 1, #files do if shown[i] then parts[#parts + 1] = shown[i] end end
-  local notes = {}
-  if cut > 0 then notes[#notes + 1] = ("the diff of %d file%s was cut to fit"):format(cut, cut == 1 and "" or "s") end
-  if #left_out > 0 then
-    table.sort(left_out)
-    notes[#notes + 1] = ("%d file%s did not fit and %s in the summary only: %s"):format(#left_out,
-      #left_out == 1 and "" or "s", #left_out == 1 and "is" or "are", table.concat(left_out, ", "))
-  end
-  local out = stat .. "\n" .. table.concat(parts, "\n")
-  if #notes > 0 then
-    out = "(" .. table.concat(notes, "; ") .. "; lockfiles and minified files are in the summary only)\n" .. out
-  end
-  return out
-end
-
-M._change_of = change_of   -- for the specs
-
--- The worktree's uncommitted changes: paths of modified tracked files, and untracked ones.
-local function worktree_changes(repo)
-  local out = repo:output{ "status", "--porcelain", "--untracked-files=all", "-z" } or ""
-  local modified, untracked = {}, {}
-  local entries, i = {}, 1
-  for entry in out:gmatch("%Z+") do entries[#entries + 1] = entry end
-  while i <= #entries do
-    local e = entries[i]
-    local code, path = e:sub(1, 2), e:sub(4)
-    if code == "??" then untracked[#untracked + 1] = path else modified[#modified + 1] = path end
-    if code:find("[RC]") then i = i + 1 end   -- a rename's source path follows
-    i = i + 1
-  end
-  return modified, untracked
-end
-
--- "a, b, c and 4 more"
-local function listing(paths)
-  local shown = {}
-  for k = 1, math.min(#paths, 5) do shown[k] = paths[k] end
-  return table.concat(shown, ", ") .. (#paths > 5 and (" and %d more"):format(#paths - 5) or "")
-end
-
--- Stages the agent's work: everything but the untracked files the user had before the run.
-local function stage(state)
-  state.repo:run{ "add", "-A", "--", ".", ":(exclude).claude", ":(exclude).codeassist" }
-  local keep_out = state.untracked_at_start or {}
-  for k = 1, #keep_out, 100 do
-    local argv = { "reset", "-q", "--" }
-    for j = k, math.min(k + 99, #keep_out) do argv[#argv + 1] = keep_out[j] end
-    state.repo:run(argv)
-  end
-end
-
--- The run's own folders: read outside any sandbox, so the agent must not change them.
-local PROTECTED = { ".claude", ".codeassist" }
-
--- Every file under the protected folders, ignored ones included: path -> {type, content}.
-local function snapshot(root)
-  local fs = require "codeassist.fs"
-  local files = {}
-  local function walk(rel, depth)
-    local st = fs.stat(root .. "/" .. rel, { follow = false })
-    if not st or depth > 20 then return end
-    if st.type == "dir" then
-      files[rel] = { type = "dir" }
-      for _, name in ipairs(fs.list(root .. "/" .. rel) or {}) do walk(rel .. "/" .. name, depth + 1) end
-    elseif st.type == "file" and st.size <= 4 * 1024 * 1024 then
-      files[rel] = { type = "file", content = fs.read(root .. "/" .. rel), mode = st.mode }
-    else
-      files[rel] = { type = st.type }
-    end
-  end
-  for _, top in ipairs(PROTECTED) do walk(top, 0) end
-  return files
-end
-
--- Puts the protected folders back as the snapshot had them; returns the paths it changed.
-local function restore(root, before)
-  local fs = require "codeassist.fs"
-  local now, changed = snapshot(root), {}
-  local gone = {}
-  for path, was in pairs(now) do
-    if not before[path] then gone[#gone + 1] = path end
-    if before[path] and was.type == "file" and before[path].type == "file" and was.content ~= before[path].content then
-      fs.write_atomic(root .. "/" .. path, before[path].content or "", { mode = before[path].mode })
-      changed[#changed + 1] = path
-    end
-  end
-  table.sort(gone, function(a, b) return #a > #b end)   -- deepest first, so folders are empty
-  for _, path in ipairs(gone) do
-    os.remove(root .. "/" .. path)   -- a file, a link, or a folder emptied just before
-    if now[path].type ~= "dir" then changed[#changed + 1] = path end
-  end
-  for path, was in pairs(before) do
-    if not now[path] and was.type == "file" then
-      local dir = path:match("^(.*)/[^/]*$")
-      if dir then fs.mkdir_p(root .. "/" .. dir) end
-      fs.write_atomic(root .. "/" .. path, was.content or "", { mode = was.mode })
-      changed[#changed + 1] = path
-    end
-  end
-  table.sort(changed)
-  return changed
-end
-
--- After the agent: still on the feature branch, and the run's own configuration as it was
--- (the sandbox keeps .git, .claude and .codeassist read-only where they exist; this also
--- catches folders the agent created, ignored files, and runs without a sandbox).
-local function check_after_agent(state)
-  local undone = restore(state.root, state.protected_snapshot or {})
-  if #undone > 0 then
-    note(state.bus, ("the agent changed the run's own configuration (%s): undone"):format(listing(undone)), "warn")
-  end
-  local now = state.repo:current_branch()
-  if now ~= state.branch then
-    errors.goal("the agent left the feature branch: %s is checked out, not %s — nothing was committed; check out %s "
-      .. "and run again", tostring(now), state.branch, state.branch)
-  end
-end
-
--- The tests as they stood before the agent changed anything on this branch: measured when
--- the branch starts from its base, and kept in the repository's git folder (which the agent
--- cannot write) so a later run on the same branch compares with the same count.
-local function baseline(state)
-  local fs, json = require "codeassist.fs", require "codeassist.json"
-  local command = state.measure_plan.test.command
-  local gitdir = (state.repo:output{ "rev-parse", "--absolute-git-dir" } or ""):gsub("%s+$", "")
-  local file = gitdir ~= "" and ("%s/codeassist/baseline/%s.json"):format(gitdir, state.branch:gsub("[^%w%-_.]", "_")) or nil
-  local saved = file and json.decode(fs.read(file) or "")
-  if type(saved) == "table" and saved.base == state.base and saved.command == command then
-    state.baseline = { tests = { total = tonumber(saved.total) or 0, passed = tonumber(saved.passed) or 0 }, exit = saved.exit }
-    note(state.bus, ("when work on this branch began, `%s`: %d of %d tests passed"):format(command,
-      state.baseline.tests.passed, state.baseline.tests.total), "info")
-    return
-  end
-  local progress = state.bus:progress("running the tests before any change")
-  local settings = state.plan.gates.test or {}
-  state.baseline = require("codeassist.gates.measure").run(state.measure_plan.test, { root = state.root,
-    sandbox = state.sandbox, timeout = (settings.timeout_ms or 300000) / 1000 })
-  progress:done()
-  local t = state.baseline.tests
-  note(state.bus, ("before any change, `%s`: %s"):format(command,
-    t and t.total > 0 and ("%d of %d tests passed"):format(t.passed or 0, t.total)
-      or ("exit %s, no test count could be read"):format(tostring(state.baseline.exit))), "info")
-  -- only a branch that starts here gets its count kept: a continued one was already changed
-  local fresh = (state.repo:output{ "rev-parse", "HEAD" } or ""):gsub("%s+$", "") == state.base
-  if file and fresh then
-    fs.mkdir_p(file:match("^(.*)/[^/]*$"))
-    fs.write_atomic(file, json.encode{ base = state.base, command = command, total = t and t.total or 0,
-                                       passed = t and t.passed or 0, exit = state.baseline.exit } or "{}")
-  end
-end
-
--- Commits the agent's work when the run stops before the iteration's own commit.
-local function stop_commit(state, why)
-  if state.protected_snapshot then restore(state.root, state.protected_snapshot) end
-  if state.repo:current_branch() ~= state.branch then return end
-  stage(state)
-  local staged = state.repo:run{ "diff", "--cached", "--quiet" }
-  if staged and staged.code == 0 then return end
-  state.repo:commit(("codeassist: iteration %d of #%s (%s)"):format(state.iteration,
-    tostring(state.issue.number or state.slug), why))
-end
-
--- Commits what the agent changed in this iteration (the runtime commits; the agent does not).
-local function commit_iteration(state, i)
-  stage(state)
-  local staged = state.repo:run{ "diff", "--cached", "--quiet" }
-  if staged and staged.code == 0 then return false end   -- nothing changed
-  local ok, err = state.repo:commit(("codeassist: iteration %d of #%s"):format(i, tostring(state.issue.number or state.slug)))
-  if not ok then note(state.bus, "could not commit the iteration: " .. err.message, "warn") end
-  return ok ~= nil
-end
-
--- Where the work starts from. With a platform: the branch a pull request targets (resolved
--- once, fetched from origin), and the feature branch grows from it — or, when it exists
--- already (here or on origin), is continued. With an issue file: the current HEAD.
--- Sets state.base (the commit the work is measured against), state.base_name, state.target
--- (the pull request's base branch), state.start (where to create the branch, if it is new)
--- and state.remote_tip (origin's copy of the feature branch, which delivery builds on).
-local function resolve_base(state)
-  local repo = state.repo
-  local function commit(ref)
-    local out = repo:output{ "rev-parse", "--verify", "--quiet", ref .. "^{commit}" }
-    return out and out:gsub("%s+$", "") or nil
-  end
-  local function merge_base(a, b)
-    local out = repo:output{ "merge-base", a, b }
-    return out and out:gsub("%s+$", "") or nil
-  end
-  local current = repo:current_branch()
-  local feature = commit("refs/heads/" .. state.branch)
-  if not state.platform then
-    if current == state.branch then
-      for _, name in ipairs{ "main", "master", "develop" } do
-        local at = commit("refs/heads/" .. name)
-        if at then return merge_base(at, "HEAD") or at, name end
-      end
-      errors.usage("%s is checked out and no base branch (main, master, develop) was found: check out the branch "
-        .. "the work should start from, then run again", state.branch)
-    end
-    local head = commit("HEAD")
-    if not head then errors.usage("%s has no commit yet: commit something first", state.root) end
-    state.start = head
-    return feature and merge_base(feature, head) or head, current ~= "HEAD" and current or head:sub(1, 12)
-  end
-
-  local forge = require "codeassist.forge"
-  if not repo:output{ "remote", "get-url", "origin" } then
-    errors.usage("%s has no origin remote to push to and open a pull request on: add one (git remote add origin URL), "
-      .. "or work from a Markdown file with --issue-file", state.root)
-  end
-  local target, err = forge.target_branch(state.root, state.cfg)
-  if not target then
-    errors.goal("cannot tell which branch a pull request should target: %s (set git_rules.branch_flow.feature)", err.message)
-  end
-  state.target = target
-  -- an explicit refspec: origin's branch (not a tag of the same name) into its tracking ref,
-  -- whatever the remote's configured refspec says
-  local fetched = repo:run({ "fetch", "-q", "origin", ("+refs/heads/%s:refs/remotes/origin/%s"):format(target, target) },
-    { timeout = 300 })
-  if not fetched or fetched.code ~= 0 then
-    errors.goal("cannot fetch %s from origin: %s", target, fetched and (fetched.stderr or ""):gsub("%s+$", "") or "git failed")
-  end
-  local at = commit("refs/remotes/origin/" .. target)
-  local mine = commit("refs/heads/" .. target)
-  if mine and at and mine ~= at then
-    local ahead = (repo:output{ "rev-list", "--count", at .. ".." .. mine } or "0"):gsub("%s+$", "")
-    if ahead ~= "0" then
-      state.notes[#state.notes + 1] = ("your %s has %s commit%s that origin does not: the work starts from origin's %s "
-        .. "(push them first to build on them)"):format(target, ahead, ahead == "1" and "" or "s", target)
-    end
-  end
-  -- origin's copy of the feature branch, if a run pushed it before
-  local listed = repo:output({ "ls-remote", "--heads", "origin", "refs/heads/" .. state.branch }, { timeout = 120 }) or ""
-  local remote_tip = listed:match("^(%x+)")
-  if remote_tip then
-    if not commit(remote_tip) then
-      repo:run({ "fetch", "-q", "origin", ("+refs/heads/%s:refs/remotes/origin/%s"):format(state.branch, state.branch) },
-        { timeout = 300 })
-    end
-    local ancestor = feature and repo:run{ "merge-base", "--is-ancestor", remote_tip, feature }
-    if feature and not (ancestor and ancestor.code == 0) then
-      errors.usage("origin's %s has commits this branch does not have: bring them in (git checkout %s && git pull) or "
-        .. "delete the remote branch, then run again", state.branch, state.branch)
-    end
-    state.remote_tip = remote_tip
-    if not feature then state.start = remote_tip end
-  else
-    state.start = at
-  end
-  local tip = feature or remote_tip
-  if not tip then return at, target end
-  local base = merge_base(tip, at)
-  if not base then
-    errors.usage("cannot find where %s and origin's %s meet%s: run git fetch --unshallow (or delete the branch), then "
-      .. "run again", state.branch, target, (repo:output{ "rev-parse", "--is-shallow-repository" } or ""):find("true")
-      and " (this clone is shallow)" or "")
-  end
-  return base, target
-end
-
--- What the doctor found, before anything is spent: problems grouped by what to do about them.
--- A required gate that cannot be served stops the run (exit 1); an optional one scores 0, and
--- when that leaves the target out of reach the run stops too; a measured gate still runs; a
--- gate that will use its fallback is announced.
-local function preflight(state, report, opts, bus)
-  local plan, gates = state.plan, state.gates
-  local groups, order = {}, {}
-  local function add(level, text, remedy, gate)
-    local key = level .. "\0" .. text .. "\0" .. (remedy or "")
-    if not groups[key] then
-      groups[key] = { level = level, text = text, remedy = remedy, gates = {} }
-      order[#order + 1] = key
-    end
-    table.insert(groups[key].gates, gate)
-  end
-  local blocking, lost, weights, unserved = 0, 0, 0, {}
-  for _, e in ipairs(report.gates) do
-    local weight = tonumber((plan.gates[e.gate] or {}).weight) or 0
-    weights = weights + weight
-    local first = e.problems[1] or {}
-    local measured = gates[e.gate] and gates[e.gate].kind == "measured"
-    if e.status == "fail" then
-      if measured then
-        add("warn", (first.message or "unusable") .. " (a measured gate: it runs, but a failure will not be explained)",
-          first.remedy, e.gate)
-      elseif e.required then
-        blocking = blocking + 1
-        add("bad", first.message or "unusable", first.remedy, e.gate)
-      else
-        lost = lost + weight
-        unserved[#unserved + 1] = e.gate
-        add("warn", (first.message or "unusable") .. " (optional: it will score 0)", first.remedy, e.gate)
-      end
-    elseif e.status == "fallback" and e.fallback then
-      add("warn", ("%s; it will use its fallback %s %s"):format(first.message or "unusable", e.fallback.provider,
-        tostring(e.fallback.model)), nil, e.gate)
-    end
-  end
-  for _, w in ipairs(report.sandbox and report.sandbox.problems or {}) do
-    if w.severity == "error" then
-      blocking = blocking + 1
-      add("bad", w.message, w.remedy, "agent sandbox")
-    end
-  end
-  for _, key in ipairs(order) do
-    local g = groups[key]
-    note(bus, ("%s: %s%s"):format(table.concat(g.gates, ", "), g.text, g.remedy and (" — " .. g.remedy) or ""), g.level)
-  end
-  local name = tostring(opts.preset or plan.name)
-  if blocking > 0 then
-    errors.goal("a required route cannot be served (see above, or `codeassist doctor %s`)", name)
-  end
-  local best = weights > 0 and math.floor((weights - lost) / weights * 1000 + 0.5) / 10 or 100
-  if best < plan.target_score then
-    errors.goal("the target %s cannot be reached: %s cannot be served and will score 0, so the best total is %s — "
-      .. "fix their routes (see above, or `codeassist doctor %s`) or lower the target", plan.target_score,
-      table.concat(unserved, ", "), best, name)
-  end
-end
+local note = render.note
 
 -- The hook context for a gate now.
 local function ctx_for(state, gate)
@@ -452,13 +41,6 @@ local function ctx_for(state, gate)
     issue = { number = state.issue.number, title = state.issue.title, labels = state.issue.labels, body = state.issue.body } })
   ctx.measure = state.measure
   return ctx
-end
-
-local function changed_files(state)
-  local out = state.repo:output{ "diff", "--name-only", state.base } or ""
-  local list = {}
-  for line in out:gmatch("[^\n]+") do list[#list + 1] = line end
-  return list
 end
 
 -- The issue: from the platform, or a Markdown file.
@@ -479,43 +61,6 @@ local function load_issue(opts, root, platform)
     errors.goal("%s", message)
   end
   return issue
-end
-
--- Finishes a successful run: one commit, the push, the PR, verified.
-local function deliver(state)
-  local forge = require "codeassist.forge"
-  local title = ("%s: %s%s"):format(state.issue.labels and table.concat(state.issue.labels, " "):find("bug") and "fix" or "feat",
-    state.issue.title or state.slug, state.issue.number and (" (#" .. state.issue.number .. ")") or "")
-  -- the iterations' commits become one on top of what origin has (its copy of the branch, if a
-  -- run pushed it before, else the base): reset --soft keeps the work, and the push stays a
-  -- fast-forward
-  stage(state)
-  local changed = state.repo:run{ "diff", "--cached", "--quiet", state.base }
-  if changed and changed.code == 0 then
-    return nil, ("there is nothing to deliver: %s has no change against %s"):format(state.branch, state.base_name)
-  end
-  local onto = state.remote_tip or state.base
-  local r = state.repo:run{ "reset", "--soft", onto }
-  if not r or r.code ~= 0 then return nil, "git reset --soft failed: " .. (r and r.stderr or "git did not run") end
-  stage(state)
-  local staged = state.repo:run{ "diff", "--cached", "--quiet" }
-  if staged and staged.code ~= 0 then   -- else: origin has this work already (a delivery that stopped at the PR)
-    local ok, err = state.repo:commit(title .. (state.issue.number and ("\n\nCloses #" .. state.issue.number) or ""))
-    if not ok then return nil, "commit: " .. err.message end
-  end
-  if not state.platform then return state.branch .. " (committed here; an issue file gets no push and no pull request)" end
-  local pushed, err = state.repo:push("origin", state.branch)
-  if not pushed then return nil, "push: " .. err.message end
-  local base = state.target
-  local body = ("%s\n\nQuality gates: %s/%s after %d iteration%s.\n\n| gate | score | status |\n|---|---|---|\n")
-    :format(state.issue.number and ("Closes #" .. state.issue.number) or "", state.last_total, state.plan.target_score,
-      state.iteration, state.iteration == 1 and "" or "s")
-  for _, res in ipairs(state.last_results or {}) do
-    body = body .. ("| %s | %s | %s |\n"):format(res.gate, tostring(res.score), res.status)
-  end
-  local pr, perr = forge.open_pr(state.platform, { root = state.root, head = state.branch, base = base, title = title, body = body })
-  if not pr then return nil, "pull request: " .. perr.message end
-  return pr.url .. (pr.existing and " (already open: updated with this run's commit)" or "")
 end
 
 local function supervised_pause(state)
@@ -570,7 +115,7 @@ function M.main(opts)
     -- worktree is clean and the same command goes on from there
     local st = holder.state
     local why = type(code) == "table" and code.code == 130 and "interrupted" or "stopped"
-    pcall(stop_commit, st, why)
+    pcall(worktree.stop_commit, st, why)
     local count = (st.repo:output{ "rev-list", "--count", st.base .. "..HEAD" } or "?"):gsub("%s+$", "")
     note(bus, ("%s in iteration %d: the work so far is on %s (%s commit%s since %s); run the same command again "
       .. "to go on from there"):format(why, st.iteration, st.branch, count, count == "1" and "" or "s", st.base_name), "warn")
@@ -631,13 +176,13 @@ function M.run(opts, root, cfg, plan, bus, holder)
     local requested = name:match("|(.*)$")
     if m.name and m.size then state.model_sizes[requested] = m.size end
   end
-  preflight(state, report, opts, bus)
+  require("codeassist.loop.preflight").check(state, report, opts, bus)
 
   -- the run commits what the agent changes: the user's own uncommitted edits must not go with it
-  local modified, untracked = worktree_changes(repo)
+  local modified, untracked = worktree.worktree_changes(repo)
   if #modified > 0 then
     errors.usage("%s has uncommitted changes to tracked files (%s): commit or stash them (git stash), then run "
-      .. "again — the run commits what the agent changes and must not take your edits with it", root, listing(modified))
+      .. "again — the run commits what the agent changes and must not take your edits with it", root, worktree.listing(modified))
   end
   state.untracked_at_start = untracked
 
@@ -645,12 +190,12 @@ function M.run(opts, root, cfg, plan, bus, holder)
   state.issue = issue
   state.slug = forge.slug(issue.title or "work")
   state.branch = ("feature/%s-%s"):format(issue.number or "local", state.slug)
-  state.base, state.base_name = resolve_base(state)
+  state.base, state.base_name = branch.resolve_base(state)
   bus:emit("loop.banner", M.plan_facts(state))
   for _, text in ipairs(state.notes) do note(bus, text, "warn") end
   if #untracked > 0 then
     note(bus, ("%d untracked file%s (%s) stay%s out of the run's commits"):format(#untracked, #untracked == 1 and "" or "s",
-      listing(untracked), #untracked == 1 and "s" or ""), "info")
+      worktree.listing(untracked), #untracked == 1 and "s" or ""), "info")
   end
   if opts.dry_run then
     note(bus, "dry run: nothing was changed and no model was called")
@@ -668,10 +213,10 @@ function M.run(opts, root, cfg, plan, bus, holder)
   state.sandbox = assert(require("codeassist.agent.sandbox").new{ root = repo.root and root, mode = cfg.agent.sandbox,
                                                                    network = cfg.agent.network })
   state.router = router_mod.new{ cfg = cfg, plan = plan, bus = bus }
-  state.measure = measurer(state)
+  state.measure = measured.measurer(state)
   -- the tests as they stand before the agent changes anything: a later run with fewer tests
   -- is not a pass (see measurer)
-  if state.measure_plan and state.measure_plan.test then baseline(state) end
+  if state.measure_plan and state.measure_plan.test then measured.baseline(state) end
   state.ctx_for = function(gate) return ctx_for(state, gate) end
 
   if opts.supervised and not term.isatty("stdin") then
@@ -684,7 +229,7 @@ function M.run(opts, root, cfg, plan, bus, holder)
     state.iteration = i
     bus:emit("loop.iteration", { iteration = i, max = plan.max_iterations })
     local agent = require "codeassist.agent"
-    state.protected_snapshot = snapshot(root)
+    state.protected_snapshot = worktree.snapshot(root)
     local progress = bus:progress("implementing")
     local result = agent.run{ cfg = cfg, router = state.router, gate = "implement", ctx = ctx_for(state, "implement"),
       workspace = root, phase = "implement", max_turns = cfg.agent.max_turns,
@@ -699,10 +244,10 @@ function M.run(opts, root, cfg, plan, bus, holder)
        and errors.UNREACHABLE[result.failure.kind] then
       errors.goal("the agent's route is unavailable: %s", result.error)
     end
-    check_after_agent(state)
-    commit_iteration(state, i)
-    state.changed_files = changed_files(state)
-    state.change = change_of(state)
+    worktree.check_after_agent(state)
+    worktree.commit_iteration(state, i)
+    state.changed_files = worktree.changed_files(state)
+    state.change = worktree.change_of(state)
 
     state.more_iterations = i < plan.max_iterations
     local results = loop_gates.run(state)
@@ -738,7 +283,7 @@ function M.run(opts, root, cfg, plan, bus, holder)
       end
     end
     if reached then
-      local url, err = deliver(state)
+      local url, err = branch.deliver(state)
       if not url then
         return M.blocked(state, "the target was reached but delivering failed: " .. err, {},
           ("the target was reached (%s/%s) but delivering the work failed; the run's output says why"):format(total.total,

@@ -128,6 +128,11 @@ local function gate_finished(ev, p)
     r.status or "", r.seconds or 0))
 end
 
+-- Says something about the run (level nil: done, "info", "warn", "bad").
+function M.note(bus, text, level)
+  bus:emit("loop.note", { text = text, level = level })
+end
+
 M.log_formats = { ["gate.start"] = gate_started, ["gate.done"] = gate_finished }
 
 M.formats = {
