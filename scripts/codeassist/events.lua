@@ -89,12 +89,23 @@ function Progress:done(fields)
   self.bus:emit("progress.end", ev)
 end
 
--- Ends open progress and lets sinks finish (erase live lines, flush).
+-- What a running piece of work is doing now (a live line shows it after its label): at most a
+-- few updates a second reach the sinks.
+function Progress:detail(text)
+  if not self.bus.open[self.id] or text == self.shown then return end
+  local now = clock.monotonic()
+  self.pending = text
+  if self.at and now - self.at < 0.2 then return end
+  self.at, self.shown = now, text
+  self.bus:emit("progress.update", { id = self.id, label = self.label, detail = text })
+end
+
 -- Ends the progress still open (work that will not finish), marked abandoned.
 function Bus:abandon()
   for _, p in pairs(self.open) do p:done{ abandoned = true } end
 end
 
+-- Ends open progress and lets sinks finish (erase live lines, flush).
 function Bus:close()
   self:abandon()
   for _, sink in ipairs(self.sinks) do
@@ -143,7 +154,8 @@ function M.text(out, opts)
   local sink = {}
 
   local function line_for(p, now)
-    return paint.dim(scrub(("… %s (%.1fs)"):format(p.label, now - p.started)))
+    return paint.dim(scrub(("… %s (%.1fs)%s"):format(p.label, now - p.started,
+      p.detail and (" " .. tty.printable(p.detail)) or "")))
   end
 
   local function refresh()
@@ -173,6 +185,9 @@ function M.text(out, opts)
         running[ev.id] = { label = ev.label, started = clock.monotonic() }
         ensure_ticker()
       end
+      return
+    elseif ev.type == "progress.update" then
+      if live and running[ev.id] then running[ev.id].detail = ev.detail end
       return
     elseif ev.type == "progress.end" then
       if live and running[ev.id] then

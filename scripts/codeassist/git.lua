@@ -114,6 +114,33 @@ function Repo:commit(msg, opts)
   return self:output(args)
 end
 
+-- Makes what is staged one commit on top of `onto` and moves the checked-out branch to it, in
+-- one ref update (a crash leaves the branch as it was, or squashed — never half-way).
+-- Returns the new commit, or (onto, "unchanged") when the staged tree is onto's already.
+function Repo:squash(onto, msg)
+  local cleaned, why = self:clean_message(msg)
+  if not cleaned then return nil, errors.failure("unavailable", "commit refused: " .. why) end
+  local tree, err = self:output{ "write-tree" }
+  if not tree then return nil, err end
+  tree = tree:gsub("%s+$", "")
+  local onto_tree = (self:output{ "rev-parse", onto .. "^{tree}" } or ""):gsub("%s+$", "")
+  local branch = self:current_branch()
+  if not branch or branch == "HEAD" then return nil, errors.failure("exec", "squash: no branch is checked out") end
+  local commit
+  if onto_tree == tree then
+    commit = onto
+  else
+    commit, err = self:output({ "commit-tree", tree, "-p", onto }, { stdin = cleaned .. "\n" })
+    if not commit then return nil, err end
+    commit = commit:gsub("%s+$", "")
+  end
+  local moved
+  moved, err = self:output{ "update-ref", "-m", "codeassist: squash", "refs/heads/" .. branch, commit }
+  if not moved then return nil, err end
+  self:run{ "reset", "-q" }   -- the index as the new HEAD (the same tree)
+  return commit, onto_tree == tree and "unchanged" or nil
+end
+
 -- Pushes branch to remote: refused for a protected branch, and when a commit it would push
 -- has a forbidden message.
 function Repo:push(remote, branch)

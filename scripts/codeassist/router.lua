@@ -92,7 +92,10 @@ local Router = {}
 Router.__index = Router
 
 -- opts: {cfg, plan, bus (codeassist.events, optional), retry = {attempts, budget, ...},
---        breaker = a breaker (default M.breaker()), complete = fn (default providers.complete)}
+--        breaker = a breaker (default: one per endpoint), complete = fn (default
+--        providers.complete), before_call = fn(route, gate) -> nil | failure (refuses the call),
+--        on_call = fn{gate, route, attempt, request, message, error, seconds} (after every
+--        attempt: the ledger, the trace), on_stream = fn(gate, route, characters so far)}
 function M.new(opts)
   errors.argcheck(type(opts) == "table" and type(opts.cfg) == "table",
     "router.new: give {cfg = <loaded config>, plan = <preset plan>, ...}")
@@ -101,6 +104,7 @@ function M.new(opts)
     retry = opts.retry or {},
     breaker = opts.breaker or M.breaker{ key = function(route) return M.endpoint_of(opts.cfg, route) end },
     complete = opts.complete or providers.complete,
+    before_call = opts.before_call, on_call = opts.on_call, on_stream = opts.on_stream,
   }, Router)
 end
 
@@ -175,6 +179,30 @@ function Router:call_route(route, req, opts)
     return nil, errors.failure("unavailable", ("%s: %s is skipped: %s"):format(tostring(gate), label(route), why),
       { route = route, circuit_open = true })
   end
+  -- a budget (the loop's) may refuse a call before anything is spent
+  if self.before_call then
+    local refused = self.before_call(route, gate)
+    if refused then
+      self:emit("call.skipped", { gate = gate, route = label(route), reason = refused.message })
+      return nil, refused
+    end
+  end
+  -- what streams in, for a live line: characters of text, thinking and tool input so far
+  local streamed = 0
+  local call_opts = opts
+  if self.on_stream then
+    call_opts = setmetatable({ on_event = function(name, ev)
+      local d = type(ev) == "table" and type(ev.delta) == "table" and ev.delta
+        or type(name) == "table" and type(name.message) == "table" and name.message or nil
+      if d then
+        for _, k in ipairs{ "text", "thinking", "partial_json", "content" } do
+          if type(d[k]) == "string" then streamed = streamed + #d[k] end
+        end
+        self.on_stream(gate, route, streamed)
+      end
+      if opts.on_event then opts.on_event(name, ev) end
+    end }, { __index = opts })
+  end
   local policy = {}
   for k, v in pairs(self.retry) do policy[k] = v end
   for k, v in pairs(opts.retry or {}) do policy[k] = v end
@@ -189,7 +217,11 @@ function Router:call_route(route, req, opts)
     self:emit("call.attempt", { gate = gate, route = label(route), provider = route.provider, model = route.model,
                                 attempt = attempt })
     local t0 = clock.monotonic()
-    local m, e = self.complete(self.cfg, route, req, opts)
+    local m, e = self.complete(self.cfg, route, req, call_opts)
+    if self.on_call then
+      self.on_call{ gate = gate, route = route, attempt = attempt, request = req, message = m, error = e,
+                    seconds = clock.monotonic() - t0 }
+    end
     if m then
       self:emit("call.done", { gate = gate, route = label(route), attempt = attempt, base_url = m.base_url,
                                seconds = clock.monotonic() - t0, usage = m.usage })

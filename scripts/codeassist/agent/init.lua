@@ -7,7 +7,9 @@
 --                        system = "...", messages = {{role = "user", content = "Fix #12: ..."}},
 --                        workspace = "/path/to/repo", tools = {"read", "edit", "bash"},
 --                        max_turns = 40, context_limit = 32768, phase = "implement",
---                        on_event = function(ev) end, audit = function(record) end }
+--                        on_event = function(ev) end, audit = function(record) end,
+--                        on_turn = function(messages, turn) end,   -- after each completed turn
+--                        turns_done = 0 }                           -- a resumed conversation's turns so far
 --   r.stop_reason  -- "done" | "max_turns" | "cancelled" | "tool_loop" | "context" | "provider" | "sandbox"
 --   r.message, r.transcript, r.usage {input_tokens, output_tokens}, r.turns, r.error
 --
@@ -230,7 +232,8 @@ function M.run(opts)
   local repeats, failures, empty = {}, 0, 0
   local last_failed_key
 
-  for turn = 1, opts.max_turns or M.DEFAULTS.max_turns do
+  -- a resumed conversation goes on from its last completed turn (opts.turns_done of them)
+  for turn = (opts.turns_done or 0) + 1, opts.max_turns or M.DEFAULTS.max_turns do
     run.turns = turn
     local fits, estimate, shortened = context.fit(run.messages, run.window - max_tokens - overhead)
     if shortened > 0 then run:emit("agent.context", { shortened = shortened, tokens = estimate + overhead, window = run.window }) end
@@ -308,6 +311,7 @@ function M.run(opts)
         return run:finish("tool_loop", { error = stop })
       end
       run.messages[#run.messages + 1] = { role = "user", content = results }
+      if opts.on_turn then opts.on_turn(run.messages, turn) end   -- a completed turn: the caller keeps it
       failures = all_failed and failures + 1 or 0
       if failures >= M.DEFAULTS.failure_limit then
         return run:finish("tool_loop", { error = ("%d turns in a row where every tool call failed"):format(failures) })

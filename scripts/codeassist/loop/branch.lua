@@ -99,20 +99,20 @@ function M.deliver(state)
   local title = ("%s: %s%s"):format(state.issue.labels and table.concat(state.issue.labels, " "):find("bug") and "fix" or "feat",
     state.issue.title or state.slug, state.issue.number and (" (#" .. state.issue.number .. ")") or "")
   -- the iterations' commits become one on top of what origin has (its copy of the branch, if a
-  -- run pushed it before, else the base): reset --soft keeps the work, and the push stays a
-  -- fast-forward
+  -- run pushed it before, else the base), so the push stays a fast-forward; one ref update, so
+  -- a crash leaves the branch either as it was or squashed
   worktree.stage(state)
   local changed = state.repo:run{ "diff", "--cached", "--quiet", state.base }
   if changed and changed.code == 0 then
     return nil, ("there is nothing to deliver: %s has no change against %s"):format(state.branch, state.base_name)
   end
   local onto = state.remote_tip or state.base
-  local r = state.repo:run{ "reset", "--soft", onto }
-  if not r or r.code ~= 0 then return nil, "git reset --soft failed: " .. (r and r.stderr or "git did not run") end
-  worktree.stage(state)
-  local staged = state.repo:run{ "diff", "--cached", "--quiet" }
-  if staged and staged.code ~= 0 then   -- else: origin has this work already (a delivery that stopped at the PR)
-    local ok, err = state.repo:commit(title .. (state.issue.number and ("\n\nCloses #" .. state.issue.number) or ""))
+  -- already one commit on top of onto with this content: a delivery that stopped after it
+  local parent = (state.repo:output{ "rev-parse", "--verify", "--quiet", "HEAD^" } or ""):gsub("%s+$", "")
+  local same = state.repo:run{ "diff", "--cached", "--quiet", "HEAD" }
+  local subject = (state.repo:output{ "log", "-1", "--format=%s" } or ""):gsub("%s+$", "")
+  if not (parent == onto and same and same.code == 0 and subject == state.repo:clean_message(title)) then
+    local ok, err = state.repo:squash(onto, title .. (state.issue.number and ("\n\nCloses #" .. state.issue.number) or ""))
     if not ok then return nil, "commit: " .. err.message end
   end
   if not state.platform then return state.branch .. " (committed here; an issue file gets no push and no pull request)" end

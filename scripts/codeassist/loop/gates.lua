@@ -237,7 +237,16 @@ function M.run(state)
           local m = local_model(name)
           if m then state.needed_later[m] = state.needed_later[m] - 1 end
         end
-        for _, r in ipairs(run_wave(state, wave, state.ctx_for)) do
+        -- a resumed iteration keeps the results its gates already had
+        local done, to_run = {}, {}
+        for _, name in ipairs(wave) do
+          local kept = state.done_results and state.done_results[name]
+          if kept then done[#done + 1] = kept else to_run[#to_run + 1] = name end
+        end
+        local fresh = #to_run > 0 and run_wave(state, to_run, state.ctx_for) or {}
+        for _, r in ipairs(done) do r.kept = true; fresh[#fresh + 1] = r end
+        for _, r in ipairs(fresh) do
+          if r.kept then goto judged end
           score.judge(r, state.plan.gates[r.gate] or {})
           if state.plan.on_gate then
             local changed = require("codeassist.errors").call_user("the on_gate(result, ctx) hook of " .. tostring(state.plan.source),
@@ -259,8 +268,11 @@ function M.run(state)
           end
           -- TIMEOUT, ERROR stay; otherwise the status follows the (possibly changed) score
           r.status = r.status or (r.passed and "PASS" or (r.blocking and "FAIL" or "WARN"))
-          results[#results + 1] = r
           state.bus:emit("gate.done", { result = r, iteration = state.iteration })
+          if state.after_gate then state.after_gate(r) end   -- the run's checkpoint
+          ::judged::
+          r.kept = nil
+          results[#results + 1] = r
           if r.unavailable and not skipped_from then
             skipped_from = { gate = r.gate, group = g.group, why = "its critical route is unavailable" }
           end
