@@ -83,6 +83,20 @@ function M.breaker(opts)
       if s.failures >= limit then s.open_until = now() + cooldown end
       state[k] = s
     end,
+    -- the circuits as plain data with wall-clock times, for a run's saved state, and back
+    export = function()
+      local out, wall, mono = {}, clock.wall(), now()
+      for k, s in pairs(state) do out[k] = { failures = s.failures, open_until = s.open_until - mono + wall } end
+      return out
+    end,
+    import = function(saved)
+      local wall, mono = clock.wall(), now()
+      for k, s in pairs(type(saved) == "table" and saved or {}) do
+        if type(k) == "string" and type(s) == "table" and tonumber(s.failures) then
+          state[k] = { failures = tonumber(s.failures), open_until = (tonumber(s.open_until) or 0) - wall + mono }
+        end
+      end
+    end,
   }
 end
 

@@ -94,7 +94,8 @@ function M.resolve_base(state)
 end
 
 -- Finishes a successful run: one commit, the push, the PR, verified.
-function M.deliver(state)
+-- doc: the run's report (codeassist.report), whose Markdown is the pull request's body.
+function M.deliver(state, doc)
   local forge = require "codeassist.forge"
   local title = ("%s: %s%s"):format(state.issue.labels and table.concat(state.issue.labels, " "):find("bug") and "fix" or "feat",
     state.issue.title or state.slug, state.issue.number and (" (#" .. state.issue.number .. ")") or "")
@@ -119,11 +120,15 @@ function M.deliver(state)
   local pushed, err = state.repo:push("origin", state.branch)
   if not pushed then return nil, "push: " .. err.message end
   local base = state.target
-  local body = ("%s\n\nQuality gates: %s/%s after %d iteration%s.\n\n| gate | score | status |\n|---|---|---|\n")
-    :format(state.issue.number and ("Closes #" .. state.issue.number) or "", state.last_total, state.plan.target_score,
-      state.iteration, state.iteration == 1 and "" or "s")
-  for _, res in ipairs(state.last_results or {}) do
-    body = body .. ("| %s | %s | %s |\n"):format(res.gate, tostring(res.score), res.status)
+  local report = require "codeassist.report"
+  local body
+  if doc then
+    local ready = {}
+    for k, v in pairs(doc) do ready[k] = v end
+    ready.outcome = { status = "ready" }
+    body = report.markdown(ready)
+  else
+    body = (state.issue.number and ("Closes #" .. state.issue.number .. "\n") or "")
   end
   local pr, perr = forge.open_pr(state.platform, { root = state.root, head = state.branch, base = base, title = title, body = body })
   if not pr then return nil, "pull request: " .. perr.message end

@@ -26,6 +26,8 @@ local score = require "codeassist.score"
 local worktree = require "codeassist.loop.worktree"
 local branch = require "codeassist.loop.branch"
 local measured = require "codeassist.loop.measured"
+local runstate = require "codeassist.loop.runstate"
+local report = require "codeassist.report"
 
 local M = {}
 
@@ -74,7 +76,8 @@ local function supervised_pause(state)
 end
 
 -- opts: {preset = name/path, preset_value, issue, issue_file, repo, config, dry_run,
---        supervised, flags = {target_score, max_iterations}}; returns the exit code.
+--        supervised, resume = true | run id, json, trace = path,
+--        flags = {target_score, max_iterations, vram_gb, routes}}; returns the exit code.
 function M.main(opts)
   local fs = require "codeassist.fs"
   local root = opts.repo or fs.cwd()
@@ -88,41 +91,49 @@ function M.main(opts)
   for _, w in ipairs(cfg.source.warnings or {}) do io.stderr:write("codeassist: warning: ", w, "\n") end
   local p = opts.preset_value ~= nil and preset.from_value(opts.preset_value, cfg, opts.preset) or preset.load(opts.preset, cfg)
   local plan = preset.plan(p, cfg, opts.flags or {})
+  for _, s in ipairs{ cfg.providers.anthropic.api_key, cfg.providers.anthropic.auth_token, cfg.providers.ollama.api_key } do
+    events.secret(s)
+  end
 
   local bus = events.new()
-  local formats = {}
-  for k, v in pairs(require("codeassist.doctor.render").formats) do formats[k] = v end
-  for k, v in pairs(render.formats) do formats[k] = v end
-  local live = term.isatty("stdout")
-  if not live then for k, v in pairs(render.log_formats) do formats[k] = v end end
-  bus:add(events.text(io.stdout, { formats = formats, color = term.color("stdout"), live = live }))
+  if opts.json then
+    bus:add(events.json_lines(io.stdout))           -- for machines: every event, one JSON object a line
+  else
+    local formats = {}
+    for k, v in pairs(require("codeassist.doctor.render").formats) do formats[k] = v end
+    for k, v in pairs(render.formats) do formats[k] = v end
+    local live = term.isatty("stdout")
+    if not live then for k, v in pairs(render.log_formats) do formats[k] = v end end
+    bus:add(events.text(io.stdout, { formats = formats, color = term.color("stdout"), live = live }))
+  end
   local trace
   if opts.trace then
     local err
     trace, err = io.open(opts.trace, "w")
     if not trace then errors.usage("--trace: cannot write %s", tostring(err)) end
-    for _, s in ipairs{ cfg.providers.anthropic.api_key, cfg.providers.anthropic.auth_token, cfg.providers.ollama.api_key } do
-      events.secret(s)
-    end
     bus:add(events.json_lines(trace))
   end
   local started = clock.monotonic()
   local holder = {}
   local ok, code = pcall(M.run, opts, root, cfg, plan, bus, holder)
   bus:abandon()
-  if not ok and holder.state and holder.state.on_branch then
+  local st = holder.state
+  if not ok and st and st.on_branch then
     -- stopped part-way: what the agent wrote so far is kept in a commit on the branch, so the
-    -- worktree is clean and the same command goes on from there
-    local st = holder.state
+    -- worktree is clean and the same command (or --resume) goes on from there
     local why = type(code) == "table" and code.code == 130 and "interrupted" or "stopped"
     pcall(worktree.stop_commit, st, why)
     local count = (st.repo:output{ "rev-list", "--count", st.base .. "..HEAD" } or "?"):gsub("%s+$", "")
-    note(bus, ("%s in iteration %d: the work so far is on %s (%s commit%s since %s); run the same command again "
-      .. "to go on from there"):format(why, st.iteration, st.branch, count, count == "1" and "" or "s", st.base_name), "warn")
+    local doc = runstate.finish(st, { status = why, exit_code = type(code) == "table" and code.code or 3,
+                                      reason = type(code) == "table" and code.message or tostring(code) })
+    note(bus, ("%s in iteration %d: the work so far is on %s (%s commit%s since %s); go on with `codeassist run %s "
+      .. "--resume %s`"):format(why, st.iteration, st.branch, count, count == "1" and "" or "s", st.base_name,
+      tostring(opts.preset or plan.name), st.run and st.run.id or ""), "warn")
+    bus:emit("run.summary", { lines = report.summary(doc) })
   end
   bus:emit("run.finished", { ok = ok, code = ok and code or (type(code) == "table" and code.code) or nil,
     error = not ok and tostring(type(code) == "table" and code.message or code) or nil,
-    seconds = clock.monotonic() - started, peak_rss_kb = M.peak_rss_kb() })
+    run_id = st and st.run and st.run.id, seconds = clock.monotonic() - started, peak_rss_kb = M.peak_rss_kb() })
   bus:close()
   if trace then trace:close() end
   if not ok then error(code, 0) end
@@ -138,7 +149,8 @@ function M.peak_rss_kb()
   return tonumber(text:match("VmHWM:%s+(%d+) kB"))
 end
 
-function M.run(opts, root, cfg, plan, bus, holder)
+-- What every run needs, new or resumed: the gates, the platform, the doctor's verdict.
+local function prepare(opts, root, cfg, plan, bus)
   local git = require "codeassist.git"
   local forge = require "codeassist.forge"
   local repo = git.open(root, cfg)
@@ -154,11 +166,13 @@ function M.run(opts, root, cfg, plan, bus, holder)
     end
   end
 
-  local platform = not opts.issue_file and forge.detect(root) or nil
   local state = {
-    cfg = cfg, plan = plan, gates = gates, bus = bus, root = root, repo = repo, platform = platform,
+    cfg = cfg, plan = plan, gates = gates, bus = bus, root = root, repo = repo,
+    platform = not opts.issue_file and forge.detect(root) or nil,
     history = {}, changed_files = {}, iteration = 0, vram_gb = (opts.flags or {}).vram_gb or cfg.providers.ollama.vram_gb,
-    model_sizes = {}, notes = {},
+    model_sizes = {}, notes = {}, clock_started = clock.monotonic(), started_at = os.time(),
+    preset = plan.name, preset_source = tostring(plan.source), target_score = plan.target_score,
+    max_iterations = plan.max_iterations, progress = {},
   }
   state.groups = loop_gates.groups(plan, gates)
   state.measure_plan = require("codeassist.gates.measure").detect(root,
@@ -166,9 +180,7 @@ function M.run(opts, root, cfg, plan, bus, holder)
 
   -- the doctor first: nothing is spent on a run that cannot be served
   local doctor = require "codeassist.doctor"
-  local dbus = events.new()
-  if opts.dry_run then dbus = bus end
-  local report, facts = doctor.check(cfg, plan, { timeout = 5 }, dbus)
+  local report_, facts = doctor.check(cfg, plan, { timeout = 5 }, opts.dry_run and bus or events.new())
   for _, s in ipairs(facts.ollama_list or {}) do
     for _, m in ipairs(s.models or {}) do state.model_sizes[m.name] = m.size end
   end
@@ -176,8 +188,13 @@ function M.run(opts, root, cfg, plan, bus, holder)
     local requested = name:match("|(.*)$")
     if m.name and m.size then state.model_sizes[requested] = m.size end
   end
-  require("codeassist.loop.preflight").check(state, report, opts, bus)
+  require("codeassist.loop.preflight").check(state, report_, opts, bus)
+  return state
+end
 
+-- A new run: the worktree checked, the issue, the branch; nil for a dry run (done).
+local function start(state, opts)
+  local repo, bus, root = state.repo, state.bus, state.root
   -- the run commits what the agent changes: the user's own uncommitted edits must not go with it
   local modified, untracked = worktree.worktree_changes(repo)
   if #modified > 0 then
@@ -186,9 +203,10 @@ function M.run(opts, root, cfg, plan, bus, holder)
   end
   state.untracked_at_start = untracked
 
-  local issue = load_issue(opts, root, platform)   -- read-only, so a dry run checks it too
-  state.issue = issue
-  state.slug = forge.slug(issue.title or "work")
+  local issue = load_issue(opts, root, state.platform)   -- read-only, so a dry run checks it too
+  state.issue = { number = issue.number, title = issue.title, body = issue.body, labels = issue.labels, url = issue.url }
+  state.issue_file = opts.issue_file
+  state.slug = require("codeassist.forge").slug(issue.title or "work")
   state.branch = ("feature/%s-%s"):format(issue.number or "local", state.slug)
   state.base, state.base_name = branch.resolve_base(state)
   bus:emit("loop.banner", M.plan_facts(state))
@@ -199,7 +217,7 @@ function M.run(opts, root, cfg, plan, bus, holder)
   end
   if opts.dry_run then
     note(bus, "dry run: nothing was changed and no model was called")
-    return 0
+    return nil
   end
 
   -- the feature branch (an existing one is continued)
@@ -207,121 +225,269 @@ function M.run(opts, root, cfg, plan, bus, holder)
   local r = exists and exists.code == 0 and repo:run{ "checkout", "-q", state.branch }
     or repo:run{ "checkout", "-q", "-b", state.branch, state.start }
   if not r or r.code ~= 0 then errors.goal("cannot check out %s: %s", state.branch, r and r.stderr or "git failed") end
-  state.on_branch = true
-  if holder then holder.state = state end
+  state.run = require("codeassist.runs").create(root, { issue = state.issue.number or state.slug })
+  note(bus, ("run %s: its state, ledger, trace and report are in %s"):format(state.run.id,
+    state.run.paths.dir:sub(#root + 2)), "info")
+  state.step = "implement"
+  state.iteration = 1
+  return state
+end
 
-  state.sandbox = assert(require("codeassist.agent.sandbox").new{ root = repo.root and root, mode = cfg.agent.sandbox,
+-- A run taken up again from its folder.
+local function resume(state, opts)
+  local runs = require "codeassist.runs"
+  local run, saved = runs.open(state.root, type(opts.resume) == "string" and opts.resume or nil)
+  if not run then errors.usage("--resume: %s", saved.message) end
+  state.run = run
+  if saved.outcome and (saved.outcome.status == "done" or saved.outcome.status == "blocked") then
+    note(state.bus, ("run %s already ended: %s%s"):format(run.id, saved.outcome.status,
+      saved.outcome.pr_url and (" — " .. saved.outcome.pr_url) or saved.outcome.reason and (" — " .. saved.outcome.reason) or ""),
+      saved.outcome.status == "done" and nil or "warn")
+    return nil, saved.outcome.status == "done" and 0 or 1
+  end
+  if opts.issue and saved.issue and tostring(opts.issue) ~= tostring(saved.issue.number) then
+    errors.usage("--resume: run %s works on issue #%s, not #%s", run.id, tostring(saved.issue.number), tostring(opts.issue))
+  end
+  runstate.restore(state, saved)
+  state.outcome = nil
+  if saved.preset ~= state.plan.name then
+    note(state.bus, ("run %s was started with preset %s; it goes on with %s"):format(run.id, tostring(saved.preset),
+      tostring(state.plan.name)), "warn")
+    state.preset = state.plan.name
+  end
+  state.bus:emit("loop.banner", M.plan_facts(state))
+  note(state.bus, ("resuming run %s at iteration %d (%s)"):format(run.id, state.iteration, tostring(state.step)), "info")
+  return state
+end
+
+-- The live line of a step: what it is doing now.
+local function live_detail(state, gate, route, chars, tools)
+  local p = state.progress[gate]
+  if not p then return end
+  local parts = { route and (preset.provider_label(route.provider) .. " " .. tostring(route.model)) or nil }
+  if chars and chars > 0 then parts[#parts + 1] = ("~%d tokens"):format(math.floor(chars / 4 + 0.5)) end
+  if tools and tools > 0 then parts[#parts + 1] = ("%d tool call%s"):format(tools, tools == 1 and "" or "s") end
+  p:detail(table.concat(parts, " · "))
+end
+
+-- The pieces every iteration uses: the sandbox, the ledger, the router, the measurements.
+local function equip(state)
+  local cfg, plan, root = state.cfg, state.plan, state.root
+  state.on_branch = true
+  state.sandbox = assert(require("codeassist.agent.sandbox").new{ root = root, mode = cfg.agent.sandbox,
                                                                    network = cfg.agent.network })
-  state.router = router_mod.new{ cfg = cfg, plan = plan, bus = bus }
+  state.ledger = require("codeassist.ledger").open(state.run.paths.ledger,
+    { claude_model = cfg.providers.anthropic.model })
+  local audit = io.open(state.run.paths.audit, "a")
+  state.audit = function(record)
+    if audit then
+      audit:write(events.scrub(require("codeassist.json").encode(record) or "{}"), "\n")
+      audit:flush()
+    end
+  end
+  state.repo.audit = state.audit
+  state.router = router_mod.new{ cfg = cfg, plan = plan, bus = state.bus, before_call = runstate.budget(state),
+    on_call = runstate.recorder(state),
+    on_stream = function(gate, route, chars)
+      state.streamed[gate] = chars
+      live_detail(state, gate, route, chars, gate == "implement" and state.tool_calls or nil)
+    end }
+  state.streamed = {}
+  if state.routing and state.routing.breaker then state.router.breaker.import(state.routing.breaker) end
   state.measure = measured.measurer(state)
   -- the tests as they stand before the agent changes anything: a later run with fewer tests
   -- is not a pass (see measurer)
-  if state.measure_plan and state.measure_plan.test then measured.baseline(state) end
+  if not state.baseline and state.measure_plan and state.measure_plan.test then measured.baseline(state) end
   state.ctx_for = function(gate) return ctx_for(state, gate) end
+  state.after_gate = function(r)
+    state.done_results = state.done_results or {}
+    state.done_results[r.gate] = r
+    runstate.checkpoint(state)
+  end
+end
+
+-- The agent's step of iteration i, continuing a saved conversation when there is one.
+local function implement(state, i)
+  local cfg, plan, bus, root = state.cfg, state.plan, state.bus, state.root
+  local implement_route = plan.routes.implement
+  local agent = require "codeassist.agent"
+  state.protected_snapshot = worktree.snapshot(root)
+  local messages = state.agent_messages or { { role = "user", content = prompts.implement(state.issue, i, state.findings) } }
+  state.tool_calls = 0
+  state.progress.implement = bus:progress("implementing")
+  live_detail(state, "implement", implement_route)
+  local result = agent.run{ cfg = cfg, router = state.router, gate = "implement", ctx = ctx_for(state, "implement"),
+    workspace = root, phase = "implement", max_turns = cfg.agent.max_turns, turns_done = state.agent_turns,
+    system = prompts.IMPLEMENT_SYSTEM, messages = messages, audit = state.audit,
+    context_limit = implement_route.provider == "ollama" and (plan.gates.implement.context or 65536) or nil,
+    on_event = function(ev)
+      if ev.type == "agent.tool" then
+        state.tool_calls = state.tool_calls + 1
+        live_detail(state, "implement", implement_route, state.streamed.implement, state.tool_calls)
+      end
+      bus:emit(ev.type, ev)
+    end,
+    on_turn = function(msgs, turn)
+      state.agent_messages, state.agent_turns = msgs, turn
+      runstate.checkpoint(state)
+    end }
+  state.progress.implement:done()
+  state.progress.implement = nil
+  local label = result.message and result.message.route and router_mod.label(result.message.route) or router_mod.label(implement_route)
+  bus:emit("loop.implement", { result = result, route = label, iteration = i })
+  if result.stop_reason == "sandbox" then errors.goal("the agent cannot run: %s", result.error) end
+  if state.budget_exceeded then return "budget" end
+  if result.stop_reason == "provider" and implement_route.floor == "critical" and result.failure
+     and errors.UNREACHABLE[result.failure.kind] then
+    errors.goal("the agent's route is unavailable: %s", result.error)
+  end
+  worktree.check_after_agent(state)
+  worktree.commit_iteration(state, i)
+  state.agent_messages, state.agent_turns = nil, nil
+  state.done_results = {}
+  runstate.checkpoint(state, "gates")
+end
+
+-- The gates of iteration i, scored; the findings for the next.
+local function judge(state, i)
+  local plan, bus = state.plan, state.bus
+  state.changed_files = worktree.changed_files(state)
+  state.change = worktree.change_of(state)
+  state.more_iterations = i < plan.max_iterations
+  local results = loop_gates.run(state)
+  local total = score.total(results, plan)
+  for _, res in ipairs(results) do
+    state.history[res.gate] = state.history[res.gate] or {}
+    table.insert(state.history[res.gate], { iteration = i, score = res.score, passed = res.passed, status = res.status,
+                                            provider = res.provider, model = res.model })
+  end
+  if plan.score then
+    local ctx = ctx_for(state, "score")
+    local custom = errors.call_user("the score(results, ctx) hook of " .. tostring(plan.source), plan.score,
+      config.deep_copy(results), ctx)
+    if type(custom) == "number" then total.total = math.max(0, math.min(100, custom)); total.rules = total.rules .. " (then the preset's score() hook)" end
+  end
+  state.last_total, state.last_results, state.last_failed_required = total.total, results, total.failed_required
+  bus:emit("loop.gates", { results = results, total = total, target = plan.target_score, iteration = i })
+  state.findings = loop_gates.findings_for_next(results)
+  -- the same score and the same findings three times: more iterations will not help
+  local parts = { tostring(total.total) }
+  for _, res in ipairs(results) do
+    parts[#parts + 1] = ("%s=%s/%s"):format(res.gate, tostring(res.score), tostring(res.status))
+    for _, f in ipairs(res.findings or {}) do parts[#parts + 1] = tostring(f.severity) .. ":" .. tostring(f.title) end
+  end
+  local signature = table.concat(parts, "\0")   -- no measured output: it carries timings
+  state.same = signature == state.last_signature and (state.same or 1) + 1 or 1
+  state.last_signature = signature
+  state.done_results = nil
+  runstate.checkpoint(state, "scored")
+end
+
+-- After iteration i is scored: an exit code (the run ends), or nil to go on.
+local function decide(state, i, opts)
+  local plan, bus, findings = state.plan, state.bus, state.findings or {}
+  if state.budget_exceeded then return M.blocked(state, state.budget_exceeded, findings) end
+  for _, res in ipairs(state.last_results or {}) do
+    if res.unavailable then
+      return M.blocked(state, ("a critical route is unavailable: the %s gate could not be served by %s — "
+        .. "check the server and the model (`codeassist doctor %s`), then run again")
+        :format(res.gate, res.unavailable, tostring(opts.preset or plan.name)), findings)
+    end
+  end
+  local reached = (state.last_total or 0) >= plan.target_score and #(state.last_failed_required or {}) == 0
+  if state.last_failed_required == nil then   -- a resumed run: judged again from its saved results
+    reached = (state.last_total or 0) >= plan.target_score
+    for _, res in ipairs(state.last_results or {}) do if res.blocking then reached = false end end
+  end
+  if plan.on_iteration then
+    local go_on, why = errors.call_user("the on_iteration(ctx) hook of " .. tostring(plan.source), plan.on_iteration,
+      ctx_for(state, "iteration"))
+    if go_on == false and not reached then
+      return M.blocked(state, "stopped by the preset" .. (why and (": " .. tostring(why)) or ""), findings)
+    end
+  end
+  if reached then return M.deliver(state) end
+  if state.same >= STALL_AFTER and i < plan.max_iterations then
+    return M.blocked(state, ("no progress: the same score (%s/%s) and the same findings in the last %d iterations")
+      :format(state.last_total, plan.target_score, STALL_AFTER), findings)
+  end
+  if i < plan.max_iterations then
+    if opts.supervised then
+      local answer = supervised_pause(state)
+      if answer == "n" then return M.blocked(state, "stopped at the supervisor's request", findings) end
+      if answer ~= "s" and (plan.iteration_delay or 0) > 0 then task.sleep(plan.iteration_delay) end
+    elseif (plan.iteration_delay or 0) > 0 then
+      task.sleep(plan.iteration_delay)
+    end
+    return nil
+  end
+  return M.blocked(state, ("score %s/%s after %d iteration%s"):format(state.last_total, plan.target_score,
+    plan.max_iterations, plan.max_iterations == 1 and "" or "s"), findings)
+end
+
+-- The target is reached: one commit, the push, the pull request, verified.
+function M.deliver(state)
+  local plan, bus, platform, issue = state.plan, state.bus, state.platform, state.issue
+  runstate.checkpoint(state, "delivering")
+  local url, err = branch.deliver(state, runstate.write_report(state))
+  if not url then
+    return M.blocked(state, "the target was reached but delivering failed: " .. err, {},
+      ("the target was reached (%s/%s) but delivering the work failed; the run's output says why"):format(state.last_total,
+        plan.target_score))
+  end
+  local doc = runstate.finish(state, { status = "done", exit_code = 0, pr_url = url })
+  bus:emit("loop.outcome", { status = "done", total = state.last_total, target = plan.target_score,
+                             iterations = state.iteration, pr_url = url, platform = platform })
+  bus:emit("run.summary", { lines = require("codeassist.report").summary(doc) })
+  if platform and issue.number then
+    require("codeassist.forge").comment(platform, issue.number, ("codeassist: done — quality gates %s/%s after %d "
+      .. "iteration(s). %s"):format(state.last_total, plan.target_score, state.iteration, url), state.root)
+  end
+  return 0
+end
+
+function M.run(opts, root, cfg, plan, bus, holder)
+  local state = prepare(opts, root, cfg, plan, bus)
+  local code
+  if opts.resume then
+    state, code = resume(state, opts)
+  else
+    state = start(state, opts)
+    if not state then return 0 end   -- a dry run
+  end
+  if not state then return code end
+  if holder then holder.state = state end
+  equip(state)
+  runstate.checkpoint(state)
 
   if opts.supervised and not term.isatty("stdin") then
     note(bus, "--supervised: no terminal to ask on, so the run will not pause between iterations", "warn")
   end
 
-  local findings = {}
-  local implement_route = plan.routes.implement
-  for i = 1, plan.max_iterations do
+  -- each iteration: implement -> gates -> scored -> (decide) -> next; a resumed run enters at
+  -- the step its state names
+  local i = state.iteration
+  while i <= plan.max_iterations do
     state.iteration = i
-    bus:emit("loop.iteration", { iteration = i, max = plan.max_iterations })
-    local agent = require "codeassist.agent"
-    state.protected_snapshot = worktree.snapshot(root)
-    local progress = bus:progress("implementing")
-    local result = agent.run{ cfg = cfg, router = state.router, gate = "implement", ctx = ctx_for(state, "implement"),
-      workspace = root, phase = "implement", max_turns = cfg.agent.max_turns,
-      system = prompts.IMPLEMENT_SYSTEM, messages = { { role = "user", content = prompts.implement(issue, i, findings) } },
-      context_limit = implement_route.provider == "ollama" and (plan.gates.implement.context or 65536) or nil,
-      on_event = function(ev) bus:emit(ev.type, ev) end }
-    progress:done()
-    local label = result.message and result.message.route and router_mod.label(result.message.route) or router_mod.label(implement_route)
-    bus:emit("loop.implement", { result = result, route = label, iteration = i })
-    if result.stop_reason == "sandbox" then errors.goal("the agent cannot run: %s", result.error) end
-    if result.stop_reason == "provider" and implement_route.floor == "critical" and result.failure
-       and errors.UNREACHABLE[result.failure.kind] then
-      errors.goal("the agent's route is unavailable: %s", result.error)
+    if state.step == "next" then state.step = "implement" end
+    if state.step == "implement" or state.step == "gates" then
+      bus:emit("loop.iteration", { iteration = i, max = plan.max_iterations })
     end
-    worktree.check_after_agent(state)
-    worktree.commit_iteration(state, i)
-    state.changed_files = worktree.changed_files(state)
-    state.change = worktree.change_of(state)
-
-    state.more_iterations = i < plan.max_iterations
-    local results = loop_gates.run(state)
-    local total = score.total(results, plan)
-    for _, res in ipairs(results) do
-      state.history[res.gate] = state.history[res.gate] or {}
-      table.insert(state.history[res.gate], { iteration = i, score = res.score, passed = res.passed, status = res.status,
-                                              provider = res.provider, model = res.model })
+    if state.step == "implement" and implement(state, i) == "budget" then
+      return M.blocked(state, state.budget_exceeded, state.findings or {})
     end
-    if plan.score then
-      local ctx = ctx_for(state, "score")
-      local custom = errors.call_user("the score(results, ctx) hook of " .. tostring(plan.source), plan.score,
-        config.deep_copy(results), ctx)
-      if type(custom) == "number" then total.total = math.max(0, math.min(100, custom)); total.rules = total.rules .. " (then the preset's score() hook)" end
-    end
-    state.last_total, state.last_results = total.total, results
-    bus:emit("loop.gates", { results = results, total = total, target = plan.target_score, iteration = i })
-    findings = loop_gates.findings_for_next(results)
-    for _, res in ipairs(results) do
-      if res.unavailable then
-        return M.blocked(state, ("a critical route is unavailable: the %s gate could not be served by %s — "
-          .. "check the server and the model (`codeassist doctor %s`), then run again")
-          :format(res.gate, res.unavailable, tostring(opts.preset or plan.name)), findings)
-      end
-    end
-
-    local reached = total.total >= plan.target_score and #total.failed_required == 0
-    if plan.on_iteration then
-      local go_on, why = errors.call_user("the on_iteration(ctx) hook of " .. tostring(plan.source), plan.on_iteration,
-        ctx_for(state, "iteration"))
-      if go_on == false and not reached then
-        return M.blocked(state, "stopped by the preset" .. (why and (": " .. tostring(why)) or ""), findings)
-      end
-    end
-    if reached then
-      local url, err = branch.deliver(state)
-      if not url then
-        return M.blocked(state, "the target was reached but delivering failed: " .. err, {},
-          ("the target was reached (%s/%s) but delivering the work failed; the run's output says why"):format(total.total,
-            plan.target_score))
-      end
-      bus:emit("loop.outcome", { status = "done", total = total.total, target = plan.target_score, iterations = i, pr_url = url,
-                                 platform = platform })
-      if platform and issue.number then
-        forge.comment(platform, issue.number, ("codeassist: done — quality gates %s/%s after %d iteration(s). %s")
-          :format(total.total, plan.target_score, i, url), root)
-      end
-      return 0
-    end
-    -- the same score and the same findings three times: more iterations will not help
-    local parts = { tostring(total.total) }
-    for _, res in ipairs(results) do
-      parts[#parts + 1] = ("%s=%s/%s"):format(res.gate, tostring(res.score), tostring(res.status))
-      for _, f in ipairs(res.findings or {}) do parts[#parts + 1] = tostring(f.severity) .. ":" .. tostring(f.title) end
-    end
-    local signature = table.concat(parts, "\0")   -- no measured output: it carries timings
-    state.same = signature == state.last_signature and (state.same or 1) + 1 or 1
-    state.last_signature = signature
-    if state.same >= STALL_AFTER and i < plan.max_iterations then
-      return M.blocked(state, ("no progress: the same score (%s/%s) and the same findings in the last %d iterations")
-        :format(total.total, plan.target_score, STALL_AFTER), findings)
-    end
-    if i < plan.max_iterations then
-      if opts.supervised then
-        local answer = supervised_pause(state)
-        if answer == "n" then return M.blocked(state, "stopped at the supervisor's request", findings) end
-        if answer ~= "s" and (plan.iteration_delay or 0) > 0 then task.sleep(plan.iteration_delay) end
-      elseif (plan.iteration_delay or 0) > 0 then
-        task.sleep(plan.iteration_delay)
-      end
+    if state.step == "gates" then judge(state, i) end
+    if state.step == "delivering" then return M.deliver(state) end
+    local outcome = decide(state, i, opts)
+    if outcome then return outcome end
+    i = i + 1
+    if i <= plan.max_iterations then
+      state.iteration = i
+      runstate.checkpoint(state, "next")
     end
   end
   return M.blocked(state, ("score %s/%s after %d iteration%s"):format(state.last_total, plan.target_score,
-    plan.max_iterations, plan.max_iterations == 1 and "" or "s"), findings)
+    plan.max_iterations, plan.max_iterations == 1 and "" or "s"), state.findings or {})
 end
 
 -- The plan as plain facts (the banner prints them; a trace records them).
@@ -361,7 +527,9 @@ end
 
 -- public_reason: what the issue is told instead of reason (when reason quotes git or a server)
 function M.blocked(state, reason, findings, public_reason)
+  local doc = runstate.finish(state, { status = "blocked", exit_code = 1, reason = reason })
   state.bus:emit("loop.outcome", { status = "blocked", reason = reason, findings = findings })
+  state.bus:emit("run.summary", { lines = require("codeassist.report").summary(doc) })
   if state.platform and state.issue and state.issue.number then
     local body = ("codeassist: BLOCKED — %s\n\n"):format(public(state, public_reason or reason))
     for _, f in ipairs(findings or {}) do body = body .. "- " .. public(state, f) .. "\n" end

@@ -61,6 +61,7 @@ function M.baseline(state)
   local saved = file and json.decode(fs.read(file) or "")
   if type(saved) == "table" and saved.base == state.base and saved.command == command then
     state.baseline = { tests = { total = tonumber(saved.total) or 0, passed = tonumber(saved.passed) or 0 }, exit = saved.exit }
+    state.baseline_counts = { total = state.baseline.tests.total, passed = state.baseline.tests.passed, exit = saved.exit }
     render.note(state.bus, ("when work on this branch began, `%s`: %d of %d tests passed"):format(command,
       state.baseline.tests.passed, state.baseline.tests.total), "info")
     return
@@ -71,6 +72,7 @@ function M.baseline(state)
     sandbox = state.sandbox, timeout = (settings.timeout_ms or 300000) / 1000 })
   progress:done()
   local t = state.baseline.tests
+  state.baseline_counts = { total = t and t.total or 0, passed = t and t.passed or 0, exit = state.baseline.exit }
   render.note(state.bus, ("before any change, `%s`: %s"):format(command,
     t and t.total > 0 and ("%d of %d tests passed"):format(t.passed or 0, t.total)
       or ("exit %s, no test count could be read"):format(tostring(state.baseline.exit))), "info")

@@ -135,7 +135,14 @@ end
 
 M.log_formats = { ["gate.start"] = gate_started, ["gate.done"] = gate_finished }
 
+local function run_summary(ev, p)
+  local lines = {}
+  for _, l in ipairs(ev.lines or {}) do lines[#lines + 1] = p.dim(printable(l)) end
+  return table.concat(lines, "\n")
+end
+
 M.formats = {
+  ["run.summary"] = run_summary,
   ["agent.tool"] = agent_tool,
   ["loop.banner"] = banner,
   ["loop.iteration"] = iteration_start,

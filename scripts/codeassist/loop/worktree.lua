@@ -106,6 +106,7 @@ end
 
 -- The run's own folders: read outside any sandbox, so the agent must not change them.
 local PROTECTED = { ".claude", ".codeassist" }
+local RUNS = require("codeassist.runs").DIR
 M.PROTECTED = PROTECTED
 
 -- Every file under the protected folders, ignored ones included: path -> {type, content}.
@@ -113,6 +114,7 @@ function M.snapshot(root)
   local fs = require "codeassist.fs"
   local files = {}
   local function walk(rel, depth)
+    if rel == RUNS then return end   -- the runtime's own, written while the agent works
     local st = fs.stat(root .. "/" .. rel, { follow = false })
     if not st or depth > 20 then return end
     if st.type == "dir" then
