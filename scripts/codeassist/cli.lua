@@ -131,7 +131,7 @@ local function build_parser()
   local function doctor_commands(summary, description)
     for _, cmd in ipairs{ parser:command("doctor"):summary(summary):description(description),
                           parser:command("test-provider"):summary("The same as doctor (the old runner's --test-provider).") } do
-      cmd:argument("preset", "A preset file, or the name of a built-in preset (claude, ollama_hybrid, "
+      cmd:argument("preset", "A preset file, or the name of a built-in preset (claude, escalate, ollama_hybrid, "
         .. "ollama_only, production, prototype). Without it, routes come from the config alone."):args("?")
       M.doctor_options(cmd)
     end
@@ -147,6 +147,17 @@ local function build_parser()
   m:flag("--json", "Print the models and recommendations as JSON.")
   M.command_flags(m)
   M.command_flags(run)
+  local runs = parser:command("runs")
+    :summary("List this repository's runs: id, issue, preset, outcome, cost, savings, age.")
+  runs:option("--repo", "The repository (default: the current folder)."):argname("<dir>")
+  runs:flag("--json", "Print the runs as JSON.")
+  M.command_flags(runs)
+  local rep = parser:command("report")
+    :summary("Print one run's report (report.md), or the newest run's.")
+  rep:argument("run_id", "The run (as `codeassist runs` lists it); default: the newest."):args("?")
+  rep:option("--repo", "The repository (default: the current folder)."):argname("<dir>")
+  rep:flag("--json", "Print report.json instead.")
+  M.command_flags(rep)
   return parser
 end
 
@@ -228,6 +239,12 @@ function M.main(argv)
   end
   if args.command == "doctor" or args.command == "test-provider" then
     return require("codeassist.doctor").main(M.doctor_request(args))
+  end
+  if args.command == "runs" then
+    return require("codeassist.runs_cmd").list{ repo = args.repo, json = args.json }
+  end
+  if args.command == "report" then
+    return require("codeassist.runs_cmd").report{ repo = args.repo, id = args.run_id, json = args.json }
   end
   if args.command == "models" then
     return require("codeassist.models").main{ vram_gb = args.vram, config = args.config, timeout = args.timeout,

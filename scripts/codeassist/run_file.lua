@@ -73,17 +73,22 @@ function M.run_preset(file, preset, args)
     :argname("<gate=provider[:model]>"):count("*"):convert(cli.parse_route_flag)
   parser:option("--trace", "Write every event of the run (routes, calls, switches, gate results) to this file as JSON lines.")
     :argname("<file>")
+  parser:option("--resume", "Go on with a run that stopped (killed, interrupted, out of budget) from its last completed "
+    .. "step: the newest run, or the one named (codeassist runs lists them)."):args("?"):argname("<run-id>")
+  parser:flag("--json", "Print every event as one JSON object a line, for machines, instead of text.")
   cli.command_flags(parser)
   local a = cli.parse(parser, args)
   local routes = cli.doctor_request(a).flags.routes
-  if not a.issue and not a.issue_file then
+  local resume = a.resume and (a.resume[1] or true) or nil
+  if not a.issue and not a.issue_file and not resume then
     errors.usage("%s returned a preset: give the issue to work on with --issue N or --issue-file F "
-      .. "(or --test-provider to check its routes); --help lists the options", file)
+      .. "(or --resume to go on with a run, --test-provider to check its routes); --help lists the options", file)
   end
+  if resume and a.dry_run then errors.usage("--resume and --dry-run do not go together") end
   if a.max_iterations and a.max_iterations % 1 ~= 0 then errors.usage("--max-iterations: expected a whole number") end
   return require("codeassist.loop").main{
     preset = file, preset_value = preset, issue = a.issue, issue_file = a.issue_file, repo = a.repo, config = a.config,
-    dry_run = a.dry_run, supervised = a.supervised, trace = a.trace,
+    dry_run = a.dry_run, supervised = a.supervised, trace = a.trace, resume = resume, json = a.json,
     flags = { target_score = a.target_score, max_iterations = a.max_iterations, vram_gb = a.vram, routes = routes },
   }
 end

@@ -175,7 +175,7 @@ class Sim:
 
     def load_scenario(self, doc):
         """{"models": [...], "vram_gb": n, "version": "...", "pullable": [...],
-            "conversations": [{"model": "m", "match": "text in the last (or the first) user turn",
+            "conversations": [{"model": "m", "match": "text in the last turn (a user turn or a tool result) or the first user turn",
                                "replies": [{"text", "thinking", "tool_calls": [{"name", "input" | "raw_input"}],
                                             "verdict": {...}, "stop_reason", "chunk", "replay"}]}]}
         A "verdict" is sent as JSON text, or as the input of the tool a request forces with
@@ -219,8 +219,11 @@ class Sim:
         def text(msg):
             c = msg.get("content")
             return c if isinstance(c, str) else json.dumps(c)
-        users = [m for m in (messages or []) if m.get("role") == "user"]
-        last_user = text(users[-1]) if users else ""
+        # a tool result counts as the last turn: Ollama sends it as role "tool", Anthropic in a
+        # user turn
+        turns = [m for m in (messages or []) if isinstance(m, dict) and m.get("role") in ("user", "tool")]
+        users = [m for m in turns if m.get("role") == "user"]
+        last_user = text(turns[-1]) if turns else ""
         first_user = text(users[0]) if users else ""
         with self.lock:
             for i, conv in enumerate(self.conversations):

@@ -18,7 +18,7 @@ local KEPT = { "preset", "preset_source", "issue", "issue_file", "platform", "br
                "target", "start", "remote_tip", "untracked_at_start", "iteration", "step", "history", "findings",
                "last_total", "last_results", "done_results", "agent_messages", "agent_turns", "same", "last_signature",
                "baseline_counts", "head", "routing", "outcome", "started_at", "elapsed", "changed_files", "target_score",
-               "max_iterations" }
+               "max_iterations", "checkpoints" }
 
 -- A gate result as the state keeps it: without the measured command's whole output.
 local function compact(r)
@@ -55,6 +55,7 @@ function M.checkpoint(state, step)
   if not state.run then return end
   state.step = step or state.step
   state.head = (state.repo:output{ "rev-parse", "HEAD" } or ""):gsub("%s+$", "")
+  state.checkpoints = (state.checkpoints or 0) + 1   -- steps saved, over every process of the run
   local ok, err = state.run:checkpoint(M.saved(state))
   if not ok then
     errors.goal("cannot save the run's state in %s: %s — the run stops; its last saved state is intact "
@@ -163,7 +164,10 @@ function M.restore(state, saved)
   end
   local head = (repo:output{ "rev-parse", "HEAD" } or ""):gsub("%s+$", "")
   local step = saved.step
-  if head ~= saved.head then
+  local function tree(ref) return (repo:output{ "rev-parse", ref .. "^{tree}" } or ""):gsub("%s+$", "") end
+  if head ~= saved.head and step == "delivering" and saved.head and tree("HEAD") == tree(saved.head) then
+    -- the delivery had squashed the work into its one commit: the same content, go on with it
+  elseif head ~= saved.head then
     -- the run's own commits since its last checkpoint are fine: an iteration's commit, or the
     -- commit of the work kept when it was stopped
     local ours = saved.head and repo:run{ "merge-base", "--is-ancestor", saved.head, "HEAD" }
@@ -177,16 +181,19 @@ function M.restore(state, saved)
       errors.usage("%s moved since run %s stopped (it left %s, HEAD is now %s): resume needs the branch as the run "
         .. "left it — start a new run instead", saved.branch, state.run.id, tostring(saved.head):sub(1, 12), head:sub(1, 12))
     end
-    if step == "implement" and last and not last:find("%(%a+%)$") then step = "gates" end
+    if (step == "implement" or step == "next") and last and not last:find("%(%a+%)$") then step = "gates" end
   end
   -- uncommitted edits to tracked files only where the run was interrupted inside the agent
   local modified = require("codeassist.loop.worktree").worktree_changes(repo)
-  if #modified > 0 and step ~= "implement" then
+  if #modified > 0 and step ~= "implement" and step ~= "next" then   -- (next: the agent may have begun)
     errors.usage("the worktree has changes run %s did not make (%s): commit or stash them, then resume", state.run.id,
       require("codeassist.loop.worktree").listing(modified))
   end
   for _, k in ipairs(KEPT) do
     if saved[k] ~= nil then state[k] = config.deep_copy(saved[k]) end
+  end
+  if step ~= saved.step then   -- the agent had finished: its iteration commit is there
+    state.agent_messages, state.agent_turns, state.done_results = nil, nil, {}
   end
   state.step = step
   state.elapsed_before = tonumber(saved.elapsed) or 0

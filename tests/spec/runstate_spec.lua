@@ -1,0 +1,139 @@
+-- Run state: a run killed anywhere goes on with --resume to the same outcome; its files parse,
+-- hold no key, and count every call; budgets count real spend only; `runs` and `report` read
+-- the folders back.
+local support = require "support"
+local fs = require "codeassist.fs"
+local cjson = require "cjson"
+local loop = require "loop_support"
+local project, scenario, run, ollama_config, INSTALLED = loop.project, loop.scenario, loop.run, loop.ollama_config, loop.INSTALLED
+table.unpack = table.unpack or unpack
+
+-- Two iterations whose every reply depends only on what was asked (so a repeated request gets
+-- the same answer): the agent breaks the build in iteration 1 and fixes it in iteration 2.
+local function two_iterations()
+  local doc = scenario()
+  local agent = {}
+  local keep = {}
+  for _, c in ipairs(doc.conversations) do
+    if c.gate ~= "implement" then keep[#keep + 1] = c end
+  end
+  -- an edit already made before a crash fails when the resumed agent makes it again: done too
+  agent[#agent + 1] = { match = "replaced 1 occurrence", replies = { { text = "Done." } } }
+  agent[#agent + 1] = { match = "old_string was not found", replies = { { text = "Done already." } } }
+  agent[#agent + 1] = { match = "(iteration 2)", replies = { { tool_calls = { { name = "edit",
+    input = { path = "calc.sh", old_string = "$2 )) ))", new_string = "$2 ))" } } } } } }
+  agent[#agent + 1] = { match = "(iteration 1)", replies = { { tool_calls = { { name = "edit",
+    input = { path = "calc.sh", old_string = "$1 - $2", new_string = "$1 + $2 ))" } } } } } }
+  for _, c in ipairs(agent) do keep[#keep + 1] = c end
+  doc.conversations = keep
+  return doc
+end
+
+-- The newest run folder with a state (a run killed before its first step has none).
+local function run_dir(p)
+  local ids = {}
+  for _, id in ipairs(fs.list(p.dir .. "/.codeassist/runs") or {}) do
+    if fs.stat(p.dir .. "/.codeassist/runs/" .. id .. "/state.json") then ids[#ids + 1] = id end
+  end
+  table.sort(ids)
+  if #ids == 0 then return nil end
+  return p.dir .. "/.codeassist/runs/" .. ids[#ids], ids[#ids]
+end
+
+local function lines_of(path)
+  local out = {}
+  for line in (fs.read(path) or ""):gmatch("[^\n]+") do out[#out + 1] = line end
+  return out
+end
+
+describe("run state", function()
+  local sim
+  setup(function() sim = support.simulator() end)
+  teardown(function() sim:stop(); support.cleanup() end)
+  before_each(function() sim:reset() end)
+
+  it("keeps a folder per run: state, ledger, audit, trace and report, out of git", function()
+    local p = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", two_iterations())
+    local r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    local dir, id = run_dir(p)
+    assert.matches("run " .. id:gsub("%p", "%%%0") .. ": its state, ledger, trace and report are in %.codeassist/runs/", r.stdout)
+    local state = cjson.decode(fs.read(dir .. "/state.json"))
+    assert.are.equal("done", state.outcome.status)
+    assert.are.equal(2, state.iteration)
+    -- one ledger line per model call, each with tokens and a cost (local: 0; Claude would: > 0)
+    local calls = lines_of(dir .. "/ledger.jsonl")
+    local chats = 0
+    for _, e in ipairs(sim:log()) do if e.path == "/api/chat" and e.body.messages then chats = chats + 1 end end
+    assert.are.equal(chats, #calls)
+    local first = cjson.decode(calls[1])
+    assert.are.equal("implement", first.gate)
+    assert.are.equal(0, first.usd)
+    assert.is_true(first.claude_usd > 0)
+    assert.is_true(first.input_tokens > 0)
+    assert.are.equal(#calls, #lines_of(dir .. "/trace.jsonl"))
+    assert.matches('"tool":"edit"', fs.read(dir .. "/audit.jsonl"))
+    local report = cjson.decode(fs.read(dir .. "/report.json"))
+    assert.are.equal(#calls, report.cost.calls)
+    assert.matches("^Closes #7\n\n%*%*Done%*%*", fs.read(dir .. "/report.md"))
+    -- the report is the pull request's body
+    local prs = cjson.decode(fs.read(p.forge .. "/prs.json"))
+    assert.matches("| test | 100 | PASS |", prs[1].body, 1, true)
+    assert.matches("Cost: %$0 for %d+ model calls", prs[1].body)
+    -- out of git: excluded, never committed
+    assert.matches("/%.codeassist/runs/", fs.read(p.dir .. "/.git/info/exclude"))
+    assert.are.equal("", support.sh("git status --porcelain --untracked-files=all .codeassist", { cwd = p.dir }).stdout)
+    -- the closing summary
+    assert.matches("Run " .. id:gsub("%p", "%%%0") .. ": 2 iterations in [%d.]+ s; %d+ model calls %(0 to Claude%)", r.stdout)
+    assert.matches("Cost %$0; all on Claude it would have been about %$[%d.]+: saved", r.stdout)
+  end)
+
+  it("goes on with --resume after a kill -9 at 20 points, to the same outcome with every call counted", function()
+    -- the run without a crash, for comparison
+    local ref = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", two_iterations())
+    local r = run(ref, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    local ref_state = cjson.decode(fs.read(run_dir(ref) .. "/state.json"))
+    local ref_calls = #lines_of(run_dir(ref) .. "/ledger.jsonl")
+    -- the crash points are spread over the state writes the run made
+    local writes = ref_state.checkpoints
+    assert.is_true(writes >= 20, "state writes: " .. tostring(writes))
+    local points = {}
+    for n = 1, 20 do points[n] = math.max(1, math.floor(n * writes / 20)) .. (n % 3 == 0 and ":mid" or "") end
+    for _, point in ipairs(points) do
+      sim:reset()
+      sim:control("/_sim/scenario", two_iterations())
+      local p = project{ config = ollama_config(sim.url) }
+      local killed = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) }, { CODEASSIST_CRASH_AT = point })
+      assert.are.equal(9, killed.signal, point .. ": " .. killed.stdout .. killed.stderr)
+      local dir = run_dir(p)
+      if not dir then
+        -- killed before the run saved anything: nothing to resume, the same command does it all
+        r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+      else
+        assert.is_table(cjson.decode(fs.read(dir .. "/state.json")), point)     -- the state parses
+        r = run(p, { "ollama_only", "--resume", table.unpack(INSTALLED) })
+      end
+      assert.are.equal(0, r.code, point .. ": " .. r.stdout .. r.stderr)
+      dir = run_dir(p)
+      local state = cjson.decode(fs.read(dir .. "/state.json"))
+      assert.are.equal("done", state.outcome.status, point)
+      assert.are.equal(ref_state.iteration, state.iteration, point)
+      assert.are.equal(ref_state.last_total, state.last_total, point)
+      -- every call of both processes is in the ledger, counted once, and every line parses
+      local calls = lines_of(dir .. "/ledger.jsonl")
+      for _, line in ipairs(calls) do assert.is_table(cjson.decode(line), point) end
+      assert.is_true(#calls >= ref_calls, point)
+      local chats = 0
+      for _, e in ipairs(sim:log()) do if e.path == "/api/chat" and e.body.messages then chats = chats + 1 end end
+      assert.are.equal(chats, #calls, point)
+      local report = cjson.decode(fs.read(dir .. "/report.json"))
+      assert.are.equal(#calls, report.cost.calls, point)
+      -- one clean commit delivered, whatever the crash
+      local log = support.sh("git log --format=%s main..feature/7-add-subtracts-instead-of-adding", { cwd = p.remote }).stdout
+      assert.are.equal("fix: add subtracts instead of adding (#7)\n", log, point)
+    end
+  end)
+end)
