@@ -89,6 +89,33 @@ describe("run state", function()
     assert.matches("Cost %$0; all on Claude it would have been about %$[%d.]+: saved", r.stdout)
   end)
 
+  it("lists runs and prints their reports; --json prints events for machines", function()
+    local p = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", scenario())
+    local r = run(p, { "ollama_only", "--issue", "7", "--json", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    local types = {}
+    for line in r.stdout:gmatch("[^\n]+") do types[cjson.decode(line).type] = true end   -- every line is JSON
+    assert.is_true(types["loop.banner"] and types["gate.done"] and types["run.finished"] and true or false)
+    local _, id = run_dir(p)
+    local list = support.codeassist({ "runs" }, { cwd = p.dir })
+    assert.are.equal(0, list.code, list.stderr)
+    assert.matches("RUN +ISSUE +PRESET +OUTCOME +SCORE +COST +SAVED +AGE\n", list.stdout)
+    assert.matches(id:gsub("%p", "%%%0") .. " +#7 +ollama_only +done +100 +%$0 +%$[%d.]+ +%d+ s", list.stdout)
+    local rep = support.codeassist({ "report", id }, { cwd = p.dir })
+    assert.are.equal(0, rep.code, rep.stderr)
+    assert.matches("^Run " .. id:gsub("%p", "%%%0") .. "\n\nCloses #7\n\n%*%*Done%*%* — score 100/95 after 1 iteration", rep.stdout)
+    local js = support.codeassist({ "report", "--json" }, { cwd = p.dir })   -- the newest
+    assert.are.equal("done", cjson.decode(js.stdout).outcome.status)
+    local missing = support.codeassist({ "report", "nope" }, { cwd = p.dir })
+    assert.are.equal(2, missing.code)
+    assert.matches("no run nope in .-%(codeassist runs lists them%)", missing.stderr)
+    -- a finished run is not resumed
+    r = run(p, { "ollama_only", "--resume", id })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("run " .. id:gsub("%p", "%%%0") .. " already ended: done — https://", r.stdout)
+  end)
+
   it("goes on with --resume after a kill -9 at 20 points, to the same outcome with every call counted", function()
     -- the run without a crash, for comparison
     local ref = project{ config = ollama_config(sim.url) }
@@ -135,5 +162,91 @@ describe("run state", function()
       local log = support.sh("git log --format=%s main..feature/7-add-subtracts-instead-of-adding", { cwd = p.remote }).stdout
       assert.are.equal("fix: add subtracts instead of adding (#7)\n", log, point)
     end
+  end)
+
+  it("stops with a clear error when the disk fills during a state write, the previous state intact", function()
+    local p = project{ config = ollama_config(sim.url) }
+    -- a file the agent reads: the conversation, and so the state, grows past the limit
+    local big = {}
+    for i = 1, 1000 do big[i] = ("line %04d of a long file that the agent reads whole"):format(i) end
+    support.write(p.dir .. "/big.txt", table.concat(big, "\n") .. "\n")
+    assert.are.equal(0, support.sh("git add big.txt && git -c user.name=t -c user.email=t@t commit -qm big && "
+      .. "git push -q origin main", { cwd = p.dir }).code)
+    sim:control("/_sim/scenario", scenario{ implement = {
+      { tool_calls = { { name = "bash", input = { command = "cat big.txt" } } } },
+      { text = "Read it." } } })
+    -- files may grow to 24 KiB here (ulimit -f counts 512-byte blocks); SIGXFSZ ignored, so a
+    -- write past it fails with EFBIG as a full disk's would
+    local argv = { "sh", "-c", "trap '' XFSZ; ulimit -f 48; exec \"$0\" \"$@\"", support.bin, "run", "ollama_only",
+                   "--issue", "7", table.unpack(INSTALLED) }
+    argv.cwd, argv.timeout = p.dir, 120
+    argv.env = { PATH = support.root .. "/tests/fakes:" .. os.getenv("PATH"), FAKE_FORGE_DIR = p.forge, NO_COLOR = "1",
+                 ANTHROPIC_API_KEY = false, OLLAMA_HOST = false, GH_TOKEN = false }
+    local r = assert(require("codeassist.proc").run(argv))
+    assert.are.equal(1, r.code, r.stdout .. r.stderr)
+    assert.matches("cannot save the run's state in .-state%.json: .-the run stops; its last saved state is intact", r.stderr)
+    local dir = run_dir(p)
+    local state = cjson.decode(fs.read(dir .. "/state.json"))   -- the previous state, whole
+    assert.are.equal(1, state.iteration)
+    assert.is_nil(state.agent_turns)
+  end)
+end)
+
+
+describe("run state with Claude", function()
+  local sim, claude
+  local KEY = "sk-ant-runstate-secret-0123456789"
+  setup(function()
+    sim = support.simulator()
+    claude = support.simulator("--flavor anthropic --api-key " .. KEY)
+  end)
+  teardown(function() sim:stop(); claude:stop(); support.cleanup() end)
+  before_each(function() sim:reset(); claude:reset() end)
+
+  local function hybrid_config(extra)
+    return ollama_config(sim.url, extra):gsub("default: ollama", "default: claude")
+  end
+
+  it("keeps the key out of every file, the terminal and the Ollama server", function()
+    local p = project{ config = hybrid_config() }
+    sim:control("/_sim/scenario", scenario{ models = loop.HYBRID_MODELS })
+    claude:control("/_sim/scenario", scenario())
+    local r = run(p, { "ollama_hybrid", "--issue", "7", "--trace", p.top .. "/events.jsonl" },
+      { ANTHROPIC_API_KEY = KEY, ANTHROPIC_BASE_URL = claude.url })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.is_nil((r.stdout .. r.stderr):find(KEY, 1, true))
+    local dir = run_dir(p)
+    for _, name in ipairs{ "state.json", "ledger.jsonl", "audit.jsonl", "trace.jsonl", "report.md", "report.json" } do
+      local text = fs.read(dir .. "/" .. name)
+      assert.is_string(text, name)
+      assert.is_nil(text:find(KEY, 1, true), name)
+    end
+    assert.is_nil(fs.read(p.top .. "/events.jsonl"):find(KEY, 1, true))
+    local log = cjson.encode(sim:log())
+    assert.is_nil(log:find(KEY, 1, true))
+    assert.is_nil(log:find("sk-ant", 1, true))
+    -- the Claude calls cost money, the local ones none, and the report says what was saved
+    local report = cjson.decode(fs.read(dir .. "/report.json"))
+    assert.is_true(report.cost.paid_calls > 0)
+    assert.is_true(report.cost.usd > 0)
+    assert.is_true(report.cost.claude_usd > report.cost.usd)
+    assert.matches("Cost %$[%d.]+; all on Claude it would have been about %$[%d.]+: saved %$[%d.]+ %(%d+%%%)", r.stdout)
+  end)
+
+  it("lets a run of local calls through a dollar budget, and stops a Claude run at it", function()
+    local p = project{ config = ollama_config(sim.url, "safety:\n  max_cost_usd: 0.01\n") }
+    sim:control("/_sim/scenario", scenario())
+    local r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)          -- free calls never trip it
+
+    p = project{ config = hybrid_config("safety:\n  max_cost_usd: 0.002\n") }
+    claude:control("/_sim/scenario", scenario{ implement = {
+      { tool_calls = { { name = "read", input = { path = "calc.sh" } } } } } })   -- reads for ever
+    r = run(p, { "claude", "--issue", "7" }, { ANTHROPIC_API_KEY = KEY, ANTHROPIC_BASE_URL = claude.url })
+    assert.are.equal(1, r.code, r.stdout .. r.stderr)
+    assert.matches("BLOCKED: the cost budget is spent: %$0%.00%d+ of safety%.max_cost_usd %$0%.0020", r.stdout)
+    local report = cjson.decode(fs.read(run_dir(p) .. "/report.json"))
+    assert.is_true(report.cost.usd >= 0.002)
+    assert.is_true(report.cost.usd < 0.004)                    -- it stopped at the budget, not later
   end)
 end)

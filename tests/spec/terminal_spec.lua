@@ -103,10 +103,13 @@ describe("a run in a terminal", function()
       return s
     end
 
-    local early = wait_for("… implementing", 10)
+    local early = wait_for("1 tool call", 15)
     assert.matches("^codeassist run — preset ollama_only\n", early)
     assert.matches("\nIteration 1/2\n", early)
-    assert.matches("\n… implementing %(%d+%.%ds%)", early)
+    -- the live line says what the agent runs on and what it has done so far
+    assert.matches("\n… implementing %(%d+%.%ds%) ollama qwen3%-coder · 1 tool call", early)
+    local gate = wait_for("… gate security", 15)
+    assert.matches("\n… gate security %(%d+%.%ds%) ollama qwen3%-coder", gate)
 
     local asked = wait_for("Continue? [y]es / [n]o", 30)
     assert.matches("\n  build +0 +FAIL +measured", asked)

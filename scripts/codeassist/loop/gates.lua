@@ -125,6 +125,8 @@ local function run_gate(state, name, ctx)
   end
   local route = state.router:route_for(name, ctx)
   result.provider, result.model = preset.provider_label(route.provider), route.model
+  local live = state.progress and state.progress[name]
+  if live then live:detail(result.provider .. " " .. tostring(route.model)) end
   local prompt = prompts.gate(gate, state.issue, state.change, check and check.report or nil)
   local v, info = verdict.ask(state.router, name, { system = prompts.GATE_SYSTEM, prompt = prompt, schema = gate.schema },
     { ctx = ctx, keep_alive = route.provider == "ollama" and keep_alive(state, route.model) or nil })
@@ -169,6 +171,7 @@ local function run_wave(state, wave, ctx_for)
     local seconds = (settings.timeout_ms or 300000) / 1000
     state.bus:emit("gate.start", { gate = name, iteration = state.iteration })
     local progress = state.bus:progress(("gate %s"):format(name))
+    if state.progress then state.progress[name] = progress end
     tasks[i] = task.spawn(function()
       local started = clock.monotonic()
       local r, err = task.timeout(seconds, run_gate, state, name, ctx_for(name))

@@ -239,12 +239,6 @@ local function resume(state, opts)
   local run, saved = runs.open(state.root, type(opts.resume) == "string" and opts.resume or nil)
   if not run then errors.usage("--resume: %s", saved.message) end
   state.run = run
-  if saved.outcome and (saved.outcome.status == "done" or saved.outcome.status == "blocked") then
-    note(state.bus, ("run %s already ended: %s%s"):format(run.id, saved.outcome.status,
-      saved.outcome.pr_url and (" — " .. saved.outcome.pr_url) or saved.outcome.reason and (" — " .. saved.outcome.reason) or ""),
-      saved.outcome.status == "done" and nil or "warn")
-    return nil, saved.outcome.status == "done" and 0 or 1
-  end
   if opts.issue and saved.issue and tostring(opts.issue) ~= tostring(saved.issue.number) then
     errors.usage("--resume: run %s works on issue #%s, not #%s", run.id, tostring(saved.issue.number), tostring(opts.issue))
   end
@@ -447,15 +441,23 @@ function M.deliver(state)
 end
 
 function M.run(opts, root, cfg, plan, bus, holder)
+  if opts.resume then   -- a run that ended is not taken up again (nor checked by the doctor)
+    local run, saved = require("codeassist.runs").open(root, type(opts.resume) == "string" and opts.resume or nil)
+    if not run then errors.usage("--resume: %s", saved.message) end
+    local o = saved.outcome
+    if o and (o.status == "done" or o.status == "blocked") then
+      note(bus, ("run %s already ended: %s%s"):format(run.id, o.status,
+        o.pr_url and (" — " .. o.pr_url) or o.reason and (" — " .. o.reason) or ""), o.status == "done" and nil or "warn")
+      return o.status == "done" and 0 or 1
+    end
+  end
   local state = prepare(opts, root, cfg, plan, bus)
-  local code
   if opts.resume then
-    state, code = resume(state, opts)
+    state = resume(state, opts)
   else
     state = start(state, opts)
     if not state then return 0 end   -- a dry run
   end
-  if not state then return code end
   if holder then holder.state = state end
   equip(state)
   runstate.checkpoint(state)
