@@ -26,3 +26,4 @@ export CLAUDE_URL="http://127.0.0.1:$(cat "$dir/claude_port")"
 "$BIN" run tests/bench/provider.lua
 "$BIN" run tests/bench/agent.lua
 "$BIN" run tests/bench/loop.lua
+"$BIN" run tests/bench/runstate.lua
