@@ -246,10 +246,12 @@ describe("codeassist run", function()
     assert.matches("interrupted in iteration 1: the work so far is on feature/7%-add%-subtracts%-instead%-of%-adding %(1 commit since main%)", r.stdout)
     assert.are.equal("", support.sh("git status --porcelain --untracked-files=no", { cwd = p.dir }).stdout)
     assert.matches("%(interrupted%)", support.sh("git log -1 --format=%s", { cwd = p.dir }).stdout)
-    -- the same command goes on and delivers
+    assert.matches("go on with `codeassist run ollama_only %-%-resume [%w%-]+`", r.stdout)
+    -- --resume goes on and delivers
     sim:control("/_sim/scenario", scenario{ implement = { { text = "Already fixed." } } })
-    r = run(p, { "ollama_only", "--issue", "7", table.unpack(INSTALLED) })
+    r = run(p, { "ollama_only", "--resume", table.unpack(INSTALLED) })
     assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("resuming run [%w%-]+ at iteration 1 %(implement%)", r.stdout)
     assert.matches("Done: score 100/95", r.stdout)
   end)
 

@@ -139,6 +139,7 @@ local function run_gate(state, name, ctx)
   end
   if not v then
     result.verdict_error = info.reason
+    result.budget = info.failure and info.failure.budget or nil
     -- a required critical gate is served by its model or not at all: when that model cannot be
     -- reached the run cannot go on (a measured gate still has its measurement; an optional
     -- gate scores 0; a request the model refuses is the gate's error, not the route's)

@@ -294,6 +294,7 @@ local function equip(state)
   if not state.baseline and state.measure_plan and state.measure_plan.test then measured.baseline(state) end
   state.ctx_for = function(gate) return ctx_for(state, gate) end
   state.after_gate = function(r)
+    if r.budget then return end   -- refused for the budget: run again when resumed
     state.done_results = state.done_results or {}
     state.done_results[r.gate] = r
     runstate.checkpoint(state)
@@ -330,7 +331,10 @@ local function implement(state, i)
   local label = result.message and result.message.route and router_mod.label(result.message.route) or router_mod.label(implement_route)
   bus:emit("loop.implement", { result = result, route = label, iteration = i })
   if result.stop_reason == "sandbox" then errors.goal("the agent cannot run: %s", result.error) end
-  if state.budget_exceeded then return "budget" end
+  if state.budget_exceeded then
+    worktree.stop_commit(state, "stopped")   -- the work so far, kept for --resume
+    return "budget"
+  end
   if result.stop_reason == "provider" and implement_route.floor == "critical" and result.failure
      and errors.UNREACHABLE[result.failure.kind] then
     errors.goal("the agent's route is unavailable: %s", result.error)
@@ -349,6 +353,7 @@ local function judge(state, i)
   state.change = worktree.change_of(state)
   state.more_iterations = i < plan.max_iterations
   local results = loop_gates.run(state)
+  if state.budget_exceeded then return "budget" end   -- the gates refused stay to be run on --resume
   local total = score.total(results, plan)
   for _, res in ipairs(results) do
     state.history[res.gate] = state.history[res.gate] or {}
@@ -380,7 +385,6 @@ end
 -- After iteration i is scored: an exit code (the run ends), or nil to go on.
 local function decide(state, i, opts)
   local plan, bus, findings = state.plan, state.bus, state.findings or {}
-  if state.budget_exceeded then return M.blocked(state, state.budget_exceeded, findings) end
   for _, res in ipairs(state.last_results or {}) do
     if res.unavailable then
       return M.blocked(state, ("a critical route is unavailable: the %s gate could not be served by %s — "
@@ -417,6 +421,16 @@ local function decide(state, i, opts)
   end
   return M.blocked(state, ("score %s/%s after %d iteration%s"):format(state.last_total, plan.target_score,
     plan.max_iterations, plan.max_iterations == 1 and "" or "s"), findings)
+end
+
+-- A budget refused a call: the run stops, resumable once the budget allows (exit 1).
+function M.stopped_for_budget(state, opts)
+  local reason = state.budget_exceeded
+  local doc = runstate.finish(state, { status = "stopped", exit_code = 1, reason = reason })
+  state.bus:emit("loop.outcome", { status = "blocked", reason = reason .. (" — raise it, then go on with `codeassist "
+    .. "run %s --resume %s`"):format(tostring(opts.preset or state.plan.name), state.run.id), findings = {} })
+  state.bus:emit("run.summary", { lines = report.summary(doc) })
+  return 1
 end
 
 -- The target is reached: one commit, the push, the pull request, verified.
@@ -475,10 +489,8 @@ function M.run(opts, root, cfg, plan, bus, holder)
     if state.step == "implement" or state.step == "gates" then
       bus:emit("loop.iteration", { iteration = i, max = plan.max_iterations })
     end
-    if state.step == "implement" and implement(state, i) == "budget" then
-      return M.blocked(state, state.budget_exceeded, state.findings or {})
-    end
-    if state.step == "gates" then judge(state, i) end
+    if state.step == "implement" and implement(state, i) == "budget" then return M.stopped_for_budget(state, opts) end
+    if state.step == "gates" and judge(state, i) == "budget" then return M.stopped_for_budget(state, opts) end
     if state.step == "delivering" then return M.deliver(state) end
     local outcome = decide(state, i, opts)
     if outcome then return outcome end

@@ -143,7 +143,7 @@ end
 function M.finish(state, outcome)
   state.outcome = outcome
   if state.run then
-    pcall(M.checkpoint, state, outcome.status)
+    pcall(M.checkpoint, state)   -- the step stays: a run stopped part-way resumes there
   end
   local doc = M.write_report(state)
   if state.ledger then state.ledger:close() end
