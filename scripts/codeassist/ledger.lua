@@ -34,7 +34,7 @@ local function add(totals, e)
   totals.input_tokens = totals.input_tokens + count(e.input_tokens)
   totals.output_tokens = totals.output_tokens + count(e.output_tokens)
   totals.seconds = totals.seconds + (tonumber(e.seconds) or 0)
-  if e.provider == "anthropic" then totals.paid_calls = totals.paid_calls + 1 end
+  if e.provider == "anthropic" and not e.replayed then totals.paid_calls = totals.paid_calls + 1 end
   if e.usd == nil then totals.unpriced = totals.unpriced + 1 end
   totals.usd = totals.usd + (tonumber(e.usd) or 0)
   totals.claude_usd = totals.claude_usd + (tonumber(e.claude_usd) or tonumber(e.usd) or 0)
@@ -66,7 +66,7 @@ function M.open(path, opts)
     local e = json.decode(line)
     if type(e) == "table" then   -- a line cut by a crash is not a call
       add(self.totals, e)
-      if e.provider == "anthropic" and tonumber(e.time) then self.paid_times[#self.paid_times + 1] = tonumber(e.time) end
+      if e.provider == "anthropic" and not e.replayed and tonumber(e.time) then self.paid_times[#self.paid_times + 1] = tonumber(e.time) end
     end
   end
   local f, err = io.open(path, "a")
@@ -76,19 +76,23 @@ function M.open(path, opts)
 end
 
 -- Records one model call. call: {gate, iteration, provider, model, endpoint, usage, seconds,
--- ok}. Returns the entry written.
+-- ok, replayed}. A replayed call (--replay) spent nothing: its dollars are 0 and what it cost
+-- when it was recorded is kept as recorded_usd. Returns the entry written.
 function Ledger:record(call)
   local usage = call.usage or {}
   local usd = prices.cost(call.provider, call.model, usage)
   local claude_usd = call.provider == "anthropic" and usd or prices.cost("anthropic", self.claude_model, usage)
+  local recorded_usd
+  if call.replayed then recorded_usd, usd = usd, 0 end
   local e = {
     time = clock.wall(), gate = call.gate, iteration = call.iteration, provider = call.provider, model = call.model,
     endpoint = call.endpoint, input_tokens = count(usage.input_tokens), output_tokens = count(usage.output_tokens),
     cache_read_tokens = count(usage.cache_read_input_tokens), cache_write_tokens = count(usage.cache_creation_input_tokens),
     seconds = tonumber(call.seconds), usd = usd, claude_usd = claude_usd, ok = call.ok ~= false,
+    replayed = call.replayed or nil, recorded_usd = recorded_usd,
   }
   add(self.totals, e)
-  if e.provider == "anthropic" then self.paid_times[#self.paid_times + 1] = e.time end
+  if e.provider == "anthropic" and not e.replayed then self.paid_times[#self.paid_times + 1] = e.time end
   local line = json.encode(e)
   local ok, err = self.file:write(line, "\n")
   if not ok then errors.goal("cannot write the ledger %s: %s — the run stops (its state so far is kept)", self.path, tostring(err)) end

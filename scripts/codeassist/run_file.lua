@@ -76,6 +76,10 @@ function M.run_preset(file, preset, args)
   parser:option("--resume", "Go on with a run that stopped (killed, interrupted, out of budget) from its last completed "
     .. "step: the newest run, or the one named (codeassist runs lists them)."):args("?"):argname("<run-id>")
   parser:flag("--json", "Print every event as one JSON object a line, for machines, instead of text.")
+  parser:mutex(
+    parser:option("--record", "Keep every model exchange of this run in a new folder, to replay it later."):argname("<dir>"),
+    parser:option("--replay", "Serve the model exchanges recorded with --record again: no model is called; the "
+      .. "tools, builds and tests run for real."):argname("<dir>"))
   cli.command_flags(parser)
   local a = cli.parse(parser, args)
   local routes = cli.doctor_request(a).flags.routes
@@ -85,10 +89,14 @@ function M.run_preset(file, preset, args)
       .. "(or --resume to go on with a run, --test-provider to check its routes); --help lists the options", file)
   end
   if resume and a.dry_run then errors.usage("--resume and --dry-run do not go together") end
+  if resume and (a.record or a.replay) then
+    errors.usage("--resume and --%s do not go together: a recording holds one run from its start", a.record and "record" or "replay")
+  end
   if a.max_iterations and a.max_iterations % 1 ~= 0 then errors.usage("--max-iterations: expected a whole number") end
   return require("codeassist.loop").main{
     preset = file, preset_value = preset, issue = a.issue, issue_file = a.issue_file, repo = a.repo, config = a.config,
     dry_run = a.dry_run, supervised = a.supervised, trace = a.trace, resume = resume, json = a.json,
+    record = a.record, replay = a.replay,
     flags = { target_score = a.target_score, max_iterations = a.max_iterations, vram_gb = a.vram, routes = routes },
   }
 end

@@ -33,6 +33,27 @@ function M.scenario(replace)
   return doc
 end
 
+-- Two iterations whose every reply depends only on what was asked (so a repeated request gets
+-- the same answer): the agent breaks the build in iteration 1 and fixes it in iteration 2.
+function M.two_iterations()
+  local doc = M.scenario()
+  local agent = {}
+  local keep = {}
+  for _, c in ipairs(doc.conversations) do
+    if c.gate ~= "implement" then keep[#keep + 1] = c end
+  end
+  -- an edit already made before a crash fails when the resumed agent makes it again: done too
+  agent[#agent + 1] = { match = "replaced 1 occurrence", replies = { { text = "Done." } } }
+  agent[#agent + 1] = { match = "old_string was not found", replies = { { text = "Done already." } } }
+  agent[#agent + 1] = { match = "(iteration 2)", replies = { { tool_calls = { { name = "edit",
+    input = { path = "calc.sh", old_string = "$2 )) ))", new_string = "$2 ))" } } } } } }
+  agent[#agent + 1] = { match = "(iteration 1)", replies = { { tool_calls = { { name = "edit",
+    input = { path = "calc.sh", old_string = "$1 - $2", new_string = "$1 + $2 ))" } } } } } }
+  for _, c in ipairs(agent) do keep[#keep + 1] = c end
+  doc.conversations = keep
+  return doc
+end
+
 -- The models ollama_hybrid names, as a 24 GB GPU's owner has them (as in `make demo`).
 M.HYBRID_MODELS = cjson.decode(fs.read(support.root .. "/examples/demo-models.json")).models
 

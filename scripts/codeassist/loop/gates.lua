@@ -88,7 +88,7 @@ end
 
 -- What the Ollama server holds now (/api/ps), when the scheduling needs it.
 local function read_loaded(state)
-  if not state.vram_gb then return end
+  if not state.vram_gb or state.replay then return end   -- a replay asks no server
   local urls = require("codeassist.providers").base_urls(state.cfg, "ollama")
   local client = { base_url = urls[1], api_key = state.cfg.providers.ollama.api_key, timeout = 3 }
   local loaded = require("codeassist.ollama_api").ps(client)

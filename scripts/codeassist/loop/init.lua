@@ -28,6 +28,7 @@ local branch = require "codeassist.loop.branch"
 local measured = require "codeassist.loop.measured"
 local runstate = require "codeassist.loop.runstate"
 local report = require "codeassist.report"
+local recording = require "codeassist.recording"
 
 local M = {}
 
@@ -76,7 +77,7 @@ local function supervised_pause(state)
 end
 
 -- opts: {preset = name/path, preset_value, issue, issue_file, repo, config, dry_run,
---        supervised, resume = true | run id, json, trace = path,
+--        supervised, resume = true | run id, json, trace = path, record = dir, replay = dir,
 --        flags = {target_score, max_iterations, vram_gb, routes}}; returns the exit code.
 function M.main(opts)
   local fs = require "codeassist.fs"
@@ -126,9 +127,9 @@ function M.main(opts)
     local count = (st.repo:output{ "rev-list", "--count", st.base .. "..HEAD" } or "?"):gsub("%s+$", "")
     local doc = runstate.finish(st, { status = why, exit_code = type(code) == "table" and code.code or 3,
                                       reason = type(code) == "table" and code.message or tostring(code) })
-    note(bus, ("%s in iteration %d: the work so far is on %s (%s commit%s since %s); go on with `codeassist run %s "
-      .. "--resume %s`"):format(why, st.iteration, st.branch, count, count == "1" and "" or "s", st.base_name,
-      tostring(opts.preset or plan.name), st.run and st.run.id or ""), "warn")
+    note(bus, ("%s in iteration %d: the work so far is on %s (%s commit%s since %s)%s"):format(why, st.iteration, st.branch,
+      count, count == "1" and "" or "s", st.base_name, st.replay and "" or ("; go on with `codeassist run %s --resume %s`")
+      :format(tostring(opts.preset or plan.name), st.run and st.run.id or "")), "warn")
     bus:emit("run.summary", { lines = report.summary(doc) })
   end
   bus:emit("run.finished", { ok = ok, code = ok and code or (type(code) == "table" and code.code) or nil,
@@ -178,6 +179,18 @@ local function prepare(opts, root, cfg, plan, bus)
   state.measure_plan = require("codeassist.gates.measure").detect(root,
     { build = (plan.gates.build or {}).command, test = (plan.gates.test or {}).command })
 
+  state.record_dir = opts.record
+  if opts.record then recording.check_new(opts.record) end
+  if opts.replay then
+    -- no model is called, so no server is checked: the recording stands in for them
+    state.replay = recording.load(opts.replay)
+    for name, size in pairs(type(state.replay.meta.model_sizes) == "table" and state.replay.meta.model_sizes or {}) do
+      state.model_sizes[name] = tonumber(size)
+    end
+    note(bus, ("replaying %d recorded model exchange%s from %s: no model is called"):format(state.replay.count,
+      state.replay.count == 1 and "" or "s", opts.replay), "info")
+    return state
+  end
   -- the doctor first: nothing is spent on a run that cannot be served
   local doctor = require "codeassist.doctor"
   local report_, facts = doctor.check(cfg, plan, { timeout = 5 }, opts.dry_run and bus or events.new())
@@ -280,7 +293,18 @@ local function equip(state)
     end
   end
   state.repo.audit = state.audit
-  state.router = router_mod.new{ cfg = cfg, plan = plan, bus = state.bus, before_call = runstate.budget(state),
+  local function iteration() return state.iteration end
+  local complete
+  if state.replay then
+    complete = recording.player(state.replay, iteration)
+  elseif state.record_dir then
+    complete = recording.recorder(state.record_dir, require("codeassist.providers").complete, iteration,
+      { preset = state.preset, preset_source = state.preset_source, issue = state.issue, model_sizes = state.model_sizes,
+        run_id = state.run.id, recorded_at = os.date("!%Y-%m-%dT%H:%M:%SZ") })
+    note(state.bus, ("recording every model exchange in %s (replay it with --replay %s)"):format(state.record_dir,
+      state.record_dir), "info")
+  end
+  state.router = router_mod.new{ cfg = cfg, plan = plan, bus = state.bus, before_call = runstate.budget(state), complete = complete,
     on_call = runstate.recorder(state),
     on_stream = function(gate, route, chars)
       state.streamed[gate] = chars

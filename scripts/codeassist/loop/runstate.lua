@@ -75,7 +75,7 @@ function M.recorder(state)
     local route, m = call.route, call.message
     state.ledger:record{ gate = call.gate, iteration = state.iteration, provider = route.provider, model = route.model,
       endpoint = m and m.base_url and require("codeassist.http").redact(m.base_url) or nil,
-      usage = m and m.usage or {}, seconds = call.seconds, ok = m ~= nil }
+      usage = m and m.usage or {}, seconds = call.seconds, ok = m ~= nil, replayed = state.replay ~= nil }
     if trace then
       local line = json.encode{ time = clock.wall(), gate = call.gate, iteration = state.iteration, attempt = call.attempt,
         provider = route.provider, model = route.model, seconds = call.seconds, request = call.request,
