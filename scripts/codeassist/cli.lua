@@ -158,6 +158,14 @@ local function build_parser()
   rep:option("--repo", "The repository (default: the current folder)."):argname("<dir>")
   rep:flag("--json", "Print report.json instead.")
   M.command_flags(rep)
+  local whatif = parser:command("whatif")
+    :summary("Re-price a finished run's ledger under other presets' routes: cost, savings, gates that move.")
+  whatif:argument("run_id", "The run (as `codeassist runs` lists it).")
+  whatif:argument("presets", "Presets to price the run under: built-in names or .lua files."):args("+")
+  whatif:option("--repo", "The repository (default: the current folder)."):argname("<dir>")
+  whatif:option("--config", "The config file (default: .claude/autonomous.yml in the repository)."):argname("<file>")
+  whatif:flag("--json", "Print the comparison as JSON.")
+  M.command_flags(whatif)
   return parser
 end
 
@@ -245,6 +253,10 @@ function M.main(argv)
   end
   if args.command == "report" then
     return require("codeassist.runs_cmd").report{ repo = args.repo, id = args.run_id, json = args.json }
+  end
+  if args.command == "whatif" then
+    return require("codeassist.whatif").main{ repo = args.repo, config = args.config, id = args.run_id,
+                                              presets = args.presets, json = args.json }
   end
   if args.command == "models" then
     return require("codeassist.models").main{ vram_gb = args.vram, config = args.config, timeout = args.timeout,

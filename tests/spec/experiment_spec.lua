@@ -37,7 +37,7 @@ local function chat_calls(sim)
 end
 
 describe("record and replay", function()
-  local sim, claude, recorded, recorded_scores
+  local sim, claude, recorded, recorded_scores, recorded_project
   setup(function()
     sim = support.simulator()
     claude = support.simulator("--flavor anthropic --api-key " .. KEY)
@@ -53,7 +53,7 @@ describe("record and replay", function()
     sim:control("/_sim/scenario", loop.two_iterations())
     sim:control("/_sim/models", { models = loop.HYBRID_MODELS })
     claude:control("/_sim/scenario", loop.two_iterations())
-    recorded = p.top .. "/recording"
+    recorded, recorded_project = p.top .. "/recording", p
     local r = run(p, { "ollama_hybrid", "--issue", "7", "--record", recorded },
       { ANTHROPIC_API_KEY = KEY, ANTHROPIC_BASE_URL = claude.url })
     assert.are.equal(0, r.code, r.stdout .. r.stderr)
@@ -71,6 +71,45 @@ describe("record and replay", function()
     assert.are.equal(chat_calls(sim) + chat_calls(claude), lines)
     assert.is_nil(fs.read(recorded .. "/exchanges.jsonl"):find(KEY, 1, true))
     assert.is_table(cjson.decode(fs.read(recorded .. "/meta.json")).model_sizes)
+  end)
+
+  it("whatif prices the run under other presets by the ledger's numbers", function()
+    assert.is_table(recorded_project, "the recording test ran first")
+    local p = recorded_project
+    local _, id = newest_run(p)
+    local r = support.codeassist({ "whatif", id, "claude", "ollama_hybrid", "ollama_only", "--json" },
+      { cwd = p.dir, env = { NO_COLOR = "1" } })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    local doc = cjson.decode(r.stdout)
+    local spent, paid = 0, 0
+    for line in fs.read(newest_run(p) .. "/ledger.jsonl"):gmatch("[^\n]+") do
+      local e = cjson.decode(line)
+      spent = spent + e.usd
+      if e.provider == "anthropic" then paid = paid + 1 end
+    end
+    assert.is_true(paid > 0 and spent > 0)
+    local by_name = {}
+    for _, c in ipairs(doc.presets) do by_name[c.name] = c end
+    -- the run's own preset costs what the run spent; all-Claude more; all-local nothing
+    assert.is_true(math.abs(by_name.ollama_hybrid.usd - spent) < 1e-9, by_name.ollama_hybrid.usd .. " vs " .. spent)
+    assert.are.same({}, by_name.ollama_hybrid.moved)
+    assert.is_true(by_name.claude.usd > by_name.ollama_hybrid.usd)
+    assert.is_true(math.abs(by_name.claude.usd - doc.claude_usd) < 1e-9)
+    assert.are.equal(0, by_name.ollama_only.usd)
+    assert.is_true(#by_name.ollama_only.moved > 0)
+    -- side by side for people, with the gates that would move
+    r = support.codeassist({ "whatif", id, "claude", "ollama_only" }, { cwd = p.dir, env = { NO_COLOR = "1" } })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("GATE%s+CALLS%s+TOKENS IN/OUT%s+THIS RUN%s+claude%s+ollama_only", r.stdout)
+    assert.matches("\n  implement%s+%d+%s+%d+/%d+%s+claude claude%-sonnet%-4%-5 %$[%d.]+%s+claude claude%-sonnet%-4%-5 %$[%d.]+%s+ollama qwen3%-coder %$0 %*", r.stdout)
+    assert.matches("gates that move%s+[%w, ]+%s+implement", r.stdout)
+    -- a run that is not there, a preset that is not there
+    r = support.codeassist({ "whatif", "nope", "claude" }, { cwd = p.dir })
+    assert.are.equal(2, r.code)
+    assert.matches("no run nope", r.stderr)
+    r = support.codeassist({ "whatif", id, "cluade" }, { cwd = p.dir })
+    assert.are.equal(2, r.code)
+    assert.matches("claude", r.stderr)
   end)
 
   it("replays it twice to the same scores with no model at all", function()
