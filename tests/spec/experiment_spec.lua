@@ -155,3 +155,77 @@ describe("record and replay", function()
     end
   end)
 end)
+
+describe("a preset edited during a run", function()
+  local sim, claude
+  setup(function()
+    sim = support.simulator()
+    claude = support.simulator("--flavor anthropic --api-key " .. KEY)
+  end)
+  teardown(function() sim:stop(); claude:stop(); support.cleanup() end)
+  before_each(function() sim:reset(); claude:reset() end)
+
+  -- A preset that rewrites itself after iteration 1 (its on_iteration hook), as a person
+  -- editing it during a long run would; `next_text` is what the file holds from then on.
+  local function self_editing_preset(path, next_text)
+    return ([[
+local preset = require "codeassist.preset"
+return preset.define{
+  name = "mine", extends = "ollama_only",
+  routes = { build = { provider = "ollama", model = "qwen3-coder" }, architect = { provider = "ollama", model = "qwen3-coder" },
+             devops = { provider = "ollama", model = "qwen3-coder" } },
+  on_iteration = function(ctx)
+    if ctx.iteration == 1 then
+      local f = assert(io.open(%q, "w"))
+      f:write(%q)
+      f:close()
+    end
+  end,
+}
+]]):format(path, next_text)
+  end
+
+  local EDITED = [[
+local preset = require "codeassist.preset"
+return preset.define{
+  name = "mine", extends = "ollama_only",
+  routes = { build = { provider = "ollama", model = "qwen3-coder" }, architect = { provider = "ollama", model = "qwen3-coder" },
+             devops = { provider = "ollama", model = "qwen3-coder" }, review = "claude" },
+}
+]]
+
+  local function ledger_routes(p, gate, iteration)
+    local out = {}
+    for line in fs.read(newest_run(p) .. "/ledger.jsonl"):gmatch("[^\n]+") do
+      local e = cjson.decode(line)
+      if e.gate == gate and e.iteration == iteration then out[#out + 1] = e.provider .. " " .. e.model end
+    end
+    return out
+  end
+
+  it("changes the next iteration's routes, and says so", function()
+    local p = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", loop.two_iterations())
+    claude:control("/_sim/scenario", loop.two_iterations())
+    local file = p.top .. "/mine.lua"
+    support.write(file, self_editing_preset(file, EDITED))
+    local r = run(p, { file, "--issue", "7" }, { ANTHROPIC_API_KEY = KEY, ANTHROPIC_BASE_URL = claude.url })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("mine%.lua changed: re%-read for iteration 2 — review: ollama qwen3%-coder → claude claude%-sonnet%-4%-5", r.stdout)
+    assert.are.same({ "anthropic claude-sonnet-4-5" }, ledger_routes(p, "review", 2))
+    assert.are.same({ "ollama qwen3-coder" }, ledger_routes(p, "mentor", 2))
+    assert.matches('"event":"preset.reloaded"', fs.read(newest_run(p) .. "/trace.jsonl"))
+  end)
+
+  it("keeps the previous preset when the edited one no longer loads, and says why", function()
+    local p = project{ config = ollama_config(sim.url) }
+    sim:control("/_sim/scenario", loop.two_iterations())
+    local file = p.top .. "/mine.lua"
+    support.write(file, self_editing_preset(file, EDITED:gsub('review = "claude"', 'review = "cluade"')))
+    local r = run(p, { file, "--issue", "7" })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("mine%.lua changed but no longer loads, so iteration 2 keeps the previous preset: .-cluade.-claude", r.stdout)
+    assert.are.same({ "ollama qwen3-coder" }, ledger_routes(p, "review", 2))
+    assert.matches('"event":"preset.reload_failed"', fs.read(newest_run(p) .. "/trace.jsonl"))
+  end)
+end)

@@ -29,6 +29,7 @@ local measured = require "codeassist.loop.measured"
 local runstate = require "codeassist.loop.runstate"
 local report = require "codeassist.report"
 local recording = require "codeassist.recording"
+local preset_reload = require "codeassist.loop.preset_reload"
 
 local M = {}
 
@@ -158,14 +159,7 @@ local function prepare(opts, root, cfg, plan, bus)
   if not repo:output{ "rev-parse", "--git-dir" } then errors.usage("%s is not a git repository (give --repo DIR)", root) end
 
   local gates = gates_mod.load(root)
-  for name, g in pairs(gates) do
-    if not plan.gates[name] then
-      -- a project's own gate: its defaults, routed like the config's default
-      plan.gates[name] = { weight = g.weight or 0, required = g.required or false, parallel_group = g.parallel_group or 3,
-                           timeout_ms = (g.timeout or 300) * 1000, tools = g.tools, context = g.context }
-      plan.routes[name] = preset.resolve_route(cfg, name, cfg.providers.default, "project gate " .. g.source, false)
-    end
-  end
+  preset_reload.add_project_gates(plan, gates, cfg)
 
   local state = {
     cfg = cfg, plan = plan, gates = gates, bus = bus, root = root, repo = repo,
@@ -498,6 +492,7 @@ function M.run(opts, root, cfg, plan, bus, holder)
   end
   if holder then holder.state = state end
   equip(state)
+  preset_reload.watch(state, opts)
   runstate.checkpoint(state)
 
   if opts.supervised and not term.isatty("stdin") then
@@ -507,11 +502,15 @@ function M.run(opts, root, cfg, plan, bus, holder)
   -- each iteration: implement -> gates -> scored -> (decide) -> next; a resumed run enters at
   -- the step its state names
   local i = state.iteration
-  while i <= plan.max_iterations do
+  while i <= state.plan.max_iterations do
     state.iteration = i
-    if state.step == "next" then state.step = "implement" end
+    if state.step == "next" then
+      state.step = "implement"
+      preset_reload.check(state, i)   -- an edited preset takes effect from this iteration
+      if i > state.plan.max_iterations then break end
+    end
     if state.step == "implement" or state.step == "gates" then
-      bus:emit("loop.iteration", { iteration = i, max = plan.max_iterations })
+      bus:emit("loop.iteration", { iteration = i, max = state.plan.max_iterations })
     end
     if state.step == "implement" and implement(state, i) == "budget" then return M.stopped_for_budget(state, opts) end
     if state.step == "gates" and judge(state, i) == "budget" then return M.stopped_for_budget(state, opts) end
@@ -519,11 +518,12 @@ function M.run(opts, root, cfg, plan, bus, holder)
     local outcome = decide(state, i, opts)
     if outcome then return outcome end
     i = i + 1
-    if i <= plan.max_iterations then
+    if i <= state.plan.max_iterations then
       state.iteration = i
       runstate.checkpoint(state, "next")
     end
   end
+  local plan = state.plan
   return M.blocked(state, ("score %s/%s after %d iteration%s"):format(state.last_total, plan.target_score,
     plan.max_iterations, plan.max_iterations == 1 and "" or "s"), state.findings or {})
 end
