@@ -41,6 +41,9 @@ done
 # busted runs inside the real host: `codeassist run` behaves like `lua FILE`.
 run_suite "Lua specs" "$BIN" run "$BUSTED" --ignore-lua -o TAP --lpath="tests/spec/?.lua" tests/spec
 
+# `make demo`, the newcomer's first five minutes, end to end.
+run_suite "make demo (smoke)" sh tests/smoke/demo.sh
+
 # The streaming paths once more under valgrind (not with the sanitizer build: they clash).
 # valgrind's own notes (e.g. about pidfd_open, which it lacks) go to a log shown on failure.
 if command -v valgrind >/dev/null 2>&1 && [ "${BUILD#build/asan}" = "$BUILD" ]; then

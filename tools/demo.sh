@@ -1,97 +1,96 @@
 #!/bin/sh
-# `make demo`: starts the bundled model simulator on a free loopback port, runs the tour in
-# examples/demo.lua against it, the doctor, and then the main job — `codeassist run
-# ollama_hybrid --issue 7` on a small project with a bug, from the issue to a pull request —
-# against a simulated Claude and a simulated 24 GB GPU; then stops the simulators again.
+# `make demo`: the whole product offline, in a few seconds. A simulated Claude and a simulated
+# 24 GB GPU (tests/fakes/llm_server.py on loopback) are scripted (examples/demo/scenario.json)
+# so that the agent fixes issue #7 of a small C project (examples/demo/project) in two
+# iterations: the doctor checks every route, the loop implements, builds and tests for real,
+# scores the gates, feeds the failure back, commits, pushes to a local bare remote and opens
+# the pull request through the gh stand-in; then the run's report, its cost and savings, and
+# what other presets would have cost.
 set -eu
 cd "$(dirname "$0")/.."
+root=$(pwd)
+bin=${CODEASSIST_BIN:-$root/codeassist}   # the suite runs the demo with the binary under test
 dir=$(mktemp -d)
+sim_pid=
 claude_pid=
-trap 'kill "$sim_pid" $claude_pid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
-timeout 600 python3 tests/fakes/llm_server.py --port-file "$dir/port" 2>"$dir/sim.log" &
-sim_pid=$!
-i=0
-while [ ! -f "$dir/port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-[ -f "$dir/port" ] || { cat "$dir/sim.log" >&2; echo "demo: the model simulator did not start" >&2; exit 1; }
-SIM_URL="http://127.0.0.1:$(cat "$dir/port")"
-SIM_URL=$SIM_URL ./codeassist run examples/demo.lua
+trap 'kill $sim_pid $claude_pid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
 
-# The doctor against a simulated 24 GB GPU server holding the setup guide's models.
-curl -s -X POST --data @examples/demo-models.json "$SIM_URL/_sim/models" >/dev/null
-mkdir -p "$dir/project/.claude"
-cat > "$dir/project/.claude/autonomous.yml" <<YAML
-providers:
-  default: ollama
-  ollama:
-    enabled: true
-    base_url: $SIM_URL
-    model: qwen3-coder
-    vram_gb: 24
-YAML
-bin=$(pwd)/codeassist
-echo
-echo "== codeassist doctor ollama_only   (a simulated 24 GB GPU with the setup guide's models)"
-(cd "$dir/project" && "$bin" doctor ollama_only) || echo "(doctor exit $?: see the problems above)"
-echo
-echo "== codeassist models --vram 24"
-(cd "$dir/project" && "$bin" models --vram 24)
-
-# Editing a preset: a copy of ollama_hybrid with the typos people make, every one named at once.
-cat > "$dir/project/mine.lua" <<'LUA'
-local preset = require "codeassist.preset"
-return preset.define{
-  name = "mine", extends = "ollama_hybrid",
-  route = { review = "claude" },                                   -- meant: routes
-  routes = { architcet = { provider = "olama", floor = "degradeable", fallback = "cluade" } },
-  target_score = 150,
+# start_simulator NAME ARGS...: a simulator on a free loopback port; prints its URL.
+start_simulator() {
+    name=$1
+    shift
+    timeout 600 python3 tests/fakes/llm_server.py --port-file "$dir/$name.port" "$@" 2>"$dir/$name.log" &
+    echo $! >"$dir/$name.pid"
+    i=0
+    while [ ! -f "$dir/$name.port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -f "$dir/$name.port" ] || { cat "$dir/$name.log" >&2; echo "demo: the $name simulator did not start" >&2; exit 1; }
 }
-LUA
-echo
-echo "== codeassist doctor mine.lua   (a preset with typos: nothing is checked until they are fixed)"
-(cd "$dir/project" && "$bin" doctor mine.lua) 2>&1 || echo "(exit $?: a usage error)"
+start_simulator gpu
+sim_pid=$(cat "$dir/gpu.pid")
+start_simulator claude --flavor anthropic
+claude_pid=$(cat "$dir/claude.pid")
+GPU_URL="http://127.0.0.1:$(cat "$dir/gpu.port")"
+CLAUDE_URL="http://127.0.0.1:$(cat "$dir/claude.port")"
+# The setup guide's models on the GPU; both scripted; replies timed like a small real run.
+curl -s -X POST --data @examples/demo-models.json "$GPU_URL/_sim/models" >/dev/null
+for url in "$GPU_URL" "$CLAUDE_URL"; do
+    curl -s -X POST --data @examples/demo/scenario.json "$url/_sim/scenario" >/dev/null
+done
+curl -s -X POST --data '{"load_seconds": 0.4, "reply_seconds": 0.15}' "$GPU_URL/_sim/scenario" >/dev/null
+curl -s -X POST --data '{"reply_seconds": 0.15}' "$CLAUDE_URL/_sim/scenario" >/dev/null
 
-# The same preset, fixed, with one gate moved to Claude for this run by a flag.
-cat > "$dir/project/mine.lua" <<'LUA'
-local preset = require "codeassist.preset"
-return preset.define{
-  name = "mine", extends = "ollama_hybrid", target_score = 90,
-  routes = { architect = { provider = "ollama", model = "qwen3-coder", floor = "degradable", fallback = "claude" } },
-}
-LUA
-echo
-echo "== codeassist doctor mine.lua --route ux=claude   (where each route came from: FROM)"
-(cd "$dir/project" && ANTHROPIC_API_KEY=sk-demo "$bin" doctor mine.lua --route ux=claude 2>&1 | sed -n '/^Gates:/,/^$/p')
-
-# The main job. Claude (simulated) implements and runs the critical gates; the simulated GPU
-# serves the rest; tests/fakes/gh stands in for GitHub's CLI and records the pull request.
-timeout 600 python3 tests/fakes/llm_server.py --flavor anthropic --port-file "$dir/claude_port" 2>"$dir/claude.log" &
-claude_pid=$!
-i=0
-while [ ! -f "$dir/claude_port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-[ -f "$dir/claude_port" ] || { cat "$dir/claude.log" >&2; echo "demo: the Claude simulator did not start" >&2; exit 1; }
-CLAUDE_URL="http://127.0.0.1:$(cat "$dir/claude_port")"
-curl -s -X POST --data @examples/loop-scenario.json "$SIM_URL/_sim/scenario" >/dev/null
-curl -s -X POST --data '{"load_seconds": 0.5, "reply_seconds": 0.2}' "$SIM_URL/_sim/scenario" >/dev/null
-curl -s -X POST --data @examples/loop-scenario.json "$CLAUDE_URL/_sim/scenario" >/dev/null
-curl -s -X POST --data '{"reply_seconds": 0.2}' "$CLAUDE_URL/_sim/scenario" >/dev/null
-sh tests/fakes/make_project.sh "$dir/loop"
-mkdir -p "$dir/loop/repo/.claude"
-cat > "$dir/loop/repo/.claude/autonomous.yml" <<YAML
+sh tools/demo-project.sh "$dir/demo"
+repo=$dir/demo/repo
+mkdir -p "$repo/.claude"
+cat >"$repo/.claude/autonomous.yml" <<YAML
 iteration_delay: 0
 providers:
   default: claude
   ollama:
     enabled: true
-    base_url: $SIM_URL
+    base_url: $GPU_URL
     vram_gb: 24
 YAML
+# What a user's shell holds: a key for Claude (the simulated one), gh on PATH (the stand-in).
+export PATH="$root/tests/fakes:$PATH" FAKE_FORGE_DIR="$dir/demo/forge"
+export ANTHROPIC_API_KEY=sk-ant-demo ANTHROPIC_BASE_URL="$CLAUDE_URL" OLLAMA_HOST=
+cd "$repo"
+
+echo "== codeassist doctor ollama_hybrid   (is every gate's route usable? Claude and a 24 GB GPU, both simulated)"
+"$bin" doctor ollama_hybrid | sed -n '/^Gates:/,$p'
+
+# A preset of one's own, with the typos people make: every one named at once, nothing spent.
+cat >mine.lua <<'LUA'
+local preset = require "codeassist.preset"
+return preset.define{
+  name = "mine", extends = "ollama_hybrid",
+  routes = { architcet = { provider = "olama" } },
+  target_score = 150,
+}
+LUA
 echo
-echo "== codeassist run ollama_hybrid --issue 7   (issue #7: calc.sh's add() subtracts)"
+echo "== codeassist doctor mine.lua   (a preset with typos)"
+"$bin" doctor mine.lua 2>&1 || echo "(exit $?: fix the preset, then run again)"
+rm mine.lua
+
+echo
+echo "== codeassist run ollama_hybrid --issue 7   (issue #7: \"$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["title"])' "$root/examples/demo/issue-7.json")\")"
 status=0
-(cd "$dir/loop/repo" && PATH="$(cd "$OLDPWD" && pwd)/tests/fakes:$PATH" FAKE_FORGE_DIR="$dir/loop/forge" \
-  ANTHROPIC_API_KEY=sk-demo ANTHROPIC_BASE_URL="$CLAUDE_URL" OLLAMA_HOST= \
-  "$bin" run ollama_hybrid --issue 7) || status=$?
+"$bin" run ollama_hybrid --issue 7 || status=$?
+
 echo
 echo "== what it left behind (exit $status)"
-git -C "$dir/loop/remote.git" log --format='%h %s' main..feature/7-add-subtracts-instead-of-adding 2>/dev/null || true
-python3 -c 'import json,sys; [print("pull request:", p["url"], "-", p["title"], "(" + p["head"] + " -> " + p["base"] + ")") for p in json.load(open(sys.argv[1]))]' "$dir/loop/forge/prs.json" 2>/dev/null || true
+git -C "$dir/demo/remote.git" log --format='  commit %h %s' main..feature/7-add-subtracts-instead-of-adding 2>/dev/null || true
+python3 -c 'import json,sys; [print("  pull request", p["url"], "-", p["title"], "(" + p["head"] + " -> " + p["base"] + ")") for p in json.load(open(sys.argv[1]))]' \
+    "$dir/demo/forge/prs.json" 2>/dev/null || true
+echo
+echo "== codeassist runs"
+"$bin" runs
+run_id=$("$bin" runs --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+echo
+echo "== codeassist whatif $run_id claude ollama_only   (the same run priced under other presets)"
+"$bin" whatif "$run_id" claude ollama_only
+echo
+echo "The run's folder (.codeassist/runs/$run_id) holds state.json, ledger.jsonl, trace.jsonl, audit.jsonl and"
+echo "report.md, the pull request's body: \`codeassist report $run_id\` prints it."
+exit "$status"

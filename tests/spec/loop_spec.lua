@@ -266,6 +266,19 @@ describe("codeassist run", function()
     assert.matches("\n  test +50 +FAIL +measured.-fewer tests ran than when the run started %(0, was 1%)", r.stdout)
   end)
 
+  it("runs the build and the tests one after the other, as they share the outputs they write", function()
+    local p = project{ config = ollama_config(sim.url) }
+    -- each command holds .busy for a while: run at the same time, one of them fails
+    support.write(p.dir .. "/Makefile", "all:\n\t@mkdir .busy && sleep 0.3 && rmdir .busy && sh -n calc.sh\n\n"
+      .. "test:\n\t@mkdir .busy && sleep 0.3 && rmdir .busy && sh test.sh\n")
+    support.sh("git -c user.name=t -c user.email=t@t commit -qam 'slow make' && git push -q origin main", { cwd = p.dir })
+    sim:control("/_sim/scenario", scenario())
+    local r = run(p, { "ollama_only", "--issue", "7", "--max-iterations", "1", table.unpack(INSTALLED) })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("\n  build +100 +PASS +measured", r.stdout)
+    assert.matches("\n  test +100 +PASS +measured", r.stdout)
+  end)
+
   it("undoes what the agent writes into the run's own configuration", function()
     local p = project{ config = ollama_config(sim.url) }
     sim:control("/_sim/scenario", scenario{ implement = {

@@ -24,8 +24,12 @@ function M.measurer(state)
     local settings = state.plan.gates[step] or {}
     -- the gate's own timeout ends the command (the task is cancelled, its process group with
     -- it); this one only backs it up
-    local r = measure.run(s, { root = state.root, sandbox = state.sandbox,
+    -- one measured command at a time: the build and the tests write the same outputs (a
+    -- `make` and a `make test` at once race on the binary they both build)
+    state.measure_lock = state.measure_lock or require("codeassist.task").semaphore(1)
+    local r, stopped = state.measure_lock:with(measure.run, s, { root = state.root, sandbox = state.sandbox,
       timeout = (settings.timeout_ms or 300000) / 1000 + 10 })
+    if not r then error(stopped, 0) end   -- interrupted while waiting for the other command
     local sc, why
     if step == "build" then sc, why = measure.score_build(r)
     else
