@@ -37,6 +37,11 @@ M.FAMILIES = {
   phi = "fast", phi3 = "fast", gemma = "fast", gemma3 = "fast", tinyllama = "fast",
 }
 
+-- Names of models that call tools (Ollama's "tools" capability), for when the server cannot be
+-- asked (/api/show says it when it can): init must not put a tools gate on codestral.
+M.TOOL_CALLERS = { "qwen3", "qwen2%.5", "qwq", "llama3%.[1-9]", "llama4", "gpt%-oss", "mistral",
+                   "mixtral", "devstral", "command%-r", "granite3", "hermes3", "firefunction" }
+
 -- The Ollama setup guide's "Model Recommendations by GPU": {name, GB of VRAM, use}.
 M.RECOMMENDATIONS = {
   { min_gb = 24, label = "RTX 3090 / RTX 4090 (24GB)", models = {
@@ -73,6 +78,16 @@ function M.capability(name, family)
   end
   if type(family) == "string" then return M.FAMILIES[family:lower()] or "general" end
   return "general"
+end
+
+-- Whether a model of this name calls tools, as far as its name says.
+function M.calls_tools(name)
+  if type(name) ~= "string" then return false end
+  local lower = name:lower()
+  for _, p in ipairs(M.TOOL_CALLERS) do
+    if lower:find(p) then return true end
+  end
+  return false
 end
 
 -- The recommendation table for a GPU with this many GB.

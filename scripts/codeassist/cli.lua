@@ -166,6 +166,19 @@ local function build_parser()
   whatif:option("--config", "The config file (default: .claude/autonomous.yml in the repository)."):argname("<file>")
   whatif:flag("--json", "Print the comparison as JSON.")
   M.command_flags(whatif)
+  local init = parser:command("init")
+    :summary("Write a commented .claude/autonomous.yml and presets/mine.lua from what the Ollama server has.")
+    :description("Asks the Ollama server what it has and writes a config and a preset that extends a built-in one, "
+      .. "with a model chosen for each local gate. Existing files are never overwritten without --force (exit 2).")
+  init:option("--repo", "The repository (default: the current folder)."):argname("<dir>")
+  init:flag("--force", "Replace .claude/autonomous.yml and presets/mine.lua if they exist.")
+  init:option("--preset", "The built-in preset to extend (default: ollama_hybrid with an Anthropic key and a "
+    .. "server, ollama_only without a key, claude without a server)."):argname("<name>")
+  init:option("--ollama", "The Ollama server (default: OLLAMA_HOST, else http://127.0.0.1:11434)."):argname("<url>")
+  init:option("--vram", "GPU memory in GB: models that do not fit are not chosen, and it goes in the config.")
+    :argname("<gb>"):convert(M.positive("--vram"))
+  init:flag("--dry-run", "Print what it would write; write nothing.")
+  M.command_flags(init)
   return parser
 end
 
@@ -257,6 +270,10 @@ function M.main(argv)
   if args.command == "whatif" then
     return require("codeassist.whatif").main{ repo = args.repo, config = args.config, id = args.run_id,
                                               presets = args.presets, json = args.json }
+  end
+  if args.command == "init" then
+    return require("codeassist.init_cmd").main{ repo = args.repo, force = args.force, preset = args.preset,
+                                            ollama = args.ollama, vram_gb = args.vram, dry_run = args.dry_run }
   end
   if args.command == "models" then
     return require("codeassist.models").main{ vram_gb = args.vram, config = args.config, timeout = args.timeout,
