@@ -158,6 +158,14 @@ local function build_parser()
   rep:option("--repo", "The repository (default: the current folder)."):argname("<dir>")
   rep:flag("--json", "Print report.json instead.")
   M.command_flags(rep)
+  local completion = parser:command("completion")
+    :summary("Print a bash or zsh completion script (commands, options, preset names).")
+    :description("Print a completion script for SHELL, made from this command line: add "
+      .. "`source <(codeassist completion bash)` to ~/.bashrc, or `source <(codeassist completion zsh)` "
+      .. "after compinit in ~/.zshrc (or save it as _codeassist in a folder on $fpath). "
+      .. "`make install` installs both.")
+  completion:argument("shell", "bash or zsh."):choices{ "bash", "zsh" }
+  M.command_flags(completion)
   return parser
 end
 
@@ -245,6 +253,10 @@ function M.main(argv)
   end
   if args.command == "report" then
     return require("codeassist.runs_cmd").report{ repo = args.repo, id = args.run_id, json = args.json }
+  end
+  if args.command == "completion" then
+    io.stdout:write(require("codeassist.completion").script(parser, args.shell))
+    return 0
   end
   if args.command == "models" then
     return require("codeassist.models").main{ vram_gb = args.vram, config = args.config, timeout = args.timeout,
