@@ -87,16 +87,27 @@ asan: deps
 bench: all
 	@sh tests/bench/run.sh ./codeassist
 
+# The completion scripts are made by the binary being installed, from its own command line.
+BASH_COMPLETION_DIR = $(PREFIX)/share/bash-completion/completions
+ZSH_COMPLETION_DIR  = $(PREFIX)/share/zsh/site-functions
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 codeassist $(DESTDIR)$(PREFIX)/bin/codeassist
 	install -d $(DESTDIR)$(PREFIX)/share/codeassist/presets
 	@if ls presets/*.lua >/dev/null 2>&1; then \
 	    install -m 0644 presets/*.lua $(DESTDIR)$(PREFIX)/share/codeassist/presets/; fi
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 docs/codeassist.1 $(DESTDIR)$(PREFIX)/share/man/man1/codeassist.1
+	install -d $(DESTDIR)$(BASH_COMPLETION_DIR) $(DESTDIR)$(ZSH_COMPLETION_DIR)
+	./codeassist completion bash > $(DESTDIR)$(BASH_COMPLETION_DIR)/codeassist
+	./codeassist completion zsh > $(DESTDIR)$(ZSH_COMPLETION_DIR)/_codeassist
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/codeassist
 	rm -rf $(DESTDIR)$(PREFIX)/share/codeassist
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/codeassist.1
+	rm -f $(DESTDIR)$(BASH_COMPLETION_DIR)/codeassist $(DESTDIR)$(ZSH_COMPLETION_DIR)/_codeassist
 
 clean:
 	rm -rf build codeassist

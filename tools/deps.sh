@@ -3,9 +3,10 @@
 # Called by `make deps` (and by make itself when a header or tool is absent).
 set -eu
 
+# zsh and groff-base: the specs try the zsh completion and render the manual page.
 PACKAGES="make gcc pkg-config git curl python3 valgrind openssl
 libluajit2-5.1-dev luajit2 libcurl4-openssl-dev libyaml-dev lua-cjson-dev
-lua-busted lua-argparse tmux bubblewrap"
+lua-busted lua-argparse tmux bubblewrap zsh groff-base"
 
 missing=""
 for p in $PACKAGES; do

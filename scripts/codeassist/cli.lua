@@ -179,6 +179,14 @@ local function build_parser()
     :argname("<gb>"):convert(M.positive("--vram"))
   init:flag("--dry-run", "Print what it would write; write nothing.")
   M.command_flags(init)
+  local completion = parser:command("completion")
+    :summary("Print a bash or zsh completion script (commands, options, preset names).")
+    :description("Print a completion script for SHELL, made from this command line: add "
+      .. "`source <(codeassist completion bash)` to ~/.bashrc, or `source <(codeassist completion zsh)` "
+      .. "after compinit in ~/.zshrc (or save it as _codeassist in a folder on $fpath). "
+      .. "`make install` installs both.")
+  completion:argument("shell", "bash or zsh."):choices{ "bash", "zsh" }
+  M.command_flags(completion)
   return parser
 end
 
@@ -274,6 +282,10 @@ function M.main(argv)
   if args.command == "init" then
     return require("codeassist.init_cmd").main{ repo = args.repo, force = args.force, preset = args.preset,
                                             ollama = args.ollama, vram_gb = args.vram, dry_run = args.dry_run }
+  end
+  if args.command == "completion" then
+    io.stdout:write(require("codeassist.completion").script(parser, args.shell))
+    return 0
   end
   if args.command == "models" then
     return require("codeassist.models").main{ vram_gb = args.vram, config = args.config, timeout = args.timeout,

@@ -246,7 +246,12 @@ function M.from_value(value, cfg, where)
   if type(value) == "function" and not M.is_preset(value) then
     -- a base met while a script's own define runs, before anyone loaded the config
     if cfg == nil then cfg = config.load{}; current_cfg = cfg end
-    value = errors.call_user(where, value, M.config_view(cfg))
+    -- a define{} it tail-calls leaves no frame for its file: name the file being loaded
+    loading[#loading + 1] = where
+    local ok, v = pcall(errors.call_user, where, value, M.config_view(cfg))
+    loading[#loading] = nil
+    if not ok then error(v, 0) end
+    value = v
     if type(value) == "function" then
       errors.usage("%s: the function it returned must return a preset, not another function", where)
     end
