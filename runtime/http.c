@@ -501,11 +501,20 @@ static void on_done(struct transfer_done *d, CURLcode rc)
     char msg[sizeof t->fail_message];
 
     curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &t->new_connections);
-    if (rc == CURLE_OK && t->mode != MODE_BODY && !t->discard && frame_finish(&t->framer) != FRAME_OK) {
-        fail(t, "protocol", t->mode == MODE_SSE
-             ? "the stream ended in the middle of an event (no blank line after it)"
-             : "the stream ended in the middle of a line");
-        return;
+    if (rc == CURLE_OK && t->mode != MODE_BODY && !t->discard) {
+        /* NDJSON: a last line without its newline is queued now. */
+        int end = frame_finish(&t->framer, queue_frame, t);
+        if (end == FRAME_UNFINISHED) {
+            fail(t, "protocol", "the stream ended in the middle of an event (no blank line after it)");
+            return;
+        }
+        if (end != FRAME_OK) {
+            snprintf(msg, sizeof msg, end == FRAME_TOO_LARGE
+                     ? "a streamed line larger than the limit of %zu bytes (max_event)"
+                     : "out of memory while reading the line stream", t->framer.max_size);
+            fail(t, end == FRAME_TOO_LARGE ? "too_large" : "protocol", msg);
+            return;
+        }
     }
     if (rc == CURLE_OK) {
         t->finished = 1;
