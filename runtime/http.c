@@ -20,8 +20,11 @@
  * stops reading, the queue fills to QUEUE_HIGH and the transfer pauses (the rest waits in the
  * kernel's socket buffer) until Lua drains it below QUEUE_LOW. A frame larger than the queue
  * is still delivered whole: the framer bounds it (max_event), the queue takes it, then pauses.
- * Responses with status >= 400 are kept as a body (capped) whatever the stream mode, so the
- * caller can report the server's error text. */
+ * Responses with status >= 400 are kept as a body whatever the stream mode, so the caller
+ * can report the server's error text; only its first MAX_ERROR_BODY bytes are read.
+ *
+ * max_body bounds a plain body, and all the bytes of a stream: default 64 MiB either way;
+ * beyond it the transfer fails with kind "too_large". max_event bounds one frame. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdint.h>
@@ -44,6 +47,7 @@
 #define MAX_HEADER_BYTES (64u << 10)
 #define MAX_ERROR_BODY (64u << 10)
 #define DEFAULT_MAX_BODY (64u << 20)
+#define DEFAULT_MAX_STREAM (64u << 20)   /* all the bytes of a stream, frames and all */
 #define DEFAULT_MAX_EVENT (16u << 20)
 #define HEAD_BYTES 512
 
@@ -60,6 +64,7 @@ struct transfer {
     enum mode mode;
     int in_multi, finished, closed, paused;
     int discard;                          /* a stream nobody reads (see t_body): keep no frames */
+    int body_cut;                         /* an error body ended once its start was kept */
     long status;
     int headers_done;
     struct frame_bytes headers;           /* "name\0value\0" pairs of the final response */
@@ -242,12 +247,15 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     if (t->mode == MODE_BODY) {
         size_t cap = t->status >= 400 ? MAX_ERROR_BODY : t->max_body;
         if (t->body.len + len > cap) {
-            if (t->status >= 400) {                      /* keep the start of an error text */
+            if (t->status >= 400) {
+                /* Keep the start of an error text and stop reading: the rest tells nothing,
+                 * and an endless one would hold the caller. on_done takes it as complete. */
                 size_t room = cap - t->body.len;
                 if (room && bytes_add(&t->body, p, room))
                     return 0;
-                mark_bytes(t);
-                return len;
+                t->bytes_in += room;
+                t->body_cut = 1;
+                return 0;
             }
             t->fail_kind = "too_large";
             snprintf(t->fail_message, sizeof t->fail_message,
@@ -256,6 +264,13 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         }
         if (bytes_add(&t->body, p, len))
             return 0;
+    } else if (t->bytes_in + len > t->max_body) {
+        /* A stream is bounded as a whole too: an endless answer of small frames would
+         * otherwise grow whatever reads it without limit. */
+        t->fail_kind = "too_large";
+        snprintf(t->fail_message, sizeof t->fail_message,
+                 "a streamed answer larger than the limit of %zu bytes (max_body)", t->max_body);
+        return 0;
     } else if (!t->discard) {
         if (t->queue.len - t->queue_read >= QUEUE_HIGH) {
             /* Lua is behind: libcurl keeps this chunk and stops reading until resumed. */
@@ -501,6 +516,8 @@ static void on_done(struct transfer_done *d, CURLcode rc)
     char msg[sizeof t->fail_message];
 
     curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &t->new_connections);
+    if (rc == CURLE_WRITE_ERROR && t->body_cut)
+        rc = CURLE_OK;
     if (rc == CURLE_OK && t->mode != MODE_BODY && !t->discard) {
         /* NDJSON: a last line without its newline is queued now. */
         int end = frame_finish(&t->framer, queue_frame, t);
@@ -602,6 +619,21 @@ static double opt_seconds(lua_State *L, int table, const char *name)
     return v;
 }
 
+/* A size limit: a whole number of bytes >= 1 (a cast of NaN or -1 to size_t is undefined). */
+static size_t opt_bytes(lua_State *L, int table, const char *name, size_t fallback)
+{
+    lua_getfield(L, table, name);
+    size_t v = fallback;
+    if (!lua_isnil(L, -1)) {
+        double d = lua_tonumber(L, -1);
+        if (!lua_isnumber(L, -1) || !(d >= 1))
+            luaL_error(L, "http: %s must be a number of bytes >= 1", name);
+        v = d >= 0x1p52 ? (size_t)1 << 52 : (size_t)d;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
 static int header_is_clean(const char *s)
 {
     return strpbrk(s, "\r\n") == NULL;
@@ -670,11 +702,8 @@ static int l_open(lua_State *L)
         return luaL_error(L, "http: stream must be \"sse\", \"ndjson\" or nil");
     lua_pop(L, 1);
 
-    lua_getfield(L, 1, "max_event");
-    size_t max_event = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : DEFAULT_MAX_EVENT;
-    lua_getfield(L, 1, "max_body");
-    t->max_body = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : DEFAULT_MAX_BODY;
-    lua_pop(L, 2);
+    size_t max_event = opt_bytes(L, 1, "max_event", DEFAULT_MAX_EVENT);
+    t->max_body = opt_bytes(L, 1, "max_body", t->mode == MODE_BODY ? DEFAULT_MAX_BODY : DEFAULT_MAX_STREAM);
     frame_init(&t->framer, t->mode == MODE_NDJSON ? FRAME_NDJSON : FRAME_SSE, max_event);
 
     lua_getfield(L, 1, "timeout");
