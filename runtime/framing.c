@@ -1,4 +1,5 @@
 /* SSE and NDJSON framing; see framing.h for the rules. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,15 +136,28 @@ static int ndjson_line(struct framer *f, const char *s, size_t n, frame_emit emi
 
 static int one_line(struct framer *f, const char *s, size_t n, int borrow, frame_emit emit, void *ud)
 {
+    if (f->kind == FRAME_NDJSON && n > 0 && s[n - 1] == '\r')
+        n--;
     if (n > f->max_size)
         return FRAME_TOO_LARGE;
     return f->kind == FRAME_SSE ? sse_line(f, s, n, borrow, emit, ud) : ndjson_line(f, s, n, emit, ud);
+}
+
+/* What the carried-over line may hold: an NDJSON line of max_size bytes may still have the
+ * CR of its CRLF to come (stripped when the LF arrives), in this chunk or a later one. */
+static size_t line_cap(const struct framer *f)
+{
+    if (f->kind == FRAME_NDJSON && f->max_size < SIZE_MAX)
+        return f->max_size + 1;
+    return f->max_size;
 }
 
 static int feed(struct framer *f, const char *bytes, size_t len, frame_emit emit, void *ud);
 
 int frame_feed(struct framer *f, const char *bytes, size_t len, frame_emit emit, void *ud)
 {
+    if (len == 0)
+        return FRAME_OK;        /* bytes may be NULL then: never hand it to memchr */
     int rc = feed(f, bytes, len, emit, ud);
     int settled = settle(f);    /* nothing may point into bytes after we return */
     return rc != FRAME_OK ? rc : settled;
@@ -171,21 +185,18 @@ static int feed(struct framer *f, const char *bytes, size_t len, frame_emit emit
             if (cr)
                 eol = cr;
         }
-        if (eol == end) {                               /* an unfinished line: keep it */
-            return frame_bytes_append(&f->line, p, (size_t)(end - p), f->max_size);
-        }
+        if (eol == end)                                 /* an unfinished line: keep it */
+            return frame_bytes_append(&f->line, p, (size_t)(end - p), line_cap(f));
         const char *s = p;
         size_t n = (size_t)(eol - p);
         int borrow = 1;
         if (f->line.len > 0) {
             borrow = 0;     /* the line buffer is reused for the next line */
-            if ((rc = frame_bytes_append(&f->line, p, n, f->max_size)) != FRAME_OK)
+            if ((rc = frame_bytes_append(&f->line, p, n, line_cap(f))) != FRAME_OK)
                 return rc;
             s = f->line.p;
             n = f->line.len;
         }
-        if (f->kind == FRAME_NDJSON && n > 0 && s[n - 1] == '\r')
-            n--;
         rc = one_line(f, s, n, borrow, emit, ud);
         f->line.len = 0;
         if (rc != FRAME_OK)
@@ -203,11 +214,16 @@ static int feed(struct framer *f, const char *bytes, size_t len, frame_emit emit
     return FRAME_OK;
 }
 
-int frame_finish(const struct framer *f)
+int frame_finish(struct framer *f, frame_emit emit, void *ud)
 {
-    if (f->line.len > 0)
-        return FRAME_UNFINISHED;
-    if (f->kind == FRAME_SSE && (f->has_data || f->name.len > 0 || f->name_ref))
+    if (f->kind == FRAME_NDJSON) {
+        if (f->line.len == 0)
+            return FRAME_OK;
+        int rc = one_line(f, f->line.p, f->line.len, 0, emit, ud);
+        f->line.len = 0;
+        return rc;
+    }
+    if (f->line.len > 0 || f->has_data || f->name.len > 0 || f->name_ref)
         return FRAME_UNFINISHED;
     return FRAME_OK;
 }

@@ -10,7 +10,11 @@
  * split at the first ":" and one leading space is removed from the value; "data" lines are
  * joined with "\n"; "event" sets the name; other fields (id, retry, unknown) are ignored; a
  * blank line dispatches the pending event if it has data or a name; an event not ended by
- * a blank line is never dispatched (frame_finish reports it). */
+ * a blank line is never dispatched (frame_finish reports it).
+ *
+ * NDJSON lines end with LF; a CR before it is dropped, wherever the chunks split them (a line
+ * of max_size bytes then CRLF fits). Blank lines are skipped. At the end of the stream a last
+ * line without its LF is still a line, as Ollama's own client (Go's bufio.Scanner) reads it. */
 #ifndef CODEASSIST_FRAMING_H
 #define CODEASSIST_FRAMING_H
 
@@ -22,7 +26,7 @@ enum frame_status {
     FRAME_OK = 0,
     FRAME_TOO_LARGE = 1,    /* a line or event exceeded max_size */
     FRAME_NO_MEMORY = 2,
-    FRAME_UNFINISHED = 3,   /* frame_finish: the stream ended inside a line or event */
+    FRAME_UNFINISHED = 3,   /* frame_finish: the SSE stream ended inside a line or event */
 };
 
 /* Called for each complete frame. SSE: name (may be empty) and data. NDJSON: name is NULL
@@ -54,10 +58,13 @@ void frame_init(struct framer *f, enum frame_kind kind, size_t max_size);
 /* Appends n bytes (s may be NULL when n is 0), growing by doubling up to max bytes in all.
  * FRAME_OK, FRAME_TOO_LARGE or FRAME_NO_MEMORY. Also used by http.c for its buffers. */
 int frame_bytes_append(struct frame_bytes *b, const void *s, size_t n, size_t max);
-/* Returns FRAME_OK, FRAME_TOO_LARGE, FRAME_NO_MEMORY or the emit callback's nonzero value. */
+/* Returns FRAME_OK, FRAME_TOO_LARGE, FRAME_NO_MEMORY or the emit callback's nonzero value.
+ * len 0 (bytes may then be NULL) does nothing. */
 int frame_feed(struct framer *f, const char *bytes, size_t len, frame_emit emit, void *ud);
-/* At end of stream: FRAME_OK when nothing is pending, else FRAME_UNFINISHED. */
-int frame_finish(const struct framer *f);
+/* At end of stream. NDJSON: emits a last line that had no LF, then returns FRAME_OK (or
+ * FRAME_TOO_LARGE, or the callback's value). SSE: FRAME_OK when nothing is pending, else
+ * FRAME_UNFINISHED (a pending event is never emitted). */
+int frame_finish(struct framer *f, frame_emit emit, void *ud);
 void frame_free(struct framer *f);
 
 #endif

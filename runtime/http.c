@@ -20,8 +20,14 @@
  * stops reading, the queue fills to QUEUE_HIGH and the transfer pauses (the rest waits in the
  * kernel's socket buffer) until Lua drains it below QUEUE_LOW. A frame larger than the queue
  * is still delivered whole: the framer bounds it (max_event), the queue takes it, then pauses.
- * Responses with status >= 400 are kept as a body (capped) whatever the stream mode, so the
- * caller can report the server's error text. */
+ * Responses with status >= 300 are kept as a body whatever the stream mode, so the caller
+ * can report the server's error text; only its first MAX_ERROR_BODY bytes are read.
+ * Redirects are never followed: status() and headers().location say where it pointed.
+ *
+ * max_body bounds a plain body, and all the (decoded) bytes of a stream: default 64 MiB
+ * either way; beyond it the transfer fails with kind "too_large". max_event bounds one frame.
+ * The body is asked for uncompressed; gzip or deflate sent anyway is decoded, any other
+ * encoding fails with a message naming it. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdint.h>
@@ -44,6 +50,7 @@
 #define MAX_HEADER_BYTES (64u << 10)
 #define MAX_ERROR_BODY (64u << 10)
 #define DEFAULT_MAX_BODY (64u << 20)
+#define DEFAULT_MAX_STREAM (64u << 20)   /* all the bytes of a stream, frames and all */
 #define DEFAULT_MAX_EVENT (16u << 20)
 #define HEAD_BYTES 512
 
@@ -60,6 +67,7 @@ struct transfer {
     enum mode mode;
     int in_multi, finished, closed, paused;
     int discard;                          /* a stream nobody reads (see t_body): keep no frames */
+    int body_cut;                         /* a 3xx/4xx/5xx body ended once its start was kept */
     long status;
     int headers_done;
     struct frame_bytes headers;           /* "name\0value\0" pairs of the final response */
@@ -178,8 +186,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     } else if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
         if (t->status >= 200) {                          /* 1xx blocks are not the answer */
             t->headers_done = 1;
-            if (t->status >= 400)
-                t->mode = MODE_BODY;                     /* an error body, whatever was asked */
+            if (t->status >= 300)
+                t->mode = MODE_BODY;                     /* an error or redirect page, whatever was asked */
             waitq_wake_all(&t->waiters);
         }
     } else {
@@ -240,14 +248,17 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         t->head_len += k;
     }
     if (t->mode == MODE_BODY) {
-        size_t cap = t->status >= 400 ? MAX_ERROR_BODY : t->max_body;
+        size_t cap = t->status >= 300 ? MAX_ERROR_BODY : t->max_body;
         if (t->body.len + len > cap) {
-            if (t->status >= 400) {                      /* keep the start of an error text */
+            if (t->status >= 300) {
+                /* Keep the start of an error text and stop reading: the rest tells nothing,
+                 * and an endless one would hold the caller. on_done takes it as complete. */
                 size_t room = cap - t->body.len;
                 if (room && bytes_add(&t->body, p, room))
                     return 0;
-                mark_bytes(t);
-                return len;
+                t->bytes_in += room;
+                t->body_cut = 1;
+                return 0;
             }
             t->fail_kind = "too_large";
             snprintf(t->fail_message, sizeof t->fail_message,
@@ -256,6 +267,13 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         }
         if (bytes_add(&t->body, p, len))
             return 0;
+    } else if (t->bytes_in + len > t->max_body) {
+        /* A stream is bounded as a whole too: an endless answer of small frames would
+         * otherwise grow whatever reads it without limit. */
+        t->fail_kind = "too_large";
+        snprintf(t->fail_message, sizeof t->fail_message,
+                 "a streamed answer larger than the limit of %zu bytes (max_body)", t->max_body);
+        return 0;
     } else if (!t->discard) {
         if (t->queue.len - t->queue_read >= QUEUE_HIGH) {
             /* Lua is behind: libcurl keeps this chunk and stops reading until resumed. */
@@ -495,17 +513,49 @@ static const char *kind_of(CURLcode rc, int sent)
     }
 }
 
+/* The value of a response header (name in lower case), or "". */
+static const char *header_value(const struct transfer *t, const char *name)
+{
+    for (size_t i = 0; i < t->headers.len; ) {
+        const char *key = t->headers.p + i, *value = key + strlen(key) + 1;
+        if (strcmp(key, name) == 0)
+            return value;
+        i = (size_t)(value - t->headers.p) + strlen(value) + 1;
+    }
+    return "";
+}
+
+/* A server's text for a message: control characters become '?', cut to fit. */
+static void printable(char *out, size_t size, const char *s)
+{
+    size_t n = 0;
+    for (; s[n] && n + 1 < size; n++)
+        out[n] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? '?' : s[n];
+    out[n] = '\0';
+}
+
 static void on_done(struct transfer_done *d, CURLcode rc)
 {
     struct transfer *t = FROM_MEMBER(d, struct transfer, on_done);
     char msg[sizeof t->fail_message];
 
     curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &t->new_connections);
-    if (rc == CURLE_OK && t->mode != MODE_BODY && !t->discard && frame_finish(&t->framer) != FRAME_OK) {
-        fail(t, "protocol", t->mode == MODE_SSE
-             ? "the stream ended in the middle of an event (no blank line after it)"
-             : "the stream ended in the middle of a line");
-        return;
+    if (rc == CURLE_WRITE_ERROR && t->body_cut)
+        rc = CURLE_OK;
+    if (rc == CURLE_OK && t->mode != MODE_BODY && !t->discard) {
+        /* NDJSON: a last line without its newline is queued now. */
+        int end = frame_finish(&t->framer, queue_frame, t);
+        if (end == FRAME_UNFINISHED) {
+            fail(t, "protocol", "the stream ended in the middle of an event (no blank line after it)");
+            return;
+        }
+        if (end != FRAME_OK) {
+            snprintf(msg, sizeof msg, end == FRAME_TOO_LARGE
+                     ? "a streamed line larger than the limit of %zu bytes (max_event)"
+                     : "out of memory while reading the line stream", t->framer.max_size);
+            fail(t, end == FRAME_TOO_LARGE ? "too_large" : "protocol", msg);
+            return;
+        }
     }
     if (rc == CURLE_OK) {
         t->finished = 1;
@@ -524,7 +574,13 @@ static void on_done(struct transfer_done *d, CURLcode rc)
         return;
     }
     const char *kind = kind_of(rc, t->sent > 0);
-    if (rc == CURLE_OPERATION_TIMEDOUT && !t->sent)
+    if (rc == CURLE_BAD_CONTENT_ENCODING) {
+        char encoding[64];
+        printable(encoding, sizeof encoding, header_value(t, "content-encoding"));
+        snprintf(msg, sizeof msg, "the body came with content-encoding \"%s\" (codeassist asks for "
+                 "identity), which could not be decoded: %s", encoding,
+                 t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+    } else if (rc == CURLE_OPERATION_TIMEDOUT && !t->sent)
         snprintf(msg, sizeof msg, "could not connect within %g s (timeout.connect)", t->to_connect);
     else if (rc == CURLE_GOT_NOTHING)
         snprintf(msg, sizeof msg, "the server closed the connection without answering");
@@ -588,6 +644,21 @@ static double opt_seconds(lua_State *L, int table, const char *name)
         if (!lua_isnumber(L, -1) || !(lua_tonumber(L, -1) > 0))
             luaL_error(L, "http: timeout.%s must be a number of seconds > 0 (leave it out for no limit)", name);
         v = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* A size limit: a whole number of bytes >= 1 (a cast of NaN or -1 to size_t is undefined). */
+static size_t opt_bytes(lua_State *L, int table, const char *name, size_t fallback)
+{
+    lua_getfield(L, table, name);
+    size_t v = fallback;
+    if (!lua_isnil(L, -1)) {
+        double d = lua_tonumber(L, -1);
+        if (!lua_isnumber(L, -1) || !(d >= 1))
+            luaL_error(L, "http: %s must be a number of bytes >= 1", name);
+        v = d >= 0x1p52 ? (size_t)1 << 52 : (size_t)d;
     }
     lua_pop(L, 1);
     return v;
@@ -661,11 +732,8 @@ static int l_open(lua_State *L)
         return luaL_error(L, "http: stream must be \"sse\", \"ndjson\" or nil");
     lua_pop(L, 1);
 
-    lua_getfield(L, 1, "max_event");
-    size_t max_event = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : DEFAULT_MAX_EVENT;
-    lua_getfield(L, 1, "max_body");
-    t->max_body = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : DEFAULT_MAX_BODY;
-    lua_pop(L, 2);
+    size_t max_event = opt_bytes(L, 1, "max_event", DEFAULT_MAX_EVENT);
+    t->max_body = opt_bytes(L, 1, "max_body", t->mode == MODE_BODY ? DEFAULT_MAX_BODY : DEFAULT_MAX_STREAM);
     frame_init(&t->framer, t->mode == MODE_NDJSON ? FRAME_NDJSON : FRAME_SSE, max_event);
 
     lua_getfield(L, 1, "timeout");
@@ -759,6 +827,13 @@ static int l_open(lua_State *L)
     curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(t->easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "codeassist/" CODEASSIST_VERSION);
+    /* Ask for the body as it is (a compressing server may hold back a stream's events to
+     * fill its blocks), yet decode what comes compressed anyway (gzip, deflate): setting
+     * this turns libcurl's decoding on. The framers and max_body see the decoded bytes. */
+    curl_easy_setopt(t->easy, CURLOPT_ACCEPT_ENCODING, "identity");
+    /* Never follow a redirect: it could carry the API key to another host. The caller gets
+     * the 3xx status and its location header instead. */
+    curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);

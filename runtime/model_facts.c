@@ -1,5 +1,7 @@
 /* Facts about Ollama models and servers; see model_facts.h. Pure C. */
 #include <ctype.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +148,11 @@ int model_name_equal(const struct model_name *a, const struct model_name *b)
 
 int model_name_distance(const char *a, const char *b, int limit)
 {
+    /* limit + 1 is the answer for "farther": keep it representable. */
+    if (limit < 0)
+        limit = 0;
+    if (limit > INT_MAX - 1)
+        limit = INT_MAX - 1;
     size_t la = strlen(a), lb = strlen(b);
     if (la > 200 || lb > 200)
         return limit + 1;
@@ -182,20 +189,33 @@ double model_parameters(const char *size)
         return -1;
     while (*size && isspace((unsigned char)*size))
         size++;
-    char *end;
-    double v = strtod(size, &end);
-    if (end == size || v < 0)
+    /* Plain decimal only: strtod would also take "0x10", "nan", "inf" and "1e400". */
+    const char *end = size;
+    size_t digits = 0;
+    while (isdigit((unsigned char)*end)) {
+        end++;
+        digits++;
+    }
+    if (*end == '.')
+        for (end++; isdigit((unsigned char)*end); end++)
+            digits++;
+    if (digits == 0 || end - size >= 64)
         return -1;
+    char number[64];
+    memcpy(number, size, (size_t)(end - size));
+    number[end - size] = '\0';
+    double v = strtod(number, NULL);
     while (*end == ' ')
         end++;
     switch (toupper((unsigned char)*end)) {
-    case 'K': return v * 1e3;
-    case 'M': return v * 1e6;
-    case 'B': return v * 1e9;
-    case 'T': return v * 1e12;
-    case '\0': return v < 1e4 ? v * 1e9 : v;    /* a bare "7" means 7B; a raw count stays */
+    case 'K': v *= 1e3; break;
+    case 'M': v *= 1e6; break;
+    case 'B': v *= 1e9; break;
+    case 'T': v *= 1e12; break;
+    case '\0': if (v < 1e4) v *= 1e9; break;   /* a bare "7" means 7B; a raw count stays */
     default: return -1;
     }
+    return isfinite(v) ? v : -1;
 }
 
 /* ===== versions ===== */
@@ -217,25 +237,28 @@ static int natural_compare(const char *a, const char *b)
     return *a ? 1 : *b ? -1 : 0;
 }
 
+/* Up to three numbers joined by '.'; then "-label" is a pre-release and "+meta" build
+ * metadata; reading stops at anything else ("0.14." is 0.14.0). *pre is always set: NULL, or
+ * a pointer into s (so natural_compare stays inside the caller's string). */
 static int parse_version(const char *s, long part[3], const char **pre)
 {
+    *pre = NULL;
+    part[0] = part[1] = part[2] = 0;
     if (!s)
         return -1;
     if (*s == 'v' || *s == 'V')
         s++;
-    part[0] = part[1] = part[2] = 0;
-    for (int i = 0; i < 3; i++) {
-        if (!isdigit((unsigned char)*s))
-            return i == 0 ? -1 : 0;
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    for (int i = 0; i < 3 && isdigit((unsigned char)*s); i++) {
         part[i] = strtol(s, (char **)&s, 10);
-        if (*s == '.')
+        if (*s == '.' && i < 2 && isdigit((unsigned char)s[1]))
             s++;
         else
             break;
     }
-    *pre = (*s == '-' || *s == '+') ? s + 1 : NULL;
-    if (*s == '+')
-        *pre = NULL;            /* build metadata does not order */
+    if (*s == '-')
+        *pre = s + 1;           /* build metadata ("+...") does not order */
     return 0;
 }
 

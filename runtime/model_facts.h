@@ -31,14 +31,18 @@ void model_name_display(const struct model_name *n, char *out, size_t cap);
 /* 1 when both name the same model (case-insensitive per part, defaults filled in). */
 int model_name_equal(const struct model_name *a, const struct model_name *b);
 
-/* Edit distance between two strings, case-insensitive, capped at limit+1. */
+/* Edit distance between two strings, case-insensitive, capped at limit+1 (limit is taken
+ * as 0 when negative and INT_MAX-1 at most). Strings over 200 bytes are always limit+1. */
 int model_name_distance(const char *a, const char *b, int limit);
 
-/* "137M", "3.2B", "30.5B", "1.5T", "8B", "7" (billions assumed) -> parameters; -1 if unreadable. */
+/* "137M", "3.2B", "30.5B", "1.5T", "8B", "7" (billions assumed) -> parameters; -1 if unreadable.
+ * Plain decimal only: "0x10B", "nanB", "infB", "1e3B", "-1B" are unreadable. */
 double model_parameters(const char *size);
 
 /* Compares "0.14.0", "0.32.15", "0.33.0-rc2" (a pre-release sorts before its release):
- * <0, 0, >0; -2 when either is unreadable. */
+ * <0, 0, >0; -2 when either is unreadable (does not start with a number). Up to three
+ * numbers are read; reading stops at anything but "-pre-release" or "+build": "0.14." and
+ * "0.14.x" are 0.14.0. */
 int server_version_compare(const char *a, const char *b);
 
 /* Bytes of VRAM to hold a model: its weights (size on disk) plus the KV cache for ctx tokens

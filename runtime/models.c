@@ -3,10 +3,13 @@
  *   m.parse(name)              -> {host, namespace, model, tag, digest, display} | nil, err
  *   m.display(name)            -> "qwen3-coder:latest" | nil, err
  *   m.match(name, list)        -> exact entry of list | nil, {nearest names}, err
+ *                                 (items that are not strings are skipped, numbers too)
  *   m.distance(a, b, limit)    -> case-insensitive edit distance, at most limit + 1
+ *                                 (limit: 100 by default, clamped to 0 .. 2^31-2)
  *   m.parameters("30.5B")      -> 30.5e9 | nil
  *   m.version_compare(a, b)    -> -1 | 0 | 1 | nil, err
  *   m.vram_estimate(size_bytes, ctx [, layers, kv_width]) -> bytes */
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 
@@ -69,14 +72,17 @@ static int l_match(lua_State *L)
         lua_pushstring(L, err);
         return 3;
     }
+    /* Positions in the list, not string pointers: a string lua_tostring made from a number
+     * would be collected once popped. Only strings are names: a number from a server's JSON
+     * is a wrong type, not a model. */
     int n = (int)lua_objlen(L, 2);
-    const char *best[NEAREST_MAX];
-    int best_score[NEAREST_MAX], nbest = 0;
+    int best[NEAREST_MAX], best_score[NEAREST_MAX], nbest = 0;
     for (int i = 1; i <= n; i++) {
         lua_rawgeti(L, 2, i);
-        const char *candidate = lua_tostring(L, -1);
-        lua_pop(L, 1);   /* the string stays alive in the list */
-        if (!candidate || model_name_parse(candidate, &have, err, sizeof err) != 0)
+        int parsed = lua_type(L, -1) == LUA_TSTRING
+                     && model_name_parse(lua_tostring(L, -1), &have, err, sizeof err) == 0;
+        lua_pop(L, 1);
+        if (!parsed)
             continue;
         if (model_name_equal(&want, &have)) {
             lua_rawgeti(L, 2, i);
@@ -99,13 +105,13 @@ static int l_match(lua_State *L)
             best_score[at] = best_score[at - 1];
             at--;
         }
-        best[at] = candidate;
+        best[at] = i;
         best_score[at] = score;
     }
     lua_pushnil(L);
     lua_createtable(L, nbest, 0);
     for (int i = 0; i < nbest; i++) {
-        lua_pushstring(L, best[i]);
+        lua_rawgeti(L, 2, best[i]);
         lua_rawseti(L, -2, i + 1);
     }
     return 2;
@@ -113,7 +119,9 @@ static int l_match(lua_State *L)
 
 static int l_distance(lua_State *L)
 {
-    int limit = (int)luaL_optinteger(L, 3, 100);
+    /* Clamped as a double: a cast of 1e12 or NaN to int is undefined. */
+    double wanted = luaL_optnumber(L, 3, 100);
+    int limit = !(wanted > 0) ? 0 : wanted >= INT_MAX - 1 ? INT_MAX - 1 : (int)wanted;
     lua_pushinteger(L, model_name_distance(luaL_checkstring(L, 1), luaL_checkstring(L, 2), limit));
     return 1;
 }

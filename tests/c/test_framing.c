@@ -59,7 +59,7 @@ static int frame_text(enum frame_kind kind, const char *text, size_t len, size_t
             rc = frame_feed(&f, text + split_at, len - split_at, on_frame, out);
     }
     if (rc == FRAME_OK)
-        rc = frame_finish(&f);
+        rc = frame_finish(&f, on_frame, out);
     frame_free(&f);
     return rc;
 }
@@ -210,13 +210,22 @@ static void check_fixture(const char *name, enum frame_kind kind)
         free(conv);
     }
 
-    /* Without the final blank line (or newline), the last frame is unfinished, never emitted. */
+    /* Without the final blank line, the last SSE event is unfinished, never emitted; an NDJSON
+     * stream's last line needs no newline. */
     size_t cut = len - (kind == FRAME_SSE ? 2 : 1);
-    rc = frame_text(kind, raw, cut, cut, 0, &got);
-    ok(rc == FRAME_UNFINISHED && got.count == want.count - 1 && got.len == last
-       && memcmp(got.s, want.s, last) == 0,
-       "%s: a stream cut before its last terminator gives all but the last frame, then unfinished", name);
-    free(got.s);
+    int all = 1;
+    for (size_t i = 0; i <= cut && all; i++) {
+        rc = frame_text(kind, raw, cut, i, 0, &got);
+        if (kind == FRAME_SSE)
+            all = rc == FRAME_UNFINISHED && got.count == want.count - 1 && got.len == last
+                  && memcmp(got.s, want.s, last) == 0;
+        else
+            all = same_frames(rc, &got, &want);
+        free(got.s);
+    }
+    ok(all, kind == FRAME_SSE
+       ? "%s: a stream cut before its last blank line gives all but the last event, then unfinished"
+       : "%s: a stream without its last newline still gives every line (at every split)", name);
     free(want.s);
     free(raw);
 }
@@ -281,6 +290,114 @@ static void check_bounds(void)
     free(r.s);
 }
 
+/* The audit's crash inputs and edge cases of issue 13. */
+static void check_hostile(void)
+{
+    struct framer f;
+    struct record r = { 0 };
+    record_add(&r, "", 0);
+
+    /* An empty read with no buffer (NULL, 0) is nothing: memchr must never see NULL. */
+    for (int k = 0; k < 2; k++) {
+        frame_init(&f, k == 0 ? FRAME_SSE : FRAME_NDJSON, 64);
+        int rc = frame_feed(&f, NULL, 0, on_frame, &r);
+        rc |= frame_feed(&f, "data: a", 7, on_frame, &r);
+        rc |= frame_feed(&f, NULL, 0, on_frame, &r);
+        rc |= frame_feed(&f, "\n\n", 2, on_frame, &r);
+        rc |= frame_feed(&f, NULL, 0, on_frame, &r);
+        rc |= frame_finish(&f, on_frame, &r);
+        ok(rc == FRAME_OK, "%s: frame_feed(NULL, 0) before, inside and after a frame does nothing",
+           k == 0 ? "SSE" : "NDJSON");
+        frame_free(&f);
+    }
+    is_str(r.s, "\x1f" "a\x1e\x1f" "data: a\x1e", "and the frames around it are whole");
+    free(r.s);
+
+    /* An NDJSON line of exactly the limit, then CRLF: accepted however the chunks fall. */
+    enum { LIMIT = 100 };
+    char line[LIMIT + 3];
+    memset(line, 'x', LIMIT);
+    memcpy(line + LIMIT, "\r\n", 3);
+    int all = 1;
+    for (size_t split = 0; split <= LIMIT + 2 && all; split++) {
+        for (int second = 0; second < 2 && all; second++) {
+            struct record got = { 0 };
+            record_add(&got, "", 0);
+            frame_init(&f, FRAME_NDJSON, LIMIT);
+            int rc = frame_feed(&f, line, split, on_frame, &got);
+            if (rc == FRAME_OK)
+                rc = frame_feed(&f, line + split, LIMIT + 2 - split, on_frame, &got);
+            if (second && rc == FRAME_OK)   /* then a second such line */
+                rc = frame_feed(&f, line, LIMIT + 2, on_frame, &got);
+            if (rc == FRAME_OK)
+                rc = frame_finish(&f, on_frame, &got);
+            all = rc == FRAME_OK && got.count == 1 + second && got.len == (size_t)(LIMIT + 2) * (1 + second);
+            frame_free(&f);
+            free(got.s);
+        }
+    }
+    ok(all, "NDJSON: a line of exactly the limit then CRLF is accepted with the CR in the same or a later chunk");
+
+    /* One byte more is refused, wherever the chunks split it; a CR mid-line is not a terminator. */
+    char over[LIMIT + 4];
+    memset(over, 'x', LIMIT + 1);
+    memcpy(over + LIMIT + 1, "\r\n", 3);
+    all = 1;
+    for (size_t split = 0; split <= LIMIT + 3 && all; split++) {
+        struct record got = { 0 };
+        frame_init(&f, FRAME_NDJSON, LIMIT);
+        int rc = frame_feed(&f, over, split, on_frame, &got);
+        if (rc == FRAME_OK)
+            rc = frame_feed(&f, over + split, LIMIT + 3 - split, on_frame, &got);
+        all = rc == FRAME_TOO_LARGE && got.count == 0;
+        frame_free(&f);
+        free(got.s);
+    }
+    ok(all, "NDJSON: a line one byte over the limit is refused at every split, CRLF or not");
+    over[LIMIT] = '\r';                 /* LIMIT x's, CR, CR, LF: the first CR is content */
+    frame_init(&f, FRAME_NDJSON, LIMIT);
+    r = (struct record){ 0 };
+    ok(frame_feed(&f, over, LIMIT + 3, on_frame, &r) == FRAME_TOO_LARGE, "NDJSON: only the CR before LF is dropped");
+    frame_free(&f);
+    free(r.s);
+
+    /* The end of an NDJSON stream ends its last line, within the same limit. */
+    r = (struct record){ 0 };
+    record_add(&r, "", 0);
+    frame_init(&f, FRAME_NDJSON, LIMIT);
+    int rc = frame_feed(&f, "{\"a\":1}\n{\"done\":", 16, on_frame, &r);
+    rc |= frame_feed(&f, "true}\r", 6, on_frame, &r);
+    rc |= frame_finish(&f, on_frame, &r);
+    is_str(r.s, "\x1f{\"a\":1}\x1e\x1f{\"done\":true}\x1e", "NDJSON: a last line without its newline (its CR dropped) is delivered at the end");
+    ok(rc == FRAME_OK && frame_finish(&f, on_frame, &r) == FRAME_OK && r.count == 2, "once: finishing again delivers nothing");
+    frame_free(&f);
+    free(r.s);
+
+    r = (struct record){ 0 };
+    frame_init(&f, FRAME_NDJSON, LIMIT);
+    rc = frame_feed(&f, line, LIMIT, on_frame, &r);
+    rc |= frame_feed(&f, "\r", 1, on_frame, &r);
+    ok(rc == FRAME_OK && frame_finish(&f, on_frame, &r) == FRAME_OK && r.count == 1,
+       "NDJSON: a last line of exactly the limit then CR at the end of the stream is accepted");
+    frame_free(&f);
+    over[LIMIT] = 'x';
+    frame_init(&f, FRAME_NDJSON, LIMIT);
+    rc = frame_feed(&f, over, LIMIT + 1, on_frame, &r);
+    ok(rc == FRAME_OK && frame_finish(&f, on_frame, &r) == FRAME_TOO_LARGE && r.count == 1,
+       "NDJSON: a last line over the limit at the end of the stream is refused");
+    frame_free(&f);
+    free(r.s);
+
+    /* SSE keeps its rule: an event without its blank line is not delivered. */
+    r = (struct record){ 0 };
+    frame_init(&f, FRAME_SSE, LIMIT);
+    rc = frame_feed(&f, "data: a\n", 8, on_frame, &r);
+    ok(rc == FRAME_OK && frame_finish(&f, on_frame, &r) == FRAME_UNFINISHED && r.count == 0,
+       "SSE: an event without its blank line at the end is unfinished, not delivered");
+    frame_free(&f);
+    free(r.s);
+}
+
 int main(void)
 {
     static const struct { const char *file; enum frame_kind kind; } fixtures[] = {
@@ -297,5 +414,6 @@ int main(void)
         check_fixture(fixtures[i].file, fixtures[i].kind);
     check_sse_rules();
     check_bounds();
+    check_hostile();
     return tap_done();
 }

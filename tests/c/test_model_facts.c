@@ -1,4 +1,5 @@
 /* Model names, sizes, versions and VRAM estimates (tiers and capabilities: tests/spec/catalogue_spec.lua). */
+#include <limits.h>
 #include <string.h>
 
 #include "model_facts.h"
@@ -52,6 +53,13 @@ int main(void)
     ok(model_name_distance("qwen3-codr:latest", "qwen3-coder:latest", 3) == 1, "one letter missing");
     ok(model_name_distance("QWEN3:latest", "qwen3:latest", 3) == 0, "case-insensitive distance");
     ok(model_name_distance("llama3.2:latest", "qwen3-coder:latest", 3) == 4, "far apart is capped at limit+1");
+    /* Issue 13 (1d): limit + 1 overflowed for INT_MAX. */
+    char long_name[301];
+    memset(long_name, 'x', 300);
+    long_name[300] = '\0';
+    ok(model_name_distance(long_name, "y", INT_MAX) == INT_MAX, "a limit of INT_MAX is clamped: no overflow");
+    ok(model_name_distance("abc", "abd", INT_MAX) == 1, "a huge limit still measures");
+    ok(model_name_distance("abcdef", "z", -5) == 1, "a negative limit is 0: anything different is 1");
 
     ok(model_parameters("137M") == 137e6, "137M");
     ok(model_parameters("3.2B") == 3.2e9, "3.2B");
@@ -60,8 +68,17 @@ int main(void)
     ok(model_parameters("8b") == 8e9, "lower-case unit");
     ok(model_parameters("7") == 7e9, "a bare number is billions");
     ok(model_parameters("") < 0 && model_parameters("big") < 0 && model_parameters(NULL) < 0, "unreadable sizes");
-
-
+    ok(model_parameters(" 3.2 b") == 3.2e9 && model_parameters(".5B") == 0.5e9, "blanks and a leading point");
+    /* Issue 13 (11): strtod also read hex, nan, inf and exponents. */
+    static const char *not_decimal[] = { "0x10B", "0x10", "nanB", "nan", "infB", "inf", "1e3B", "-1B", "+1B", "B", "." };
+    int refused = 0;
+    for (size_t i = 0; i < sizeof not_decimal / sizeof *not_decimal; i++)
+        refused += model_parameters(not_decimal[i]) < 0;
+    ok(refused == (int)(sizeof not_decimal / sizeof *not_decimal), "only plain decimal sizes are read (hex, nan, inf, exponents, signs refused)");
+    char huge[80];
+    memset(huge, '9', 70);
+    strcpy(huge + 70, "T");
+    ok(model_parameters(huge) < 0, "a number too long to be a size is refused");
 
     ok(server_version_compare("0.14.0", "0.14.0") == 0, "equal versions");
     ok(server_version_compare("0.13.5", "0.14.0") < 0, "0.13.5 < 0.14.0");
@@ -71,6 +88,14 @@ int main(void)
     ok(server_version_compare("0.33.0-rc2", "0.32.15") > 0, "0.33.0-rc2 > 0.32.15");
     ok(server_version_compare("v0.14", "0.14.0") == 0, "a leading v and a missing patch");
     ok(server_version_compare("garbage", "0.14.0") == -2, "unreadable");
+    /* Issue 13 (1a): a '.' then a non-digit left the pre-release pointer unset. */
+    ok(server_version_compare("0.14.", "0.14.") == 0, "0.14. = 0.14.");
+    ok(server_version_compare("0.14.", "0.14.0") == 0, "a trailing dot reads as 0.14.0");
+    ok(server_version_compare("0.14.", "0.14.0-rc1") > 0, "0.14. is newer than 0.14.0-rc1");
+    ok(server_version_compare("0.33.`0-rc2", "0.33.0-bc10") > 0, "0.33.`0-rc2 reads as 0.33.0: newer than a pre-release");
+    ok(server_version_compare("1.x", "1.0-rc1") > 0, "1.x reads as 1.0.0");
+    ok(server_version_compare("0.14.0+build.7", "0.14.0") == 0, "build metadata does not order");
+    ok(server_version_compare("0.14.0-", "0.14.0") < 0 && server_version_compare("v", "0.1") == -2, "an empty pre-release; a lone v");
 
     double gb = 1024.0 * 1024 * 1024;
     double est = model_vram_estimate(18.6 * gb, 8192, 48, 512);
