@@ -21,7 +21,7 @@ M.KINDS = {
   timeout_first_byte = "no answer within timeout.first_byte after sending the request",
   timeout_idle = "the answer stalled for longer than timeout.idle",
   timeout_total = "the whole exchange took longer than timeout.total",
-  http = "the server answered with a status >= 400 (status, headers, body)",
+  http = "the server answered with a status >= 400, or a redirect (3xx, never followed) (status, headers, body)",
   protocol = "the answer broke its protocol (a cut stream, not JSON, a wrong content type)",
   stream_error = "the server reported an error inside the stream",
   too_large = "more data than the limit allows",

@@ -12,8 +12,11 @@
 --   if res.err then ... end                                  -- how a stream ended, if badly
 --
 -- request() returns once the response headers are in. A status >= 400 is a failure of kind
--- "http" carrying status, headers and the (capped) body. Messages name the method and URL
--- with credentials redacted; header values never appear in them.
+-- "http" carrying status, headers and the (capped) body; so is a redirect (3xx), which is never
+-- followed: the message names the Location (redacted). max_body bounds a plain body and, on a
+-- stream, the bytes of all its frames together (then the stream ends with kind "too_large").
+-- Messages name the method and URL with credentials redacted; header values other than a
+-- redirect's Location never appear in them.
 local core = require "codeassist.http_core"
 local task = require "codeassist.task"
 local cjson = require "cjson.safe"
@@ -65,19 +68,21 @@ local function excerpt(body, limit)
 end
 M.excerpt = excerpt
 
--- "Anthropic: {"error":{"type":..,"message":..}}" and "Ollama: {"error":"..."}": the text.
+-- "Anthropic: {"error":{"type":..,"message":..}}" and "Ollama: {"error":"..."}": the text,
+-- on one line and without control characters (it is the server's, and it gets printed).
 local function error_text(body)
   local doc = cjson.decode(body or "")
   if type(doc) == "table" then
     local e = doc.error
     if type(e) == "table" and type(e.message) == "string" then
-      return (type(e.type) == "string" and (e.type .. ": ") or "") .. e.message
+      return excerpt((type(e.type) == "string" and (e.type .. ": ") or "") .. e.message)
     elseif type(e) == "string" then
-      return e
+      return excerpt(e)
     end
   end
   return excerpt(body)
 end
+M.error_text = error_text
 
 -- Concurrency caps per origin (scheme://host:port), set with http.limit.
 local limits = {}
@@ -148,6 +153,10 @@ function M.request(opts)
     local v = opts[f[1]]
     errors.argcheck(v == nil or type(v) == f[2], "http.request: %s must be a %s, not a %s", f[1], f[2], type(v))
   end
+  for _, f in ipairs{ "max_body", "max_event" } do
+    local v = opts[f]
+    errors.argcheck(v == nil or (v >= 1 and v <= 2 ^ 52), "http.request: %s must be a number of bytes >= 1, not %s", f, tostring(v))
+  end
   errors.argcheck(opts.timeout == nil or type(opts.timeout) == "table" or type(opts.timeout) == "number",
     "http.request: timeout must be a table {connect, first_byte, idle, total} or seconds, not a %s", type(opts.timeout))
   local url = opts.url
@@ -172,7 +181,7 @@ function M.request(opts)
     error(tr, 2)
   end
   local res = setmetatable({ url = M.redact(url), method = method, _t = tr, _permit = permit,
-                             _raw_url = url }, Response)
+                             _raw_url = url, _max_body = opts.stream and opts.max_body or nil }, Response)
 
   while not tr:status() do
     local st = tr:state()
@@ -184,6 +193,18 @@ function M.request(opts)
     if not waited then finish(res); return nil, err end
   end
   res.status, res.headers = tr:status(), tr:headers()
+
+  -- A redirect is not followed (libcurl is not asked to): a key must never go to another host,
+  -- and the address to use is the final one. The body is not read: a hostile one may not end.
+  if res.status >= 300 and res.status < 400 then
+    tr:close()
+    finish(res)
+    local location = res.headers.location
+    return nil, failure("http", method, url, ("HTTP %d %s — codeassist does not follow redirects "
+        .. "(set base_url to the final address)"):format(res.status,
+        location and ("redirect to " .. excerpt(M.redact(location), 200)) or "redirect without a Location"),
+      { status = res.status, headers = res.headers, location = location and M.redact(location) or nil })
+  end
 
   if res.status >= 400 then
     local waited, err = wait_finished(tr, method, url)
@@ -266,14 +287,31 @@ local function frame_reader(tr)
   end
 end
 
+-- A stream's frames count against max_body: an answer that never ends must not fill memory.
+-- Ends the stream with a too_large failure.
+local function too_large(self)
+  self.err = failure("too_large", self.method, self._raw_url,
+    ("the streamed answer passed the limit of %d bytes (max_body)"):format(self._max_body), { limit = "max_body" })
+  self:close()
+  return nil, self.err
+end
+
 -- for data, event_name in res:events() do ... end   (SSE; strings, undecoded)
 function Response:events()
   local next_frame = frame_reader(self._t)
   local tr = self._t   -- keeps the transfer alive while its pointer is in use
+  local limit, received = self._max_body, 0
   return function()
     local data, name = next_frame()
-    if data then return data, name end
-    return slow_next(self, tr)
+    if not data then
+      data, name = slow_next(self, tr)
+      if not data then return data, name end
+    end
+    if limit then
+      received = received + #data
+      if received > limit then return too_large(self) end
+    end
+    return data, name
   end
 end
 
@@ -281,12 +319,17 @@ end
 function Response:lines()
   local next_frame = frame_reader(self._t)
   local decode = cjson.decode
+  local limit, received = self._max_body, 0
   return function()
     local line = next_frame()
     if not line then
       local err
       line, err = slow_next(self)
       if not line then return nil, err end
+    end
+    if limit then
+      received = received + #line
+      if received > limit then return too_large(self) end
     end
     local obj, why = decode(line)
     if obj == nil then
