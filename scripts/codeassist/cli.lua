@@ -62,10 +62,11 @@ function M.doctor_options(cmd)
   cmd:option("--config", "The config file (default: .claude/autonomous.yml)."):argname("<file>")
   cmd:flag("--json", "Print the report as JSON.")
   cmd:flag("--probe", "Also send a one-token request along every route (tools gates must call a tool).")
-  cmd:option("--timeout", "Seconds to wait for each server check.", "5"):argname("<s>")
+  cmd:option("--timeout", "Seconds to wait for each server check (default 5); with --probe, also the most a "
+    .. "probe may take in all, unless --probe-timeout is given."):argname("<s>")
     :convert(M.positive("--timeout", 3600))
-  cmd:option("--probe-timeout", "Seconds a probe may wait for its answer (a cold model load is slow).", "120")
-    :argname("<s>"):convert(M.positive("--probe-timeout", 86400))
+  cmd:option("--probe-timeout", "Seconds a probe may take in all, retries included (default: --timeout when it is "
+    .. "given, else 120: a cold model load is slow)."):argname("<s>"):convert(M.positive("--probe-timeout", 86400))
   cmd:option("--vram", "GPU memory in GB, for the fit checks (else providers.ollama.vram_gb)."):argname("<gb>")
     :convert(M.positive("--vram"))
   cmd:option("--route", "Route a gate for this run: GATE=PROVIDER[:MODEL]; beats the preset. Repeatable.")
@@ -241,7 +242,7 @@ function M.doctor_request(args, preset_value)
   end
   return {
     preset = args.preset, preset_value = preset_value, config = args.config, json = args.json,
-    probe = args.probe, timeout = args.timeout, probe_timeout = args.probe_timeout,
+    probe = args.probe, timeout = args.timeout, probe_timeout = args.probe_timeout or args.timeout,
     flags = { vram_gb = args.vram, routes = routes },
   }
 end

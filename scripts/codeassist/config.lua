@@ -34,6 +34,12 @@ local GATE_DEFAULTS = {
 }
 M.GATE_DEFAULTS = GATE_DEFAULTS
 
+-- Every model call's deadlines (seconds; the `timeouts` section): a cold local model can take
+-- minutes before its first token, and no call may last for ever. And the most an answer may
+-- stream (the `limits` section): an answer that never ends stops there with kind too_large.
+M.DEFAULT_TIMEOUTS = { connect = 10, first_byte = 900, idle = 180, total = 1800 }
+M.DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
 M.ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 M.ANTHROPIC_MODEL = "claude-sonnet-4-5"
 M.OLLAMA_BASE_URL = "http://localhost:11434"
@@ -76,6 +82,8 @@ local gate_fields = {
   -- pass: a required gate passes at it; min_coverage: the test gate's coverage floor
   thresholds = { type = "table", fields = { pass = num(0, 100), min_coverage = num(0, 100) } },
   tools = bool, context = int(512, 10000000),
+  -- seconds each model call of this gate may take in all (beats timeouts.total)
+  call_timeout = num(0.1, 604800),
 }
 M.gate_fields = gate_fields
 -- The file also accepts the old template's gate keys, which nothing ever read.
@@ -119,6 +127,10 @@ local SCHEMA = { type = "table", fields = {
                                                 format = legacy, max_length = legacy } },
     pr_required = legacy, pr_review_required = legacy,
   } },
+  timeouts = { type = "table", fields = {
+    connect = num(0.1, 3600), first_byte = num(0.1, 604800), idle = num(0.1, 604800), total = num(0.1, 604800),
+  } },
+  limits = { type = "table", fields = { max_answer_bytes = int(1024, 1099511627776) } },
   agent = { type = "table", fields = {
     sandbox = { type = "string", enum = { "auto", "required", "off" } },
     network = bool,
@@ -211,6 +223,8 @@ function M.defaults()
       gate_providers = {},
     },
     agent = { sandbox = "auto", network = false, bash_timeout = 120, max_turns = 50 },
+    timeouts = deep_copy(M.DEFAULT_TIMEOUTS),
+    limits = { max_answer_bytes = M.DEFAULT_MAX_ANSWER_BYTES },
     safety = { max_api_calls_per_hour = 100, max_issues_created_per_run = 10,
                forbidden = { "force_push", "push_to_main", "auto_merge" } },
     git_rules = {

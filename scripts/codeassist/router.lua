@@ -201,9 +201,15 @@ function Router:call_route(route, req, opts)
       return nil, refused
     end
   end
+  -- the gate's own deadline for each call (gates.<gate>.call_timeout), unless the caller gave one;
+  -- providers.complete fills in the rest from the config's timeouts
+  local call_opts = opts
+  local settings = self.plan and self.plan.gates and self.plan.gates[gate]
+  if opts.timeout == nil and type(settings) == "table" and settings.call_timeout then
+    call_opts = setmetatable({ timeout = { total = settings.call_timeout } }, { __index = opts })
+  end
   -- what streams in, for a live line: characters of text, thinking and tool input so far
   local streamed = 0
-  local call_opts = opts
   if self.on_stream then
     call_opts = setmetatable({ on_event = function(name, ev)
       local d = type(ev) == "table" and type(ev.delta) == "table" and ev.delta
@@ -215,7 +221,7 @@ function Router:call_route(route, req, opts)
         self.on_stream(gate, route, streamed)
       end
       if opts.on_event then opts.on_event(name, ev) end
-    end }, { __index = opts })
+    end }, { __index = call_opts })
   end
   local policy = {}
   for k, v in pairs(self.retry) do policy[k] = v end

@@ -45,7 +45,10 @@ local function assess(route, gate, facts, cfg, opts)
     if pr.err then
       local e = pr.err
       local remedy = "See the message; rerun with --probe after fixing"
-      if e.kind == "http" and (e.status == 401 or e.status == 403) then
+      if e.kind:find("^timeout_") then
+        remedy = "A cold model load can take minutes: rerun with a larger --probe-timeout; if it never answers, "
+          .. "check the server (a proxy in between?)"
+      elseif e.kind == "http" and (e.status == 401 or e.status == 403) then
         remedy = route.provider == "anthropic" and "The key was refused: check ANTHROPIC_API_KEY"
           or "The server refused the key: check providers.ollama.api_key (for the proxy in front of Ollama)"
       end
@@ -148,8 +151,9 @@ local function hooked_routes(cfg, plan)
   end
 end
 
--- Runs every check; returns the report (what --json prints). opts: {timeout, probe,
--- probe_timeout, vram_gb, vram_origin}; bus gets the sections as they finish.
+-- Runs every check; returns the report (what --json prints). opts: {timeout (each server
+-- check, 5), probe, probe_timeout (each probe's total deadline, its retries included: 120),
+-- vram_gb, vram_origin}; bus gets the sections as they finish.
 function M.check(cfg, plan, opts, bus)
   opts = opts or {}
   bus = bus or events.new()

@@ -30,6 +30,7 @@ local GATE = { type = "table", fields = {
   weight = { type = "number", min = 0, max = 100 }, required = { type = "boolean" },
   parallel_group = { type = "integer", min = 0, max = 100 }, timeout = { type = "number", min = 1 },
   tools = { type = "boolean" }, context = { type = "integer", min = 512 },
+  call_timeout = { type = "number", min = 0.1 },
 } }
 
 -- Checks a gate table; raises a config error naming where it came from.

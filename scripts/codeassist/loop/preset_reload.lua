@@ -17,7 +17,8 @@ function M.add_project_gates(plan, gates, cfg)
   for name, g in pairs(gates) do
     if not plan.gates[name] then
       plan.gates[name] = { weight = g.weight or 0, required = g.required or false, parallel_group = g.parallel_group or 3,
-                           timeout_ms = (g.timeout or 300) * 1000, tools = g.tools, context = g.context }
+                           timeout_ms = (g.timeout or 300) * 1000, tools = g.tools, context = g.context,
+                           call_timeout = g.call_timeout }
       plan.routes[name] = preset.resolve_route(cfg, name, cfg.providers.default, "project gate " .. g.source, false)
     end
   end

@@ -13,6 +13,7 @@ local anthropic = require "codeassist.providers.anthropic"
 local ollama = require "codeassist.providers.ollama"
 local clock = require "codeassist.clock"
 local errors = require "codeassist.errors"
+local config = require "codeassist.config"
 
 local M = {}
 
@@ -56,6 +57,29 @@ function M.settings(cfg, provider, base_url)
   return { base_url = base_url, api_key = o.api_key, protocol = o.protocol, keep_alive = o.keep_alive }
 end
 
+-- A model call's deadlines: the config's `timeouts` over the built-in ones, then the caller's
+-- (a table of some of {connect, first_byte, idle, total}, or seconds for the total). Every call
+-- has a total deadline: a server sending keep-alives or a byte a second cannot hold it.
+function M.timeouts(cfg, given)
+  local t = {}
+  for k, v in pairs(config.DEFAULT_TIMEOUTS) do t[k] = v end
+  for k, v in pairs(type(cfg.timeouts) == "table" and cfg.timeouts or {}) do
+    if t[k] and type(v) == "number" then t[k] = v end
+  end
+  if type(given) == "number" then
+    t.total = given
+  elseif type(given) == "table" then
+    for k, v in pairs(given) do t[k] = v end
+  end
+  return t
+end
+
+-- The most bytes one answer may stream (limits.max_answer_bytes).
+function M.max_answer_bytes(cfg)
+  local limits = type(cfg.limits) == "table" and cfg.limits or {}
+  return type(limits.max_answer_bytes) == "number" and limits.max_answer_bytes or config.DEFAULT_MAX_ANSWER_BYTES
+end
+
 local function call_one(cfg, route, req, opts, url)
   local settings = M.settings(cfg, route.provider, url)
   if route.provider == "anthropic" then
@@ -94,7 +118,8 @@ function M.complete(cfg, route, req, opts)
   errors.argcheck(type(route) == "table" and (route.provider == "anthropic" or route.provider == "ollama"),
     "providers.complete: the route must be a table {provider = \"anthropic\"|\"ollama\", model = ...}")
   errors.argcheck(type(req) == "table", "providers.complete: the request must be a table {messages = ..., ...}")
-  opts = opts or {}
+  opts = setmetatable({ timeout = M.timeouts(cfg, (opts or {}).timeout), max_body = (opts or {}).max_body
+                         or M.max_answer_bytes(cfg) }, { __index = opts })
   local last_err
   for _, url in ipairs(M.order(M.base_urls(cfg, route.provider))) do
     local s = state(url)
@@ -109,6 +134,9 @@ function M.complete(cfg, route, req, opts)
       return msg
     end
     last_err = err
+    if err.kind == "too_large" then   -- the answer's cap is the config's: name it
+      err.message = err.message:gsub("%(max_body%)", "(limits.max_answer_bytes)")
+    end
     if not errors.UNREACHABLE[err.kind] then break end
     s.down_until = clock.monotonic() + M.DOWN_SECONDS
   end
