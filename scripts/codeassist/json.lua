@@ -78,4 +78,33 @@ function M.decode(text)
   return v
 end
 
+-- A decoded value as a message quotes it: strings quoted, cut to 40 characters and stripped
+-- of control characters; NaN, infinities, null, objects and lists named. A server's value
+-- goes in a message this way, never through tostring ("userdata: NULL", "table: 0x...").
+function M.describe(v)
+  if v == nil then return "missing" end
+  if v == cjson.null then return "null" end
+  local t = type(v)
+  if t == "string" then
+    local s = v:gsub("%c", "?")
+    if #s > 40 then s = s:sub(1, 40) .. "…" end
+    return '"' .. s .. '"'
+  elseif t == "number" then
+    if v ~= v then return "NaN" end
+    if v == math.huge then return "Infinity" end
+    if v == -math.huge then return "-Infinity" end
+    return ("%.14g"):format(v)
+  elseif t == "boolean" then
+    return tostring(v)
+  elseif t == "table" then
+    return next(v) == nil and "an empty object" or #v > 0 and "a list" or "an object"
+  end
+  return "a " .. t
+end
+
+-- Whether v is a number that can be counted with: finite and at least 0.
+function M.is_count(v)
+  return type(v) == "number" and v == v and v >= 0 and v ~= math.huge
+end
+
 return M

@@ -23,9 +23,12 @@ local function server_text(ev, p)
   local lines = { ("Ollama at %s: %d models"):format(r.url, #r.models) }
   local rows = {}
   for _, m in ipairs(r.models) do
-    rows[#rows + 1] = { m.name, tostring(m.parameter_size), ("%.1fGB"):format((m.size or 0) / GB), m.capability, m.tier }
+    -- a size the server did not give, or gave wrong (a warning below says so), is "?"
+    rows[#rows + 1] = { m.name, tostring(m.parameter_size), m.size and ("%.1fGB"):format(m.size / GB) or "?GB",
+                        m.capability, m.tier }
   end
   for _, line in ipairs(tty.columns(rows, "  ")) do lines[#lines + 1] = line end
+  for _, text in ipairs(r.problems) do lines[#lines + 1] = "  " .. p.warn(text) end
   return table.concat(lines, "\n")
 end
 
@@ -62,16 +65,17 @@ local function ask_server(cfg, base, opts)
   return nil, err.message, require("codeassist.providers.ollama").unreachable_problem(base, err).remedy
 end
 
--- The report: {url, reachable, error, remedy, models, vram_gb, vram_origin, label, recommended,
--- pulls}. With a pool of servers, the first one is asked.
+-- The report: {url, reachable, error, remedy, models, problems (the server's answer: fields
+-- left out), vram_gb, vram_origin, label, recommended, pulls}. With a pool of servers, the first one is asked.
 function M.report(cfg, opts)
   local base = cfg.providers.ollama.base_url
   base = type(base) == "table" and base[1] or base
   events.secret(cfg.providers.ollama.api_key)
   local r = { url = require("codeassist.http").redact(api.root(base)), models = json.array{}, pulls = json.array{},
-              recommended = json.array{} }
+              recommended = json.array{}, problems = json.array{} }
   local list
   list, r.error, r.remedy = ask_server(cfg, base, opts)
+  r.error = tty.printable(r.error)   -- a server's words
   r.reachable = list ~= nil
   local installed = {}
   for _, m in ipairs(list or {}) do
@@ -79,6 +83,8 @@ function M.report(cfg, opts)
                                 size = m.size, capability = m.capability, tier = m.tier }
     installed[#installed + 1] = m.name
   end
+  -- fields of the server's answer that were left out, each naming the field
+  for _, text in ipairs(list and list.problems or {}) do r.problems[#r.problems + 1] = tty.printable(text) end
   if opts.vram_gb then r.vram_gb, r.vram_origin = opts.vram_gb, "--vram"
   elseif cfg.providers.ollama.vram_gb then r.vram_gb, r.vram_origin = cfg.providers.ollama.vram_gb, "providers.ollama.vram_gb"
   else r.vram_gb, r.vram_origin = DEFAULT_VRAM, "default; set providers.ollama.vram_gb or --vram" end

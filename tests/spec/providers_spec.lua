@@ -177,14 +177,25 @@ describe("providers", function()
       "never below Ollama's own default window")
   end)
 
-  it("ollama native: odd JSON from the server is a failure or ignored, never a crash", function()
+  it("ollama native: odd JSON from the server is a failure naming the field, or a warning, never a crash", function()
     local cfg = cfg_for(sim.url)
+    -- null where an object may be is nothing; a wrong type is the server's protocol fault
     sim:fault{ match = { path = "/api/chat" }, kind = "status", status = 200,
-               body = { model = 5, message = cjson.null, done = true, done_reason = {}, eval_count = "many" } }
+               body = { message = cjson.null, done = true, done_reason = cjson.null } }
     local msg = assert(providers.complete(cfg, { provider = "ollama", model = "qwen3:8b" }, ask("hi")))
     assert.are.equal("", blocks_of(msg, "text")[1].text)
     assert.are.equal(0, msg.usage.output_tokens)
     assert.is_nil(msg.model)
+    for _, case in ipairs{ { { model = 5, done = true }, 'model = 5, expected a string' },
+                           { { done = true, done_reason = {} }, 'done_reason = an empty object, expected a string' },
+                           { { done = true, eval_count = "many" }, 'eval_count = "many", expected a number >= 0' },
+                           { { done = "yes" }, 'done = "yes", expected true or false' },
+                           { { message = { content = 42 }, done = true }, 'message.content = 42, expected a string' } } do
+      sim:fault{ match = { path = "/api/chat" }, kind = "status", status = 200, body = case[1] }
+      local _, err = providers.complete(cfg, { provider = "ollama", model = "qwen3:8b" }, ask("hi"))
+      assert.are.equal("protocol", err.kind)
+      assert.are.equal("a line of the stream has " .. case[2], err.message)
+    end
     sim:fault{ match = { path = "/api/chat" }, kind = "status", status = 200, body = 5 }
     local _, err = providers.complete(cfg, { provider = "ollama", model = "qwen3:8b" }, ask("hi"))
     assert.are.equal("protocol", err.kind)
@@ -195,6 +206,8 @@ describe("providers", function()
     local list = assert(api.tags{ base_url = sim.url })
     assert.are.equal(1, #list)
     assert.are.equal("ok:1", list[1].name)
+    assert.are.same({ "/api/tags: models[1] is 5, expected an object", "/api/tags: models[2].name is 7, expected a string",
+                      '/api/tags: models[3].details is "x", expected an object' }, list.problems)
     sim:fault{ match = { path = "/api/version" }, kind = "status", status = 200, body = { 1 } }
     _, err = api.version{ base_url = sim.url }
     assert.are.equal("protocol", err.kind)

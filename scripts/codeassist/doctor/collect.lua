@@ -3,7 +3,8 @@
 -- providers' assess_* functions), so the loop's scheduler can reuse them.
 --
 --   local facts = collect.run(cfg, plan, { timeout = 5, bus = bus, on_server = fn })
---   facts.ollama[url]   -- {url, origin, v1, error, latency, version, models, names, by_name, loaded}
+--   facts.ollama[url]   -- {url, origin, v1, error, latency, version, models, names, by_name, loaded,
+--                           answer_problems (fields of the server's answers that were left out)}
 --   facts.ollama_list   -- the same, in config order
 --   facts.models[url .. "|" .. name]   -- {requested, name (matched) | nil, nearest, size, ..., show | show_error}
 --   facts.claude        -- {base_url, origin, key_set, token_set} when a route uses Claude
@@ -71,6 +72,10 @@ function M.server(url, client, origin)
     return s
   end
   s.latency, s.version = clock.monotonic() - t0, v.version
+  -- fields of the server's answers that were left out (wrong types): warnings, said once
+  s.answer_problems = {}
+  local function note(list) for _, p in ipairs(list or {}) do s.answer_problems[#s.answer_problems + 1] = p end end
+  note(v.problems)
   local list
   list, err = api.tags(client)
   if not list then
@@ -78,11 +83,14 @@ function M.server(url, client, origin)
     return s
   end
   s.models = list
+  note(list.problems)
   for _, m in ipairs(list) do
     s.names[#s.names + 1] = m.name
     s.by_name[m.name] = m
   end
-  s.loaded = api.ps(client) or {}
+  local loaded, problems = api.ps(client)
+  s.loaded = loaded or {}
+  if loaded then note(problems) end
   return s
 end
 

@@ -79,7 +79,8 @@ end
 
 -- ===== text =====
 
-local function fmt_gb(bytes) return ("%.1fGB"):format((bytes or 0) / GB) end
+-- A size the server did not give (or gave wrong: a warning says so) is "?".
+local function fmt_gb(bytes) return bytes and ("%.1fGB"):format(bytes / GB) or "?GB" end
 
 -- "preset presets/ollama_hybrid.lua" -> "ollama_hybrid.lua"; ".claude/autonomous.yml:12" -> "autonomous.yml:12"
 local function short_origin(origin)
@@ -99,7 +100,7 @@ local FAILED = { installed = "not installed", reachable = "unreachable", tools =
                  probe = "probe failed", version = "server too old", base_url = "base_url ends in /v1",
                  model = "no model set", show = "no model details", models = "no model list",
                  window = "window too small" }
-local WARNED = { vram = "partly on the CPU" }
+local WARNED = { vram = "partly on the CPU", model_answer = "odd model details" }
 
 local function header(ev, p)
   local r = ev.report

@@ -41,13 +41,6 @@ function M.body(req, route, quirks)
   return body
 end
 
-local function usage_merge(into, from)
-  if type(from) ~= "table" then return end
-  for k, v in pairs(from) do
-    if v ~= cjson.null and type(v) ~= "table" then into[k] = v end
-  end
-end
-
 -- Text put together from deltas, kept in C memory until it is whole. Lua memory would do for
 -- the appending, but LuaJIT's collector lets garbage grow in step with what the heap retains:
 -- with megabytes of text held, decoding every further delta touched more memory, and a
@@ -62,7 +55,6 @@ local function new_text()
 end
 
 function Text:put(piece)
-  if type(piece) == "number" then piece = tostring(piece) end
   local n, len = #piece, self.len
   if len + n > self.cap then
     local cap = math.max(4096, self.cap * 2, len + n)
@@ -91,24 +83,95 @@ end
 -- The block field each kind of delta adds to.
 local DELTA_FIELD = { text_delta = "text", thinking_delta = "thinking", signature_delta = "signature" }
 
-local function is_piece(v)
-  return type(v) == "string" or type(v) == "number"
-end
-
 -- Sets each collected field of a block to its text.
 local function join_fields(block, fields)
   for field, text in pairs(fields) do block[field] = text:take() end
+end
+
+-- A server's JSON is checked before use: any field may hold anything. A field that is not what
+-- the protocol says is a protocol failure naming the event, the field and what it held.
+local describe = json.describe
+
+local function wrong(event, field, value, expected)
+  return failure("protocol", ("a %s event's %s is %s, expected %s"):format(event, field, describe(value), expected))
+end
+
+local function absent(v) return v == nil or v == cjson.null end
+local function valid_index(i) return type(i) == "number" and i >= 0 and i < 10000 and i % 1 == 0 end
+
+-- usage: token counts are numbers >= 0; other entries (service_tier, server_tool_use) are kept
+-- when they are plain values.
+local function usage_merge(into, from, event, field)
+  if absent(from) then return end
+  if type(from) ~= "table" then return wrong(event, field, from, "an object") end
+  for k, v in pairs(from) do
+    if type(k) == "string" and (k:find("_tokens$") or type(v) == "number") then
+      if not absent(v) and not json.is_count(v) then
+        return wrong(event, field .. "." .. k, v, "a number of tokens")
+      end
+      if not absent(v) then into[k] = v end
+    elseif type(k) == "string" and (type(v) == "string" or type(v) == "boolean") then
+      into[k] = v
+    end
+  end
+end
+
+-- Checks one event's fields; the failure, or nil when they are all usable.
+local function check_event(name, ev, blocks, partial)
+  if name:find("^content_block_") and not valid_index(ev.index) then
+    return wrong(name, "index", ev.index, "a whole number from 0")
+  end
+  if name == "message_start" then
+    local m = ev.message
+    if type(m) ~= "table" then return wrong(name, "message", m, "an object") end
+    for _, f in ipairs{ "id", "model" } do
+      if not absent(m[f]) and type(m[f]) ~= "string" then return wrong(name, "message." .. f, m[f], "a string") end
+    end
+  elseif name == "content_block_start" then
+    local b = ev.content_block
+    if type(b) ~= "table" then return wrong(name, "content_block", b, "an object") end
+    if type(b.type) ~= "string" then return wrong(name, "content_block.type", b.type, "a string") end
+    if b.type == "tool_use" then
+      for _, f in ipairs{ "id", "name" } do
+        if type(b[f]) ~= "string" then return wrong(name, "content_block." .. f, b[f], "a string") end
+      end
+    end
+    local field = b.type == "text" and "text" or b.type == "thinking" and "thinking" or nil
+    if field and not absent(b[field]) and type(b[field]) ~= "string" then
+      return wrong(name, "content_block." .. field, b[field], "a string")
+    end
+  elseif name == "content_block_delta" then
+    if not blocks[ev.index + 1] then
+      return failure("protocol", "a content_block_delta for a block that was never started")
+    end
+    local d = ev.delta
+    if type(d) ~= "table" then return wrong(name, "delta", d, "an object") end
+    if type(d.type) ~= "string" then return wrong(name, "delta.type", d.type, "a string") end
+    local field = DELTA_FIELD[d.type]
+    if field and type(d[field]) ~= "string" then return wrong(name, "delta." .. field, d[field], "a string") end
+    if d.type == "input_json_delta" then
+      if not partial[ev.index] then
+        return failure("protocol", "an input_json_delta that is not part of a tool call's input: "
+          .. describe(d.partial_json))
+      end
+      if not absent(d.partial_json) and type(d.partial_json) ~= "string" then
+        return wrong(name, "delta.partial_json", d.partial_json, "a string")
+      end
+    end
+  elseif name == "message_delta" then
+    local d = ev.delta
+    if not absent(d) and type(d) ~= "table" then return wrong(name, "delta", d, "an object") end
+    for _, f in ipairs{ "stop_reason", "stop_sequence" } do
+      local v = type(d) == "table" and d[f]
+      if v and not absent(v) and type(v) ~= "string" then return wrong(name, "delta." .. f, v, "a string") end
+    end
+  end
 end
 
 -- Accumulates one streamed message; returns it, or nil and a failure.
 -- Deltas are appended to one Text per block and field, made a string once, when the block
 -- stops (or at the end for a block left open). Appending each delta to the string so far
 -- copied it every time (quadratic); a table of parts keeps every delta alive as an object.
--- A server's JSON is checked before use: a field that should hold an object may hold
--- anything, and an index must be a small whole number.
-local function obj(v) return type(v) == "table" and v or {} end
-local function valid_index(i) return type(i) == "number" and i >= 0 and i < 10000 and i % 1 == 0 end
-
 function M.read_stream(res, on_event)
   local msg = { role = "assistant", content = {}, usage = {} }
   local blocks, partial = msg.content, {}   -- partial: [index] = Text of a tool call's input
@@ -116,85 +179,77 @@ function M.read_stream(res, on_event)
   local stopped = false
   for data, name in res:events() do
     local ev = cjson.decode(data)
+    local bad
     if name == "error" then
-      local e = type(ev) == "table" and obj(ev.error) or {}
-      local etype = type(e.type) == "string" and e.type or "error"
+      local e = type(ev) == "table" and type(ev.error) == "table" and ev.error or {}
+      local etype = type(e.type) == "string" and http.excerpt(e.type, 60) or "error"
+      local text = type(e.message) == "string" and http.excerpt(e.message) or http.excerpt(data, 200)
       res:close()
-      return nil, failure("stream_error", ("the server reported %s: %s"):format(etype, tostring(e.message or data)),
+      return nil, failure("stream_error", ("the server reported %s: %s"):format(etype, text),
         { error_type = etype, retryable = etype == "overloaded_error" or etype == "api_error" or etype == "rate_limit_error" })
     elseif name == "ping" or name == nil then
       -- keep-alive, or data without an event name: ignored as the SDKs do
     elseif type(ev) ~= "table" then
       res:close()
-      return nil, failure("protocol", ("a %s event is not JSON: %s"):format(name, http.excerpt(data, 120)))
-    elseif name:find("^content_block_") and not valid_index(ev.index) then
+      return nil, failure("protocol", ("a %s event is not a JSON object: %s"):format(http.excerpt(name, 60),
+        http.excerpt(data, 120)))
+    else
+      bad = check_event(name, ev, blocks, partial)
+    end
+    if not bad then
+      if name == "message_start" then
+        msg.id, msg.model = ev.message.id, ev.message.model
+        bad = usage_merge(msg.usage, ev.message.usage, name, "message.usage")
+      elseif name == "content_block_start" then
+        local block = {}
+        for k, v in pairs(ev.content_block) do block[k] = v end
+        if block.type == "tool_use" then block.input = nil; partial[ev.index] = new_text() end
+        blocks[ev.index + 1] = block
+        open[ev.index] = nil
+      elseif name == "content_block_delta" then
+        local block, d = blocks[ev.index + 1], ev.delta
+        local field = DELTA_FIELD[d.type]
+        if field then
+          local fields = open[ev.index]
+          if not fields then fields = {}; open[ev.index] = fields end
+          local text = fields[field]
+          if not text then
+            text = new_text()
+            local first = block[field]   -- what content_block_start carried, usually ""
+            if type(first) == "string" then text:put(first) end
+            fields[field] = text
+          end
+          text:put(d[field])
+        elseif d.type == "input_json_delta" and type(d.partial_json) == "string" then
+          partial[ev.index]:put(d.partial_json)
+        end
+      elseif name == "content_block_stop" then
+        local block = blocks[ev.index + 1]
+        if block and open[ev.index] then join_fields(block, open[ev.index]) end
+        open[ev.index] = nil
+        if block and block.type == "tool_use" then
+          local text = partial[ev.index] and partial[ev.index]:take() or ""
+          local input = text == "" and {} or cjson.decode(text)
+          if type(input) ~= "table" then
+            -- the model's mistake, not the stream's: the caller answers it with a tool error
+            block.input, block.input_error = {}, ("not a JSON object: %s"):format(http.excerpt(text, 200))
+          else
+            block.input = input
+          end
+          partial[ev.index] = nil
+        end
+      elseif name == "message_delta" then
+        local d = type(ev.delta) == "table" and ev.delta or {}
+        if type(d.stop_reason) == "string" then msg.stop_reason = d.stop_reason end
+        if type(d.stop_sequence) == "string" then msg.stop_sequence = d.stop_sequence end
+        bad = usage_merge(msg.usage, ev.usage, name, "usage")
+      elseif name == "message_stop" then
+        stopped = true
+      end
+    end
+    if bad then
       res:close()
-      return nil, failure("protocol", ("a %s without a valid index: %s"):format(name, http.excerpt(data, 120)))
-    elseif name == "message_start" then
-      local m = obj(ev.message)
-      msg.id, msg.model = m.id, m.model
-      usage_merge(msg.usage, m.usage)
-    elseif name == "content_block_start" then
-      local b = obj(ev.content_block)
-      local block = {}
-      for k, v in pairs(b) do block[k] = v end
-      if block.type == "tool_use" then block.input = nil; partial[ev.index] = new_text() end
-      blocks[ev.index + 1] = block
-      open[ev.index] = nil
-    elseif name == "content_block_delta" then
-      local block, d = blocks[ev.index + 1], obj(ev.delta)
-      if not block then
-        res:close()
-        return nil, failure("protocol", "a content_block_delta for a block that was never started")
-      end
-      local field = DELTA_FIELD[d.type]
-      if field then
-        local piece = d[field]
-        if not is_piece(piece) then
-          res:close()
-          return nil, failure("protocol", ("a %s without its %s: %s"):format(d.type, field, http.excerpt(data, 120)))
-        end
-        local fields = open[ev.index]
-        if not fields then fields = {}; open[ev.index] = fields end
-        local text = fields[field]
-        if not text then
-          text = new_text()
-          local first = block[field]   -- what content_block_start carried, usually ""
-          if is_piece(first) then text:put(first) end
-          fields[field] = text
-        end
-        text:put(piece)
-      elseif d.type == "input_json_delta" then
-        local piece, text = d.partial_json, partial[ev.index]
-        if not text or (piece ~= nil and not is_piece(piece)) then
-          res:close()
-          return nil, failure("protocol", "an input_json_delta that is not part of a tool call's input: "
-            .. http.excerpt(data, 120))
-        end
-        if piece ~= nil then text:put(piece) end
-      end
-    elseif name == "content_block_stop" then
-      local block = blocks[ev.index + 1]
-      if block and open[ev.index] then join_fields(block, open[ev.index]) end
-      open[ev.index] = nil
-      if block and block.type == "tool_use" then
-        local text = partial[ev.index] and partial[ev.index]:take() or ""
-        local input = text == "" and {} or cjson.decode(text)
-        if type(input) ~= "table" then
-          -- the model's mistake, not the stream's: the caller answers it with a tool error
-          block.input, block.input_error = {}, ("not a JSON object: %s"):format(http.excerpt(text, 200))
-        else
-          block.input = input
-        end
-        partial[ev.index] = nil
-      end
-    elseif name == "message_delta" then
-      local d = obj(ev.delta)
-      if d.stop_reason ~= nil and d.stop_reason ~= cjson.null then msg.stop_reason = d.stop_reason end
-      if d.stop_sequence ~= nil and d.stop_sequence ~= cjson.null then msg.stop_sequence = d.stop_sequence end
-      usage_merge(msg.usage, ev.usage)
-    elseif name == "message_stop" then
-      stopped = true
+      return nil, bad
     end
     if on_event then on_event(name, ev) end
   end
@@ -222,7 +277,8 @@ function M.complete(settings, route, req, opts)
     method = "POST", url = base .. "/v1/messages", stream = "sse",
     headers = M.headers(settings),
     body = body,
-    timeout = opts.timeout or { connect = 10, first_byte = 600, idle = 120 },
+    timeout = opts.timeout or require("codeassist.config").DEFAULT_TIMEOUTS,
+    max_body = opts.max_body or require("codeassist.config").DEFAULT_MAX_ANSWER_BYTES,
     ca_file = settings.ca_file,
   }
   if not res then

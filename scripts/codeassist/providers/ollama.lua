@@ -101,10 +101,50 @@ end
 
 local STOP = { stop = "end_turn", length = "max_tokens", load = "end_turn", unload = "end_turn" }
 
+-- A server's JSON is checked before use: any field may hold anything. A field that is not what
+-- the protocol says is a protocol failure naming it and what it held.
+local describe = require("codeassist.json").describe
+local is_count = require("codeassist.json").is_count
+
+local function absent(v) return v == nil or v == cjson.null end
+
+local function wrong(field, value, expected)
+  return failure("protocol", ("a line of the stream has %s = %s, expected %s"):format(field, describe(value), expected))
+end
+
+local COUNTS = { "prompt_eval_count", "eval_count", "total_duration", "load_duration", "prompt_eval_duration",
+                 "eval_duration" }
+
+-- Checks one line's fields; the failure, or nil when they are all usable.
+local function check_line(line)
+  if not absent(line.done) and type(line.done) ~= "boolean" then return wrong("done", line.done, "true or false") end
+  for _, f in ipairs{ "model", "done_reason" } do
+    if not absent(line[f]) and type(line[f]) ~= "string" then return wrong(f, line[f], "a string") end
+  end
+  for _, f in ipairs(COUNTS) do
+    if not absent(line[f]) and not is_count(line[f]) then return wrong(f, line[f], "a number >= 0") end
+  end
+  local m = line.message
+  if absent(m) then return nil end
+  if type(m) ~= "table" then return wrong("message", m, "an object") end
+  for _, f in ipairs{ "content", "thinking" } do
+    if not absent(m[f]) and type(m[f]) ~= "string" then return wrong("message." .. f, m[f], "a string") end
+  end
+  local calls = m.tool_calls
+  if absent(calls) then return nil end
+  if type(calls) ~= "table" then return wrong("message.tool_calls", calls, "a list") end
+  for i, c in ipairs(calls) do
+    local at = ("message.tool_calls[%d]"):format(i)
+    if type(c) ~= "table" then return wrong(at, c, "an object") end
+    if not absent(c.id) and type(c.id) ~= "string" then return wrong(at .. ".id", c.id, "a string") end
+    local f = c["function"]
+    if type(f) ~= "table" then return wrong(at .. ".function", f, "an object") end
+    if type(f.name) ~= "string" then return wrong(at .. ".function.name", f.name, "a string") end
+  end
+end
+
 -- Accumulates the NDJSON stream into one internal message.
--- A server's JSON is checked before use: an object field may hold anything.
-local function obj(v) return type(v) == "table" and v or {} end
-local function count(v) return type(v) == "number" and v or 0 end
+local function count(v) return is_count(v) and v or 0 end
 
 function M.read_stream(res, on_event)
   local msg = { role = "assistant", content = {}, usage = {} }
@@ -113,26 +153,35 @@ function M.read_stream(res, on_event)
   for line in res:lines() do
     if type(line) ~= "table" then
       res:close()
-      return nil, failure("protocol", "a line of the stream is not a JSON object: " .. tostring(line))
+      return nil, failure("protocol", "a line of the stream is not a JSON object: " .. describe(line))
     end
-    if line.error then
+    if not absent(line.error) then
+      local e = line.error
       res:close()
-      return nil, failure("stream_error", "the server reported: " .. http_excerpt(tostring(line.error)), { retryable = false })
+      return nil, failure("stream_error", "the server reported: " .. (type(e) == "string" and http_excerpt(e)
+        or type(e) == "table" and type(e.message) == "string" and http_excerpt(e.message) or describe(e)),
+        { retryable = false })
     end
-    local m = obj(line.message)
+    local bad = check_line(line)
+    if bad then
+      res:close()
+      return nil, bad
+    end
+    local m = type(line.message) == "table" and line.message or {}
     if type(m.thinking) == "string" and m.thinking ~= "" then thinking[#thinking + 1] = m.thinking end
     if type(m.content) == "string" and m.content ~= "" then text[#text + 1] = m.content end
     for _, c in ipairs(type(m.tool_calls) == "table" and m.tool_calls or {}) do
-      local f = obj(obj(c)["function"])
+      local f = c["function"]
       local input, input_error = f.arguments, nil
       if type(input) == "string" then input = cjson.decode(input) end
       if type(input) ~= "table" then
         -- the model's mistake, not the stream's: the caller answers it with a tool error
-        input_error = ("not a JSON object: %s"):format(http_excerpt(tostring(f.arguments), 200))
+        input_error = ("not a JSON object: %s"):format(type(f.arguments) == "string" and http_excerpt(f.arguments, 200)
+          or describe(f.arguments))
         input = {}
       end
       calls[#calls + 1] = { type = "tool_use", id = type(c.id) == "string" and c.id or ("call_" .. #calls + 1),
-                            name = tostring(f.name), input = input, input_error = input_error }
+                            name = f.name, input = input, input_error = input_error }
     end
     if on_event then on_event(line) end
     if line.done then final = line end
@@ -160,7 +209,9 @@ end
 function M.complete(settings, route, req, opts)
   opts = opts or {}
   local body = M.body(req, route, opts)
-  local res, err = api.chat(settings, body, opts.timeout or { connect = 10, first_byte = 900, idle = 180 })
+  local defaults = require "codeassist.config"
+  local res, err = api.chat(settings, body, opts.timeout or defaults.DEFAULT_TIMEOUTS,
+    opts.max_body or defaults.DEFAULT_MAX_ANSWER_BYTES)
   if not res then return nil, err end
   local msg, e = M.read_stream(res, opts.on_event)
   if msg then msg.num_ctx = body.options.num_ctx end
@@ -216,6 +267,11 @@ function M.unreachable_problem(url, err, origin)
       "Check the proxy variables (http_proxy, https_proxy), or add this host to no_proxy")
   elseif k == "tls" then
     return problem("reachable", err.message, "Check the server's certificate, or give ca_file for a private CA")
+  elseif k == "http" and err.status and err.status >= 300 and err.status < 400 then
+    return problem("reachable", ("%s answered HTTP %d: a redirect to %s, which codeassist does not follow")
+        :format(url, err.status, err.location or "nowhere (no Location)"),
+      "Set base_url" .. where .. " to the final address (a proxy or load balancer in front of Ollama may redirect "
+        .. "http:// to https://)")
   elseif k == "http" then
     return problem("reachable", ("%s answered HTTP %d to /api/version"):format(url, err.status),
       "Is this an Ollama server? base_url must be the server root, e.g. http://host:11434")
@@ -240,6 +296,10 @@ function M.assess_server(s, cfg)
     list[#list + 1] = problem("models", "Could not list models: " .. s.tags_error.message,
       "Check the server's log (`journalctl -u ollama`)")
     return list
+  end
+  for _, text in ipairs(s.answer_problems or {}) do
+    list[#list + 1] = problem("server_answer", text, "The server's answer breaks Ollama's API: check that base_url is an "
+      .. "Ollama server (not a proxy's page) and its version", "warning")
   end
   if #s.models == 0 then
     list[#list + 1] = problem("models", "No models found",
@@ -271,6 +331,10 @@ local function model_problems(m, s, gate, cfg, opts)
     return list
   end
   local f = m.show
+  for _, text in ipairs(f.problems or {}) do
+    list[#list + 1] = problem("model_answer", text, "The server's answer breaks Ollama's API: check the server's "
+      .. "version and log (`journalctl -u ollama`)", "warning")
+  end
   if f.has_capabilities and gate.tools and not f.capabilities.tools then
     list[#list + 1] = problem("tools", ("%s cannot call tools, and the %s gate needs them"):format(m.name, gate.name),
       "Route this gate to a tools-capable model (e.g. qwen3-coder, qwen3, gpt-oss, llama3.1+)")
@@ -344,8 +408,10 @@ function M.assess_route(route, gate, facts, cfg, opts)
         copy.message = copy.message .. " (another server of the pool serves it)"
       end
       if #per_server > 1 then copy.server = shown(facts.ollama_list[i].url) end
-      -- a server's "no models" warning is said once, in its own section
-      if not (copy.check == "models" and copy.severity == "warning") then out[#out + 1] = copy end
+      -- a server's own warnings ("no models", its answers' problems) are said once, in its section
+      if not ((copy.check == "models" or copy.check == "server_answer") and copy.severity == "warning") then
+        out[#out + 1] = copy
+      end
     end
   end
   return out
