@@ -24,7 +24,7 @@ local function server_text(ev, p)
   local rows = {}
   for _, m in ipairs(r.models) do
     -- a size the server did not give, or gave wrong (a warning below says so), is "?"
-    rows[#rows + 1] = { m.name, tostring(m.parameter_size), m.size and ("%.1fGB"):format(m.size / GB) or "?GB",
+    rows[#rows + 1] = { m.name, m.parameter_size or "?", m.size and ("%.1fGB"):format(m.size / GB) or "?GB",
                         m.capability, m.tier }
   end
   for _, line in ipairs(tty.columns(rows, "  ")) do lines[#lines + 1] = line end

@@ -186,15 +186,15 @@ describe("providers", function()
     assert.are.equal("", blocks_of(msg, "text")[1].text)
     assert.are.equal(0, msg.usage.output_tokens)
     assert.is_nil(msg.model)
-    for _, case in ipairs{ { { model = 5, done = true }, 'model = 5, expected a string' },
-                           { { done = true, done_reason = {} }, 'done_reason = an empty object, expected a string' },
-                           { { done = true, eval_count = "many" }, 'eval_count = "many", expected a number >= 0' },
-                           { { done = "yes" }, 'done = "yes", expected true or false' },
-                           { { message = { content = 42 }, done = true }, 'message.content = 42, expected a string' } } do
+    for _, case in ipairs{ { { model = 5, done = true }, 'model is 5, expected a string' },
+                           { { done = true, done_reason = {} }, 'done_reason is an empty object, expected a string' },
+                           { { done = true, eval_count = "many" }, 'eval_count is "many", expected a number >= 0' },
+                           { { done = "yes" }, 'done is "yes", expected true or false' },
+                           { { message = { content = 42 }, done = true }, 'message.content is 42, expected a string' } } do
       sim:fault{ match = { path = "/api/chat" }, kind = "status", status = 200, body = case[1] }
       local _, err = providers.complete(cfg, { provider = "ollama", model = "qwen3:8b" }, ask("hi"))
       assert.are.equal("protocol", err.kind)
-      assert.are.equal("a line of the stream has " .. case[2], err.message)
+      assert.are.equal("a line of the stream: " .. case[2], err.message)
     end
     sim:fault{ match = { path = "/api/chat" }, kind = "status", status = 200, body = 5 }
     local _, err = providers.complete(cfg, { provider = "ollama", model = "qwen3:8b" }, ask("hi"))

@@ -137,7 +137,7 @@ local function server_text(ev, p)
   say("  " .. p.ok("Server version: " .. tostring(s.version)))
   say("  " .. (#s.models > 0 and p.ok or p.warn)("Available models: " .. #s.models))
   for _, m in ipairs(s.models) do
-    say(("    - %s (%s, %s)  %s, %s"):format(m.name, tostring(m.parameter_size), fmt_gb(m.size), m.capability, m.tier))
+    say(("    - %s (%s, %s)  %s, %s"):format(m.name, m.parameter_size or "?", fmt_gb(m.size), m.capability, m.tier))
   end
   for _, pr in ipairs(s.problems) do
     if pr.check ~= "reachable" then say("  " .. (pr.severity == "warning" and p.warn or p.bad)(printable(pr.message))) end
@@ -146,7 +146,7 @@ local function server_text(ev, p)
   if s.configured_model and c then
     if c.found then
       say("  " .. p.ok("Configured model: " .. s.configured_model))
-      say(("    Matched: %s (%s)"):format(c.name, tostring(c.parameter_size)))
+      say(("    Matched: %s (%s)"):format(c.name, c.parameter_size or "?"))
       say(("    Capability: %s | Tier: %s"):format(c.capability, c.tier))
     else
       say("  " .. p.bad(('Configured model "%s" NOT FOUND'):format(s.configured_model)))

@@ -285,7 +285,7 @@ function M.complete(settings, route, req, opts)
     if err.kind == "http" then
       local doc = cjson.decode(err.body or "")
       local e = type(doc) == "table" and doc.error
-      err.error_type = type(e) == "table" and e.type or nil
+      err.error_type = type(e) == "table" and type(e.type) == "string" and http.excerpt(e.type, 60) or nil
     end
     return nil, err
   end

@@ -109,7 +109,7 @@ local is_count = require("codeassist.json").is_count
 local function absent(v) return v == nil or v == cjson.null end
 
 local function wrong(field, value, expected)
-  return failure("protocol", ("a line of the stream has %s = %s, expected %s"):format(field, describe(value), expected))
+  return failure("protocol", ("a line of the stream: %s is %s, expected %s"):format(field, describe(value), expected))
 end
 
 local COUNTS = { "prompt_eval_count", "eval_count", "total_duration", "load_duration", "prompt_eval_duration",
