@@ -29,6 +29,19 @@ Control endpoints (not logged), JSON in and out:
                                content_type {content_type}
                                pace {seconds}         a pause before every frame but the first
                                close                  accept, then close without answering
+                        hostile: status also takes raw_body (text sent as it is: escape sequences,
+                                 NaN) and content_type
+                               frames {frames, content_type}   a 200 stream of exactly these texts
+                                                      (SSE for /v1/..., NDJSON otherwise)
+                               comments {interval, seconds}    SSE comments (NDJSON: blank lines)
+                                                      and nothing else, for `seconds` (120)
+                               endless {bytes, seconds}        an answer that never ends: text in
+                                                      pieces of `bytes` (4000), for `seconds` (120)
+                               trickle {seconds}      the usual answer, one byte every `seconds` (1)
+                               gzip                   the usual answer gzip-compressed
+                                                      (Content-Encoding: gzip)
+                               redirect {location, status}     a 302 (or status) to location
+                                                      (default http://evil.test:1/), never served
   POST /_sim/refuse     {"seconds": s}  close the listener: connections are refused
   POST /_sim/scenario   a scenario document (see load_scenario); "reply_seconds": s makes
                         every model reply take s seconds (with its Ollama model held on the
@@ -48,6 +61,7 @@ Control endpoints (not logged), JSON in and out:
                                         text_delta events ("w0 ", "w1 ", ...), likewise
 """
 import argparse
+import gzip
 import json
 import os
 import random
@@ -526,23 +540,48 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_json(self, status, obj, headers=None, content_type="application/json"):
         body = (json.dumps(obj) + "\n").encode() if not isinstance(obj, bytes) else obj
+        shape = self.shape.get("kind") if self.shape else None
+        if shape == "gzip":
+            body = gzip.compress(body)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if shape == "gzip":
+            self.send_header("Content-Encoding", "gzip")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        if shape == "trickle":
+            self.trickle(body)
+        else:
+            self.wfile.write(body)
+
+    def trickle(self, data, chunked=False):
+        """Writes data one byte at a time, a pause after each (until the client leaves)."""
+        pause = float(self.shape.get("seconds", 1))
+        for i in range(len(data)):
+            byte = data[i:i + 1]
+            self.wfile.write(b"1\r\n%s\r\n" % byte if chunked else byte)
+            self.wfile.flush()
+            time.sleep(pause)
 
     def send_stream(self, frames, content_type, fault, headers=None):
         """Chunked response, one chunk per frame, with stall/cut/malformed faults applied."""
+        shape = self.shape.get("kind") if self.shape else None
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache")
+        if shape == "gzip":
+            self.send_header("Content-Encoding", "gzip")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
+        if shape == "gzip":
+            frames = [gzip.compress(b"".join(frames))]
+        elif shape == "trickle":
+            self.trickle(b"".join(frames), chunked=True)
+            frames = []
         kind = fault.get("kind") if fault else None
         for i, frame in enumerate(frames):
             if kind == "pace" and i > 0:
@@ -586,11 +625,62 @@ class Handler(BaseHTTPRequestHandler):
             if "retry_after_ms" in fault:
                 headers["retry-after-ms"] = str(fault["retry_after_ms"])
             body = fault.get("body")
-            if body is None:
+            if "raw_body" in fault:
+                body = fault["raw_body"].encode()
+            elif body is None:
                 body = error_body(api, status)
-            self.send_json(status, body, headers)
+            self.send_json(status, body, headers, fault.get("content_type", "application/json"))
+            return True
+        stream_type = "text/event-stream" if api == "anthropic" else "application/x-ndjson"
+        if kind == "redirect":
+            self.send_json(int(fault.get("status", 302)), b"<html><body>Moved</body></html>\n",
+                           {"Location": fault.get("location", "http://evil.test:1/")}, "text/html")
+            return True
+        if kind == "frames":
+            self.send_stream([f.encode() for f in fault.get("frames", [])], fault.get("content_type", stream_type), None)
+            return True
+        if kind in ("comments", "endless"):
+            self.send_forever(kind, api, stream_type, fault)
             return True
         return False
+
+    def send_forever(self, kind, api, content_type, fault):
+        """A 200 stream that does not end (for `seconds`, or until the client leaves): comments
+        only, or an answer whose text goes on and on, each piece different."""
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+        size = int(fault.get("bytes", 4000))
+        interval = float(fault.get("interval", 0.05 if kind == "comments" else 0))
+        end = time.time() + float(fault.get("seconds", 120))
+
+        def piece(i):
+            if kind == "comments":
+                return b": keep-alive\n\n" if api == "anthropic" else b"\n"
+            text = ("%d " % i) + "x" * size
+            if api == "ollama":
+                return (json.dumps({"model": "m", "message": {"role": "assistant", "content": text}, "done": False})
+                        + "\n").encode()
+            if i == 0:
+                return (sse("message_start", {"type": "message_start", "message": {
+                            "id": "msg_endless", "type": "message", "role": "assistant", "model": "m", "content": [],
+                            "usage": {"input_tokens": 1, "output_tokens": 1}}})
+                        + sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                                      "content_block": {"type": "text", "text": ""}}))
+            return sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                               "delta": {"type": "text_delta", "text": text}})
+        i = 0
+        while time.time() < end:
+            data = piece(i)
+            i += 1
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+            if interval:
+                time.sleep(interval)
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     # --- dispatch ---
 
@@ -607,6 +697,7 @@ class Handler(BaseHTTPRequestHandler):
         self.dispatch()
 
     def dispatch(self):
+        self.shape = None
         if not self.server.accepting.is_set():
             # "down": a request that slipped in on an open connection gets no answer
             self.close_connection = True
@@ -622,9 +713,12 @@ class Handler(BaseHTTPRequestHandler):
         host = self.headers.get("host", "")
         api = "anthropic" if path.startswith("/v1/") else "ollama"
         fault = sim.take_fault(path, model, host)
+        # faults that change how the usual answer is sent, not what it is
+        self.shape = fault if fault and fault["kind"] in ("trickle", "gzip") else None
         entry = self.record(doc if doc is not None else (raw.decode("utf-8", "replace")[:2000] or None))
         if self.apply_early_fault(fault, api):
-            entry["status"] = int(fault.get("status", 0)) if fault["kind"] == "status" else 0
+            defaults = {"status": 500, "redirect": 302}
+            entry["status"] = int(fault.get("status", defaults[fault["kind"]])) if fault["kind"] in defaults else 0
             return
         entry["status"] = 0
         self.entry = entry
