@@ -36,9 +36,11 @@ function M.headers(server, extra)
   return h
 end
 
+-- A check's deadlines: the whole answer within 1.5 times its first byte's, so a server that
+-- sends a byte a second holds a check for little longer than a silent one.
 local function timeouts(server, scale)
   local t = server.timeout or 5
-  return { connect = t, first_byte = t * scale, total = t * 2 * scale }
+  return { connect = t, first_byte = t * scale, total = t * 1.5 * scale }
 end
 
 local errors = require "codeassist.errors"

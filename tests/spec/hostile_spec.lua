@@ -136,6 +136,13 @@ describe("hostile servers", function()
       assert.is_true(wall < 10, wall)
       assert.matches("Probe failed: POST [^\n]*/api/chat: no complete response within 5 s %(timeout%.total%)", r.stdout)
       assert.matches("larger %-%-probe%-timeout", r.stdout)
+      -- every answer a byte a second: the first check gives up at 1.5 x --timeout
+      sim:reset()
+      sim:fault{ times = 20, kind = "trickle", seconds = 1 }
+      r, wall = command{ "doctor", "--probe", "--timeout", "2" }
+      assert.are.equal(1, r.code, r.stderr)
+      assert.is_true(wall < 5, wall)
+      assert.matches("answers too slowly: GET [^\n]*/api/version: no complete response within 3 s %(timeout%.total%)", r.stdout)
     end)
   end)
 

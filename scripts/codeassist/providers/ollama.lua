@@ -251,6 +251,10 @@ function M.unreachable_problem(url, err, origin)
   if k == "connect" then
     return problem("reachable", "Connection refused at " .. url,
       "Is Ollama running there? Check with `systemctl status ollama` (or start it: `ollama serve`); check base_url" .. where)
+  elseif k == "timeout_total" or k == "timeout_idle" then
+    -- it answered, but too slowly to be of use (a byte at a time, or stalled)
+    return problem("reachable", ("%s answers too slowly: %s"):format(url, err.message),
+      "Check the server's load and anything in between (a proxy, a VPN); raise --timeout for a slow link")
   elseif k:find("^timeout") then
     if M.is_tailnet(host) then
       return problem("reachable", ("Connection timeout to %s (%s)"):format(url, k),
