@@ -37,6 +37,18 @@ describe("config validation", function()
     assert.matches("providers%.gate_providers%.review: expected one of claude, anthropic, ollama or a mapping, found a number %(5%)", msg)
   end)
 
+  it("takes model call deadlines and the answer cap, and refuses ones that would mean no limit", function()
+    local cfg = load_text("timeouts:\n  total: 60\nlimits:\n  max_answer_bytes: 1048576\ngates:\n  review:\n    call_timeout: 30\n")
+    assert.are.same({ connect = 10, first_byte = 900, idle = 180, total = 60 }, cfg.timeouts)
+    assert.are.equal(1048576, cfg.limits.max_answer_bytes)
+    assert.are.equal(30, cfg.gates.review.call_timeout)
+    assert.matches("timeouts%.total: must be between 0%.1 and 604800, found 0",
+      load_error("timeouts:\n  total: 0\n"))
+    assert.matches("timeouts%.idle: expected a number", load_error("timeouts:\n  idle: .nan\n"))
+    assert.matches("limits%.max_answer_bytes: ", load_error("limits:\n  max_answer_bytes: -1\n"))
+    assert.matches("gates%.review%.call_timeout: ", load_error("gates:\n  review:\n    call_timeout: .inf\n"))
+  end)
+
   it("lists every error at once, in file order, with warnings after them", function()
     local msg = load_error("target_score: 150\nmax_iterations: x\ntypo_key: 1\n")
     assert.matches("has 2 problems:\n  .-:1:1: target_score: must be between 0 and 100, found 150\n  .-:2:1: max_iterations: expected a whole number, found a string %(\"x\"%)\n  warning: .-:3:1: typo_key: unknown key", msg)
