@@ -12,11 +12,13 @@
 --   if res.err then ... end                                  -- how a stream ended, if badly
 --
 -- request() returns once the response headers are in. A status >= 400 is a failure of kind
--- "http" carrying status, headers and the (capped) body; so is a redirect (3xx), which is never
--- followed: the message names the Location (redacted). max_body bounds a plain body and, on a
--- stream, the bytes of all its frames together (then the stream ends with kind "too_large").
--- Messages name the method and URL with credentials redacted; header values other than a
--- redirect's Location never appear in them.
+-- "http" carrying status, headers and the (capped) body. A redirect (3xx) is never followed (a
+-- key must not go to another host): a plain request returns it (res.status, res.headers.
+-- location); where a stream or JSON was asked for, it is a failure of kind "http" naming the
+-- Location (redacted). max_body bounds a plain body and, on a stream, the bytes of all its
+-- frames together (then the stream ends with kind "too_large"). Messages name the method and
+-- URL with credentials redacted; header values other than a redirect's Location never appear
+-- in them.
 local core = require "codeassist.http_core"
 local task = require "codeassist.task"
 local cjson = require "cjson.safe"
@@ -83,6 +85,19 @@ local function error_text(body)
   return excerpt(body)
 end
 M.error_text = error_text
+
+function M.is_redirect(res)
+  return res.status >= 300 and res.status < 400
+end
+
+-- A redirect as a failure: where it pointed, and what to do. Its body is not read.
+function M.redirect_failure(res)
+  local location = res.headers.location
+  return failure("http", res.method, res._raw_url, ("HTTP %d %s — codeassist does not follow redirects "
+      .. "(set base_url to the final address)"):format(res.status,
+      location and ("redirect to " .. excerpt(M.redact(location), 200)) or "redirect without a Location"),
+    { status = res.status, headers = res.headers, location = location and M.redact(location) or nil })
+end
 
 -- Concurrency caps per origin (scheme://host:port), set with http.limit.
 local limits = {}
@@ -153,10 +168,6 @@ function M.request(opts)
     local v = opts[f[1]]
     errors.argcheck(v == nil or type(v) == f[2], "http.request: %s must be a %s, not a %s", f[1], f[2], type(v))
   end
-  for _, f in ipairs{ "max_body", "max_event" } do
-    local v = opts[f]
-    errors.argcheck(v == nil or (v >= 1 and v <= 2 ^ 52), "http.request: %s must be a number of bytes >= 1, not %s", f, tostring(v))
-  end
   errors.argcheck(opts.timeout == nil or type(opts.timeout) == "table" or type(opts.timeout) == "number",
     "http.request: timeout must be a table {connect, first_byte, idle, total} or seconds, not a %s", type(opts.timeout))
   local url = opts.url
@@ -194,18 +205,6 @@ function M.request(opts)
   end
   res.status, res.headers = tr:status(), tr:headers()
 
-  -- A redirect is not followed (libcurl is not asked to): a key must never go to another host,
-  -- and the address to use is the final one. The body is not read: a hostile one may not end.
-  if res.status >= 300 and res.status < 400 then
-    tr:close()
-    finish(res)
-    local location = res.headers.location
-    return nil, failure("http", method, url, ("HTTP %d %s — codeassist does not follow redirects "
-        .. "(set base_url to the final address)"):format(res.status,
-        location and ("redirect to " .. excerpt(M.redact(location), 200)) or "redirect without a Location"),
-      { status = res.status, headers = res.headers, location = location and M.redact(location) or nil })
-  end
-
   if res.status >= 400 then
     local waited, err = wait_finished(tr, method, url)
     if not waited then finish(res); return nil, err end
@@ -214,6 +213,11 @@ function M.request(opts)
     finish(res)
     return nil, failure("http", method, url, ("HTTP %d: %s"):format(res.status, error_text(body)),
       { status = res.status, headers = res.headers, body = body })
+  end
+
+  if opts.stream and M.is_redirect(res) then
+    res:close()
+    return nil, M.redirect_failure(res)
   end
 
   local want = CONTENT_TYPES[opts.stream or ""]
@@ -291,7 +295,7 @@ end
 -- Ends the stream with a too_large failure.
 local function too_large(self)
   self.err = failure("too_large", self.method, self._raw_url,
-    ("the streamed answer passed the limit of %d bytes (max_body)"):format(self._max_body), { limit = "max_body" })
+    ("a streamed answer larger than the limit of %d bytes (max_body)"):format(self._max_body))
   self:close()
   return nil, self.err
 end
@@ -359,6 +363,10 @@ function M.json(url, opts)
   local res, err = M.request{ url = url, method = body and "POST" or "GET", body = body,
     headers = headers, timeout = opts.timeout }
   if not res then return nil, err end
+  if M.is_redirect(res) then
+    res:close()
+    return nil, M.redirect_failure(res)
+  end
   local text, e = res:body()
   if not text then return nil, e end
   local doc = cjson.decode(text)

@@ -151,14 +151,15 @@ describe("hostile servers", function()
       claude:fault{ kind = "endless", bytes = 4000 }
       local out, wall = call("anthropic", "limits:\n  max_answer_bytes: 1048576\n")
       assert.are.equal("too_large", out.kind)
-      assert.matches("/v1/messages: the streamed answer passed the limit of 1048576 bytes %(limits%.max_answer_bytes%)$",
+      assert.matches("/v1/messages: a streamed answer larger than the limit of 1048576 bytes %(limits%.max_answer_bytes%)$",
         out.message)
       assert.is_true(wall < 10, wall)
       assert.is_true(out.peak_mb < 64, out.peak_mb)
       sim:fault{ match = { path = "/api/chat" }, kind = "endless", bytes = 4000 }
       out = call("ollama", "limits:\n  max_answer_bytes: 1048576\n")
       assert.are.equal("too_large", out.kind)
-      assert.matches("/api/chat: the streamed answer passed the limit of 1048576 bytes", out.message)
+      assert.matches("/api/chat: a streamed answer larger than the limit of 1048576 bytes %(limits%.max_answer_bytes%)$",
+        out.message)
       assert.is_true(out.peak_mb < 64, out.peak_mb)
     end)
   end)
