@@ -96,6 +96,7 @@ function M.survey(url, origin, timeout)
     return survey
   end
   survey.reachable, survey.version = true, s.version
+  survey.answer_problems = s.answer_problems   -- fields of its answers left out: said as warnings
   local jobs, gate = {}, task.semaphore(8)
   for _, m in ipairs(s.models) do
     if m.name:match(SAFE_NAME) then
@@ -586,6 +587,7 @@ local function report(f, p, out)
       say("      %-28s %s", tty.printable(m.name), describe(m))
     end
     if #s.skipped > 0 then say("  %s", p.warn("left out (names init cannot write safely): " .. table.concat(s.skipped, ", "))) end
+    for _, text in ipairs(s.answer_problems or {}) do say("  %s", p.warn(tty.printable(text))) end
   else
     say("  %s", p.bad(("Ollama was not reached at %s (%s): %s"):format(shown(s.url), s.origin, s.problem.message)))
     say("    → %s", s.problem.remedy)

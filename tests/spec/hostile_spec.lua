@@ -210,7 +210,7 @@ describe("hostile servers", function()
           said = "models%[1%] is 42, expected an object\n.*models%[2%] has no name\n.*models%[3%]%.name is an empty object" },
       }
       for _, case in ipairs(cases) do
-        local fault = { match = { path = "/api/tags" }, times = 3, kind = "status", status = 200, body = case.body,
+        local fault = { match = { path = "/api/tags" }, times = 4, kind = "status", status = 200, body = case.body,
                         raw_body = case.raw }
         sim:fault(fault)
         local r = command{ "models" }
@@ -228,6 +228,9 @@ describe("hostile servers", function()
         local doc = cjson.decode(r.stdout)
         assert.matches("/api/tags: ", doc.servers[1].problems[1].message)
         assert.are.equal("warning", doc.servers[1].problems[1].severity)
+        r = command{ "init", "--dry-run", "--ollama", sim.url }
+        assert.are.equal(0, r.code, r.stdout .. r.stderr)
+        assert.matches("⚠ /api/tags: " .. case.said, r.stdout)
       end
       -- a list that is not one: the models cannot be listed at all
       sim:fault{ match = { path = "/api/tags" }, kind = "status", status = 200, body = { models = "lots" } }
