@@ -7,8 +7,12 @@
  * One document per file; YAML 1.2 core schema for plain scalars; quoted scalars stay
  * strings; mapping keys are always strings (as written); duplicate keys are errors;
  * anchors and aliases share the anchored value. With opts.marks, marks[tbl] is set for
- * every mapping and sequence to {line=, col=, keys = {[key] = {line=, col=}}} so callers
- * can point at the exact spot of a bad config value.
+ * every mapping to {line=, col=, keys = {[key] = {line=, col=}}} and for every sequence to
+ * {line=, col=}, so callers can point at the exact spot of a bad config value.
+ *
+ * A document holds at most yaml.MAX_VALUES values (keys, scalars, lists, mappings and
+ * aliases each count one): far more than any config, and few enough that loading any file
+ * under the 16 MiB cap stays within tens of megabytes and well under a second.
  *
  * A document that is not valid YAML (or uses what codeassist does not read) is a failure of
  * kind "parse" whose message is "file:line:col: what", with fields file, line and col; a
@@ -17,10 +21,14 @@
  *
  * libyaml state lives in a userdata with an idempotent __gc, so even a memory error
  * raised by Lua while building cannot leak the parser or the pending event. */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <yaml.h>
 
@@ -30,14 +38,24 @@
 #define READER_MT "codeassist.yaml_reader"
 #define MAX_DEPTH 256
 #define DEFAULT_FILE_CAP (16u << 20)
+/* Every value costs a few hundred bytes once it is a Lua table entry with its marks (and
+ * again when the config is validated and merged); a 16 MiB file could hold 8 million. */
+#define MAX_VALUES 50000
+#define STR(x) #x
+#define XSTR(x) STR(x)
 
 struct reader {
     yaml_parser_t parser;
     yaml_event_t event;
     int parser_live, event_live;
     const char *name;       /* for messages */
-    const char *text;       /* to turn reader-error offsets into lines */
+    const char *text;       /* yaml.load's text, to turn reader-error offsets into lines */
     size_t len;
+    int fd;                 /* yaml.load_file streams the file (it is never held whole) */
+    size_t cap, read_total; /* the file's byte limit, and how much was read */
+    int read_errno;         /* a read failed */
+    int too_large;          /* the file grew past cap while being read */
+    size_t values;          /* built so far, against MAX_VALUES */
     int anchors;            /* stack index of the anchor table */
     int marks;              /* stack index of the caller's marks table, or 0 */
     char err[512];
@@ -55,6 +73,10 @@ static int reader_gc(lua_State *L)
     if (r->parser_live) {
         yaml_parser_delete(&r->parser);
         r->parser_live = 0;
+    }
+    if (r->fd >= 0) {
+        close(r->fd);
+        r->fd = -1;
     }
     return 0;
 }
@@ -76,17 +98,38 @@ static void fail_event(struct reader *r, const char *fmt, const char *a, const c
     fail_at(r, r->event.start_mark.line, r->event.start_mark.column, fmt, a, b);
 }
 
+static void count_lines(const char *bytes, size_t n, size_t *line, size_t *col)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (bytes[i] == '\n') {
+            (*line)++;
+            *col = 0;
+        } else if (((unsigned char)bytes[i] & 0xC0) != 0x80) {
+            (*col)++;
+        }
+    }
+}
+
+/* The line and column of a byte offset (libyaml gives only that for encoding errors); a
+ * streamed file is read again up to it. */
 static void offset_to_mark(const struct reader *r, size_t offset, size_t *line, size_t *col)
 {
     *line = 0;
     *col = 0;
-    for (size_t i = 0; i < offset && i < r->len; i++) {
-        if (r->text[i] == '\n') {
-            (*line)++;
-            *col = 0;
-        } else if (((unsigned char)r->text[i] & 0xC0) != 0x80) {
-            (*col)++;
-        }
+    if (r->text) {
+        count_lines(r->text, offset < r->len ? offset : r->len, line, col);
+        return;
+    }
+    char chunk[16384];
+    for (size_t at = 0; at < offset;) {
+        size_t want = offset - at < sizeof chunk ? offset - at : sizeof chunk;
+        ssize_t n = pread(r->fd, chunk, want, (off_t)at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        count_lines(chunk, (size_t)n, line, col);
+        at += (size_t)n;
     }
 }
 
@@ -97,6 +140,17 @@ static void fail_parser(struct reader *r)
     const char *problem = p->problem ? p->problem : "invalid YAML";
     size_t line = p->problem_mark.line, col = p->problem_mark.column;
 
+    if (r->too_large) {             /* as fs.read says it */
+        snprintf(r->err, sizeof r->err, "cannot read '%s': it is more than the limit of %zu bytes",
+                 r->name, r->cap);
+        r->err_kind = "too_large";
+        return;
+    }
+    if (r->read_errno) {
+        snprintf(r->err, sizeof r->err, "cannot read '%s': %s", r->name, strerror(r->read_errno));
+        r->err_kind = host_errno_kind(r->read_errno);
+        return;
+    }
     if (p->error == YAML_READER_ERROR) {
         offset_to_mark(r, p->problem_offset, &line, &col);
         fail_at(r, line, col, "%s (the file must be UTF-8 text)", problem, NULL);
@@ -107,8 +161,9 @@ static void fail_parser(struct reader *r)
         r->err_kind = "io";
         return;
     }
-    size_t at = p->problem_mark.index;
-    if ((at < r->len && r->text[at] == '\t' && strstr(problem, "cannot start any token"))
+    /* The scanner stops on the character it could not read. */
+    const unsigned char *at = p->buffer.pointer;
+    if ((at && at < p->buffer.last && *at == '\t' && strstr(problem, "cannot start any token"))
         || strstr(problem, "tab character")) {
         fail_at(r, line, col, "tab character used for indentation; YAML allows only spaces", NULL, NULL);
         return;
@@ -208,6 +263,16 @@ static int push_scalar(lua_State *L, struct reader *r)
 
 static int build_node(lua_State *L, struct reader *r, int depth);
 
+/* Counts one more value (the current event); fails past MAX_VALUES. */
+static int count_value(struct reader *r)
+{
+    if (++r->values <= MAX_VALUES)
+        return 0;
+    fail_event(r, "more than " XSTR(MAX_VALUES) " values (keys, list items and scalars) in one document;"
+               " a codeassist file needs a few hundred at most — is this the right file?%s%s", NULL, NULL);
+    return -1;
+}
+
 /* Records an anchor for the value on top of the stack, once the node is complete (so an
  * alias inside its own anchor is an unknown anchor: no cycles). */
 static void remember_anchor(lua_State *L, struct reader *r, const char *anchor)
@@ -219,8 +284,9 @@ static void remember_anchor(lua_State *L, struct reader *r, const char *anchor)
     lua_rawset(L, r->anchors);
 }
 
-/* Stack on entry: the new table. Leaves it there. */
-static int build_sequence(lua_State *L, struct reader *r, int depth, int keys)
+/* Stack on entry: the new table. Leaves it there. Items get no marks of their own: a
+ * message about one points at its list (and a mark per item would cost more than the item). */
+static int build_sequence(lua_State *L, struct reader *r, int depth)
 {
     int n = 0;
     for (;;) {
@@ -228,10 +294,6 @@ static int build_sequence(lua_State *L, struct reader *r, int depth, int keys)
             return -1;
         if (r->event.type == YAML_SEQUENCE_END_EVENT)
             return 0;
-        if (keys) {
-            push_mark(L, &r->event.start_mark);
-            lua_rawseti(L, keys, n + 1);
-        }
         if (build_node(L, r, depth + 1) != 0)
             return -1;
         lua_rawseti(L, -2, ++n);
@@ -249,6 +311,8 @@ static int build_mapping(lua_State *L, struct reader *r, int depth, int keys)
             fail_event(r, "mapping keys must be plain words or strings, not lists or maps%s%s", NULL, NULL);
             return -1;
         }
+        if (count_value(r) != 0)
+            return -1;
         const char *key = (const char *)r->event.data.scalar.value;
         size_t key_len = r->event.data.scalar.length;
         yaml_mark_t key_mark = r->event.start_mark;
@@ -285,6 +349,8 @@ static int build_node(lua_State *L, struct reader *r, int depth)
         fail_event(r, "nesting deeper than %s levels", "256", NULL);
         return -1;
     }
+    if (count_value(r) != 0)
+        return -1;
     luaL_checkstack(L, 8, "YAML nesting");
     switch (e->type) {
     case YAML_ALIAS_EVENT: {
@@ -322,21 +388,21 @@ static int build_node(lua_State *L, struct reader *r, int depth)
         int anchor_idx = lua_gettop(L);
         yaml_mark_t start = e->start_mark;
 
-        lua_newtable(L);                    /* marks entry: {line, col, keys} */
+        /* The marks entry {line, col [, keys]}; a mapping's keys table also finds duplicates. */
+        lua_createtable(L, 0, is_map ? 3 : 2);
         int entry = lua_gettop(L);
-        push_mark(L, &start);
-        lua_getfield(L, -1, "line");
-        lua_setfield(L, entry, "line");
-        lua_getfield(L, -1, "col");
-        lua_setfield(L, entry, "col");
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, entry, "keys");
-        int keys = lua_gettop(L);
+        set_number(L, "line", (double)start.line + 1);
+        set_number(L, "col", (double)start.column + 1);
+        int keys = 0;
+        if (is_map) {
+            lua_newtable(L);
+            lua_pushvalue(L, -1);
+            lua_setfield(L, entry, "keys");
+            keys = lua_gettop(L);
+        }
 
         lua_newtable(L);                    /* the value */
-        int rc = is_map ? build_mapping(L, r, depth, keys) : build_sequence(L, r, depth, keys);
+        int rc = is_map ? build_mapping(L, r, depth, keys) : build_sequence(L, r, depth);
         if (rc != 0)
             return -1;
         if (r->marks) {
@@ -359,7 +425,7 @@ static int build_node(lua_State *L, struct reader *r, int depth)
     }
 }
 
-/* Parses r->text; pushes the value, or returns -1 with r->err set. */
+/* Parses the input; pushes the value, or returns -1 with r->err set. */
 static int load_document(lua_State *L, struct reader *r)
 {
     if (next_event(r) != 0)                 /* STREAM-START */
@@ -386,22 +452,24 @@ static int load_document(lua_State *L, struct reader *r)
     return 0;
 }
 
-static int load_text(lua_State *L, const char *text, size_t len, const char *name, int opts)
+/* Pushes a reader whose parser reads nothing yet (its __gc frees whatever it comes to hold). */
+static struct reader *new_reader(lua_State *L, const char *name)
 {
     struct reader *r = lua_newuserdata(L, sizeof *r);
     memset(r, 0, sizeof *r);
+    r->fd = -1;
+    r->name = name;
     luaL_getmetatable(L, READER_MT);
     lua_setmetatable(L, -2);
-    int reader_idx = lua_gettop(L);
-
     if (!yaml_parser_initialize(&r->parser))
-        return luaL_error(L, "yaml: cannot initialise the parser: out of memory");
+        luaL_error(L, "yaml: cannot initialise the parser: out of memory");
     r->parser_live = 1;
-    yaml_parser_set_input_string(&r->parser, (const unsigned char *)text, len);
-    r->name = name;
-    r->text = text;
-    r->len = len;
+    return r;
+}
 
+/* Loads the document the reader at reader_idx reads: pushes the value, or nil and a failure. */
+static int load_input(lua_State *L, struct reader *r, int reader_idx, int opts)
+{
     lua_newtable(L);
     r->anchors = lua_gettop(L);
     if (opts && (lua_getfield(L, opts, "marks"), lua_istable(L, -1))) {
@@ -414,12 +482,14 @@ static int load_text(lua_State *L, const char *text, size_t len, const char *nam
     if (rc != 0) {
         host_push_failure(L, r->err_kind ? r->err_kind : "parse", "%s", r->err);
         set_string(L, "file", r->name);
+        if (r->fd >= 0)
+            set_string(L, "path", r->name);
         if (r->err_line > 0) {
             set_number(L, "line", (double)r->err_line);
             set_number(L, "col", (double)r->err_col);
         }
     }
-    /* Free libyaml's memory now rather than at the next GC cycle. */
+    /* Free libyaml's memory (and close the file) now rather than at the next GC cycle. */
     lua_pushcfunction(L, reader_gc);
     lua_pushvalue(L, reader_idx);
     lua_call(L, 1, 0);
@@ -441,17 +511,42 @@ static int l_load(lua_State *L)
         if (lua_isstring(L, -1))
             name = lua_tostring(L, -1);   /* stays referenced on the stack */
     }
-    return load_text(L, text, len, name, opts);
+    struct reader *r = new_reader(L, name);
+    yaml_parser_set_input_string(&r->parser, (const unsigned char *)text, len);
+    r->text = text;
+    r->len = len;
+    return load_input(L, r, lua_gettop(L), opts);
+}
+
+/* libyaml's read handler for a file: fails past the byte limit (a file that grows while
+ * it is read, or one that is not a regular file). */
+static int read_file_input(void *data, unsigned char *buffer, size_t size, size_t *size_read)
+{
+    struct reader *r = data;
+    for (;;) {
+        ssize_t n = read(r->fd, buffer, size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r->read_errno = errno;
+            return 0;
+        }
+        r->read_total += (size_t)n;
+        if (r->read_total > r->cap) {
+            r->too_large = 1;
+            return 0;
+        }
+        *size_read = (size_t)n;
+        return 1;
+    }
 }
 
 /* yaml.load_file(path [, opts]) */
 static int l_load_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    size_t cap = DEFAULT_FILE_CAP, len;
+    size_t cap = DEFAULT_FILE_CAP;
     int opts = 0;
-    char err[PATH_MAX + 128];
-    const char *kind;
 
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
@@ -464,16 +559,34 @@ static int l_load_file(lua_State *L)
         }
         lua_pop(L, 1);
     }
-    char *text = fs_read_capped(path, cap, &len, &kind, err, sizeof err);
-    if (!text) {
-        host_push_failure(L, kind, "%s", err);
+    /* The parser reads the file as it goes: a 16 MiB file is never in memory whole. The
+     * checks and messages are fs.read's. */
+    struct reader *r = new_reader(L, path);
+    int reader_idx = lua_gettop(L);
+    struct stat st;
+    r->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (r->fd < 0 || fstat(r->fd, &st) != 0) {
+        int err = errno;
+        host_push_failure(L, host_errno_kind(err), "cannot read '%s': %s", path, strerror(err));
         set_string(L, "path", path);
         return 2;
     }
-    lua_pushlstring(L, text, len);   /* Lua owns the bytes from here: no leak on error */
-    free(text);
-    const char *copy = lua_tostring(L, -1);
-    return load_text(L, copy, len, path, opts);
+    if (S_ISDIR(st.st_mode)) {
+        host_push_failure(L, "io", "cannot read '%s': it is a directory", path);
+        set_string(L, "path", path);
+        return 2;
+    }
+    if (S_ISREG(st.st_mode) && (size_t)st.st_size > cap) {
+        char msg[PATH_MAX + 128];
+        snprintf(msg, sizeof msg, "cannot read '%s': it is %lld bytes, more than the limit of %zu",
+                 path, (long long)st.st_size, cap);
+        host_push_failure(L, "too_large", "%s", msg);
+        set_string(L, "path", path);
+        return 2;
+    }
+    r->cap = cap;
+    yaml_parser_set_input(&r->parser, read_file_input, r);
+    return load_input(L, r, reader_idx, opts);
 }
 
 int luaopen_yaml(lua_State *L)
@@ -489,5 +602,6 @@ int luaopen_yaml(lua_State *L)
     luaL_register(L, NULL, functions);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
+    set_number(L, "MAX_VALUES", MAX_VALUES);
     return 1;
 }
