@@ -144,19 +144,27 @@ M.SCHEMA = SCHEMA
 -- ===== validation =====
 
 
+-- A file with thousands of mistakes (a generated or wrong file) gets this many of each
+-- listed, in file order, then a count of the rest.
+M.MAX_LISTED = 50
+
 -- Validates a decoded document. marks come from yaml.load; name is the file for messages.
+-- Returns { errors = {...}, warnings = {...}, error_count = n, warning_count = n }: the
+-- lists hold at most MAX_LISTED problems each, then "… and N more" when there are more.
 function M.validate(doc, marks, name)
-  local problems = { errors = {}, warnings = {} }
-  local function where(parent, key)
+  local found = { error = {}, warning = {} }
+  local function at(parent, key)
     local m = parent and marks and marks[parent]
-    local at = m and (m.keys and m.keys[key] or m)
-    if type(key) == "number" and m then at = m end
-    if at then return ("%s:%d:%d"):format(name, at.line, at.col) end
-    return name
+    local mark = m and (m.keys and m.keys[key] or m)
+    if type(key) == "number" and m then mark = m end
+    return mark
+  end
+  local function add(kind, mark, text)
+    local list = found[kind]
+    list[#list + 1] = { line = mark and mark.line or 0, col = mark and mark.col or 0, text = text, order = #list }
   end
   schema.check(doc, SCHEMA, function(kind, path, message, parent, key)
-    local list = kind == "error" and problems.errors or problems.warnings
-    list[#list + 1] = ("%s: %s%s"):format(where(parent, key), path ~= "" and (path .. ": ") or "", message)
+    add(kind, at(parent, key), (path ~= "" and (path .. ": ") or "") .. message)
   end, { unknown = "warning", null = yaml.null })
   -- Routes to Ollama need Ollama enabled: say so where "enabled" is written.
   local p = type(doc) == "table" and doc.providers
@@ -166,19 +174,29 @@ function M.validate(doc, marks, name)
       routed = routed or r == "ollama" or (type(r) == "table" and r.provider == "ollama")
     end
     if routed then
-      problems.errors[#problems.errors + 1] = ("%s: providers.ollama.enabled: false, but gates are routed to Ollama; set it to true")
-        :format(where(p.ollama, "enabled"))
+      add("error", at(p.ollama, "enabled"), "providers.ollama.enabled: false, but gates are routed to Ollama; set it to true")
     end
   end
-  -- In file order: by line, then column.
-  local function position(msg)
-    local line, col = msg:match(":(%d+):(%d+): ")
-    return (tonumber(line) or 0) * 100000 + (tonumber(col) or 0)
+  -- In file order: by line, then column (the items of one list share its position: then as found).
+  local function by_position(a, b)
+    if a.line ~= b.line then return a.line < b.line end
+    if a.col ~= b.col then return a.col < b.col end
+    return a.order < b.order
   end
-  local function by_position(a, b) return position(a) < position(b) end
-  table.sort(problems.errors, by_position)
-  table.sort(problems.warnings, by_position)
-  return problems
+  local function listed(list, what)
+    table.sort(list, by_position)
+    local out = {}
+    for i = 1, math.min(#list, M.MAX_LISTED) do
+      local pr = list[i]
+      out[i] = (pr.line > 0 and ("%s:%d:%d"):format(name, pr.line, pr.col) or name) .. ": " .. pr.text
+    end
+    if #list > M.MAX_LISTED then
+      out[#out + 1] = ("%s: … and %d more %s not listed"):format(name, #list - M.MAX_LISTED, what)
+    end
+    return out
+  end
+  return { errors = listed(found.error, "errors"), warnings = listed(found.warning, "warnings"),
+           error_count = #found.error, warning_count = #found.warning }
 end
 
 -- ===== loading =====
@@ -385,11 +403,11 @@ function M.load(opts)
   if doc == nil then errors.config("%s", err) end
   if doc == yaml.null then doc = {} end
   local problems = M.validate(doc, marks, path)
-  if #problems.errors > 0 then
+  if problems.error_count > 0 then
     local lines = {}
     for _, e in ipairs(problems.errors) do lines[#lines + 1] = e end
     for _, w in ipairs(problems.warnings) do lines[#lines + 1] = "warning: " .. w end
-    errors.config("%s has %d problem%s:\n  %s", path, #problems.errors, #problems.errors == 1 and "" or "s",
+    errors.config("%s has %d problem%s:\n  %s", path, problems.error_count, problems.error_count == 1 and "" or "s",
       table.concat(lines, "\n  "))
   end
   cfg.source.found = true

@@ -44,14 +44,16 @@ function M.did_you_mean(name, known)
   return hint and (" — did you mean '" .. hint .. "'?") or ""
 end
 
+local function key_order(a, b)
+  if type(a) ~= type(b) then return type(a) < type(b) end
+  if type(a) == "string" or type(a) == "number" then return a < b end
+  return tostring(a) < tostring(b)
+end
+
 function M.sorted_keys(t)
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b)
-    if type(a) ~= type(b) then return type(a) < type(b) end
-    if type(a) == "string" or type(a) == "number" then return a < b end
-    return tostring(a) < tostring(b)
-  end)
+  table.sort(keys, key_order)
   return keys
 end
 
@@ -156,6 +158,28 @@ local function check_either(value, node, path, report, parent, key, opts, state)
   for _, p in ipairs(first) do report(unpack(p, 1, 5)) end
 end
 
+-- "expected a list, found a string (...)": a plain function, not a closure per checked value
+-- (a config of 50 000 values must not make 50 000 closures).
+local function wrong(value, node, path, report, parent, key, opts)
+  local instead = node.instead and node.instead[type(value)]
+  return report("error", path, ("expected %s, found %s%s"):format(expected(node, opts), describe(value, opts),
+    instead and (" — did you mean '" .. instead .. "'?") or ""), parent, key)
+end
+
+-- True the first time this table meets this node. A table shared by several keys (a YAML
+-- alias) is checked once per node: state.seen[t] is the first node, state.seen_more[t] the
+-- set of any others (rare; no set per table).
+local function first_visit(state, value, node)
+  local first = state.seen[value]
+  if first == nil then state.seen[value] = node return true end
+  if first == node then return false end
+  local more = state.seen_more[value]
+  if not more then more = {} state.seen_more[value] = more end
+  if more[node] then return false end
+  more[node] = true
+  return true
+end
+
 check = function(value, node, path, report, parent, key, opts, state)
   if node.legacy then return end
   if type(value) == "table" then
@@ -165,30 +189,21 @@ check = function(value, node, path, report, parent, key, opts, state)
     if state.depth >= M.MAX_DEPTH then
       return report("error", path, ("nested more than %d levels deep"):format(M.MAX_DEPTH), parent, key)
     end
-    -- a table shared by several keys (a YAML alias) is checked once per node
-    local seen = state.seen[value]
-    if seen and seen[node] then return end
-    if not seen then seen = {} state.seen[value] = seen end
-    seen[node] = true
+    if not first_visit(state, value, node) then return end
   end
   if node.either then return check_either(value, node, path, report, parent, key, opts, state) end
   local t = node.type
-  local function wrong()
-    local instead = node.instead and node.instead[type(value)]
-    return report("error", path, ("expected %s, found %s%s"):format(expected(node, opts), describe(value, opts),
-      instead and (" — did you mean '" .. instead .. "'?") or ""), parent, key)
-  end
   if t == "any" then return end
   if t == "number" or t == "integer" then
-    if type(value) ~= "number" or value ~= value or value == math.huge or value == -math.huge then return wrong() end
+    if type(value) ~= "number" or value ~= value or value == math.huge or value == -math.huge then return wrong(value, node, path, report, parent, key, opts) end
     if t == "integer" and value % 1 ~= 0 then return report("error", path, "expected a whole number, found " .. value, parent, key) end
     if (node.min and value < node.min) or (node.max and value > node.max) then
       return report("error", path, ("must be between %s and %s, found %s"):format(node.min, node.max, value), parent, key)
     end
   elseif t == "boolean" or t == "function" then
-    if type(value) ~= t then return wrong() end
+    if type(value) ~= t then return wrong(value, node, path, report, parent, key, opts) end
   elseif t == "string" then
-    if type(value) ~= "string" then return wrong() end
+    if type(value) ~= "string" then return wrong(value, node, path, report, parent, key, opts) end
     if node.enum then
       for _, e in ipairs(node.enum) do if e == value then return end end
       return report("error", path, ("'%s' is not one of %s%s"):format(value, table.concat(node.enum, ", "),
@@ -201,7 +216,7 @@ check = function(value, node, path, report, parent, key, opts, state)
   elseif t == "url" then
     local problem = M.url_problem(value)
     if problem then
-      if type(value) ~= "string" then return wrong() end
+      if type(value) ~= "string" then return wrong(value, node, path, report, parent, key, opts) end
       local shown = require("codeassist.http").redact(value)
       if problem:find("^expected") then
         return report("error", path, ("%s, found '%s'"):format(problem, shown), parent, key)
@@ -209,21 +224,21 @@ check = function(value, node, path, report, parent, key, opts, state)
       return report("error", path, ("'%s' %s"):format(shown, problem), parent, key)
     end
   elseif t == "list" or t == "table" then
-    if t == "list" and not is_list(value) then return wrong() end
-    if t == "table" and (type(value) ~= "table" or #value > 0) then return wrong() end
+    if t == "list" and not is_list(value) then return wrong(value, node, path, report, parent, key, opts) end
+    if t == "table" and (type(value) ~= "table" or #value > 0) then return wrong(value, node, path, report, parent, key, opts) end
     state.depth = state.depth + 1
     state.on_path[value] = true
     if t == "list" then
       if node.min_items and #value < node.min_items then
         report("error", path, ("needs at least %d item%s"):format(node.min_items, node.min_items == 1 and "" or "s"), parent, key)
       end
-      local items = {}
+      local items = node.unique and {}
       for i, item in ipairs(value) do
         check(item, node.each, path .. "[" .. i .. "]", report, value, i, opts, state)
-        if node.unique and items[item] then
+        if items and items[item] then
           report("error", path .. "[" .. i .. "]", ("'%s' is listed twice"):format(tostring(item)), value, i)
         end
-        items[item] = true
+        if items then items[item] = true end
       end
     elseif not node.open then
       M.check_fields(value, node, path, report, parent, key, opts, state)
@@ -235,7 +250,9 @@ end
 
 -- The keys of a table against node.fields / node.each / node.known.
 function M.check_fields(value, node, path, report, parent, key, opts, state)
-  local field_names = node.fields and M.sorted_keys(node.fields)
+  -- sorted once per node: a map of thousands of entries checks the same node each time
+  if node.fields and not node.field_names then node.field_names = M.sorted_keys(node.fields) end
+  local field_names = node.field_names
   for _, k in ipairs(M.sorted_keys(value)) do
     local child = node.fields and node.fields[k] or node.each
     local cpath = child_path(path, k)
@@ -277,7 +294,7 @@ end
 function M.check(value, node, report, opts)
   errors.argcheck(type(node) == "table", "schema.check: the second argument must be a schema node (a table), not %s", type(node))
   errors.argcheck(type(report) == "function", "schema.check: the third argument must be a function(severity, path, message)")
-  check(value, node, "", report, nil, nil, opts or {}, { seen = {}, on_path = {}, depth = 0 })
+  check(value, node, "", report, nil, nil, opts or {}, { seen = {}, seen_more = {}, on_path = {}, depth = 0 })
 end
 
 -- Runs check and collects the problems as "path: message" strings.
@@ -287,7 +304,7 @@ function M.problems(value, node, opts)
   check(value, node, "", function(severity, path, message)
     local list = severity == "error" and out.errors or out.warnings
     list[#list + 1] = (path ~= "" and (path .. ": ") or "") .. message
-  end, nil, nil, opts or {}, { seen = {}, on_path = {}, depth = 0 })
+  end, nil, nil, opts or {}, { seen = {}, seen_more = {}, on_path = {}, depth = 0 })
   return out
 end
 
