@@ -34,7 +34,7 @@ EMBED_SPECS  = $(foreach f,$(LUA_SOURCES),$(f)=$(call modname,$(f))) $(ARGPARSE)
 
 C_TESTS     := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps demo test asan bench install uninstall clean
+.PHONY: all deps demo test asan bench install uninstall clean fuzz fuzz-smoke fuzz-build
 
 all: deps
 	@$(MAKE) --no-print-directory codeassist
@@ -83,6 +83,46 @@ asan: deps
 	    LDFLAGS="-fsanitize=address,undefined" build/asan/codeassist c-tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    BUILD=build/asan sh tests/run.sh build/asan/codeassist
+
+# libFuzzer targets (tests/fuzz/, clang): the SSE and NDJSON framers, the model-name, size and
+# version parsers, a config file through config.load. `make fuzz` runs each for FUZZ_SECONDS
+# from its seed corpus and its past crashers (tests/fuzz/corpus/, regressions/); new inputs
+# and findings go to build/fuzz/. `make fuzz-smoke` is the short run CI does.
+FUZZ_TARGETS := sse ndjson model_facts yaml_config
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+fuzz-build: deps
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang: sh tools/deps.sh fuzz"; exit 2; }
+	@$(MAKE) --no-print-directory -s BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT=-O1 \
+	    CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+fuzz: fuzz-build
+	@sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
+
+# (made by the fuzz-build sub-make, where BUILD is build/fuzz and CC clang)
+FUZZ_LINK = $(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -fsanitize=fuzzer $(LDFLAGS)
+
+$(BUILD)/fuzz_sse: tests/fuzz/framing.c $(BUILD)/framing.o
+	$(FUZZ_LINK) -DFUZZ_KIND=FRAME_SSE -o $@ $^
+
+$(BUILD)/fuzz_ndjson: tests/fuzz/framing.c $(BUILD)/framing.o
+	$(FUZZ_LINK) -DFUZZ_KIND=FRAME_NDJSON -o $@ $^
+
+$(BUILD)/fuzz_model_facts: tests/fuzz/model_facts.c $(BUILD)/model_facts.o
+	$(FUZZ_LINK) -o $@ $^ -lm
+
+# The whole runtime and Lua library, with main.c's main renamed (libFuzzer has its own).
+$(BUILD)/main_lib.o: runtime/main.c runtime/*.h | $(BUILD)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -Dmain=codeassist_main -c -o $@ $<
+
+$(BUILD)/fuzz_yaml_config: tests/fuzz/yaml_config.c $(filter-out $(BUILD)/main.o,$(C_OBJECTS)) $(BUILD)/main_lib.o
+	$(FUZZ_LINK) $(EXPORTS) -o $@ $^ $(LDLIBS_ALL)
 
 bench: all
 	@sh tests/bench/run.sh ./codeassist

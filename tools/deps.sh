@@ -1,12 +1,14 @@
 #!/bin/sh
 # Installs the Debian packages codeassist needs to build and test, only those missing.
 # Called by `make deps` (and by make itself when a header or tool is absent).
+#   sh tools/deps.sh fuzz    also what `make fuzz` needs (clang and its libFuzzer runtime)
 set -eu
 
 # zsh and groff-base: the specs try the zsh completion and render the manual page.
 PACKAGES="make gcc pkg-config git curl python3 valgrind openssl
 libluajit2-5.1-dev luajit2 libcurl4-openssl-dev libyaml-dev lua-cjson-dev
 lua-busted lua-argparse tmux bubblewrap zsh groff-base"
+[ "${1:-}" = fuzz ] && PACKAGES="$PACKAGES clang libclang-rt-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,0 +1,1 @@
+ÿevent: errordata: {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
