@@ -102,7 +102,9 @@ local SCHEMA = { type = "table", fields = {
     default = provider_node,
     ollama = { type = "table", fields = {
       enabled = bool,
-      base_url = { either = { { type = "url" }, { type = "list", each = { type = "url" }, min_items = 1, unique = true } } },
+      -- a pool: the doctor checks every server, so a generated list of thousands is refused
+      base_url = { either = { { type = "url" }, { type = "list", each = { type = "url" }, min_items = 1, max_items = 64,
+                                                  unique = true } } },
       model = token,
       api_key = token,
       protocol = { type = "string", enum = { "native", "anthropic" } },

@@ -7,12 +7,13 @@
 --   { type = "number" | "integer" | "boolean" | "string" | "url" | "table" | "list" | "function" | "any",
 --     min, max,                -- numbers (never NaN or infinite)
 --     enum = {...},            -- strings: the allowed values (did-you-mean on a near miss)
---     token = true,            -- strings: no spaces or control characters (keys, model names)
+--     token = true,            -- strings: no spaces or control characters, at most MAX_TOKEN
+--                              -- characters (keys, model names)
 --     fields = {k = node},     -- tables: the known keys; a node with required = true must be there
 --     each = node,             -- tables: the node of every value (a map); lists: of every item
 --     known = {...}, known_what = "gate",  -- a map's keys must be one of these (did-you-mean)
 --     unknown = "warning" | "error",       -- what an unknown key is (default: the check's opts)
---     min_items = 1, unique = true,        -- lists
+--     min_items = 1, max_items = 64, unique = true,   -- lists
 --     open = true,             -- tables: anything goes inside
 --     what = "the route(gate, ctx) hook",  -- named in type errors
 --     instead = {table = "routes"},        -- a value of this type was probably meant for that key
@@ -61,6 +62,15 @@ local function is_list(v)
   return type(v) == "table" and (next(v) == nil or #v > 0)
 end
 
+-- A name or value as a message quotes it: a long one (a 16 MB string in a config file) is
+-- cut, so no message grows with the file.
+local function quoted(v)
+  v = tostring(v)
+  if #v <= 80 then return v end
+  return ("%s… (%d characters)"):format(v:sub(1, 60), #v)
+end
+M.quoted = quoted
+
 -- How a value reads in a message: YAML users think in mappings, Lua users in tables.
 local function describe(v, opts)
   if opts.null ~= nil and v == opts.null then return "null" end
@@ -81,8 +91,15 @@ end
 M.describe = describe
 
 -- An http(s) URL a request can be sent to, or nil and what is wrong with it.
+-- Longer is never a server address, model name or key (Ollama's names stay under 700).
+M.MAX_URL = 2048
+M.MAX_TOKEN = 1024
+
 function M.url_problem(value)
   if type(value) ~= "string" then return "expected an http:// or https:// address" end
+  if #value > M.MAX_URL then   -- checked first: the patterns below are slow on megabytes
+    return ("is %d characters long; a server address is at most %d"):format(#value, M.MAX_URL)
+  end
   if value:find("[%s%c]") then return "contains a space or a control character" end
   local scheme, authority, rest = value:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
   if not scheme or (scheme:lower() ~= "http" and scheme:lower() ~= "https") then
@@ -129,7 +146,7 @@ local function expected(node, opts)
 end
 
 local function child_path(path, k)
-  local part = type(k) == "string" and k or ("[" .. (type(k) == "number" and tostring(k) or describe(k, {})) .. "]")
+  local part = type(k) == "string" and quoted(k) or ("[" .. (type(k) == "number" and tostring(k) or describe(k, {})) .. "]")
   if path == "" then return part end
   return part:sub(1, 1) == "[" and (path .. part) or (path .. "." .. part)
 end
@@ -206,17 +223,22 @@ check = function(value, node, path, report, parent, key, opts, state)
     if type(value) ~= "string" then return wrong(value, node, path, report, parent, key, opts) end
     if node.enum then
       for _, e in ipairs(node.enum) do if e == value then return end end
-      return report("error", path, ("'%s' is not one of %s%s"):format(value, table.concat(node.enum, ", "),
+      return report("error", path, ("'%s' is not one of %s%s"):format(quoted(value), table.concat(node.enum, ", "),
         M.did_you_mean(value, node.enum)), parent, key)
     end
     if node.token and (value == "" or value:find("[%s%c]")) then
       return report("error", path, value == "" and "must not be empty"
         or "must not contain spaces, line breaks or control characters", parent, key)
     end
+    if node.token and #value > M.MAX_TOKEN then
+      return report("error", path, ("is %d characters long; a model name or key is at most %d"):format(#value, M.MAX_TOKEN),
+        parent, key)
+    end
   elseif t == "url" then
     local problem = M.url_problem(value)
     if problem then
       if type(value) ~= "string" then return wrong(value, node, path, report, parent, key, opts) end
+      if #value > M.MAX_URL then return report("error", path, "the address " .. problem, parent, key) end
       local shown = require("codeassist.http").redact(value)
       if problem:find("^expected") then
         return report("error", path, ("%s, found '%s'"):format(problem, shown), parent, key)
@@ -232,11 +254,14 @@ check = function(value, node, path, report, parent, key, opts, state)
       if node.min_items and #value < node.min_items then
         report("error", path, ("needs at least %d item%s"):format(node.min_items, node.min_items == 1 and "" or "s"), parent, key)
       end
+      if node.max_items and #value > node.max_items then
+        return report("error", path, ("has %d items; at most %d"):format(#value, node.max_items), parent, key)
+      end
       local items = node.unique and {}
       for i, item in ipairs(value) do
         check(item, node.each, path .. "[" .. i .. "]", report, value, i, opts, state)
         if items and items[item] then
-          report("error", path .. "[" .. i .. "]", ("'%s' is listed twice"):format(tostring(item)), value, i)
+          report("error", path .. "[" .. i .. "]", ("'%s' is listed twice"):format(quoted(item)), value, i)
         end
         if items then items[item] = true end
       end
@@ -263,7 +288,7 @@ function M.check_fields(value, node, path, report, parent, key, opts, state)
     end
     if node.known and not node.known_set[k] then
       report(unknown_severity, cpath, ("unknown %s '%s'%s (known: %s)"):format(node.known_what or "name",
-        tostring(k), M.did_you_mean(k, node.known), table.concat(node.known, ", ")), value, k)
+        quoted(k), M.did_you_mean(k, node.known), table.concat(node.known, ", ")), value, k)
     end
     if type(k) ~= "string" and not node.each then
       report(unknown_severity, cpath, "unknown key (keys are names)", value, k)

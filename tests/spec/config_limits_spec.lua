@@ -87,6 +87,28 @@ local SHAPES = {
     text = function() return lines(math.floor((N - 1) / 2), function(i) return "k" .. i .. ": 1\n" end) end },
   { name = "50k wrong items in safety.forbidden (errors)", errors = N - 5,
     text = function() return "safety:\n  forbidden: [" .. ("1,"):rep(N - 6) .. "1]\n" end },
+  -- one value as big as the file: messages quote a value cut short, and a value that cannot
+  -- be a server address, model name or key is refused before anything uses it
+  { name = "a 16 MB value where a provider name goes",
+    refused = "c%.yml:2:3: providers%.default: 'o+… %(16777176 characters%)' is not one of claude, anthropic, ollama",
+    text = function() return "providers:\n  default: " .. ("o"):rep(CAP - 40) .. "\n" end },
+  { name = "a 16 MB server address",
+    refused = "c%.yml:3:5: providers%.ollama%.base_url: the address is 16777156 characters long; a server address is at most 2048",
+    text = function() return "providers:\n  ollama:\n    base_url: " .. ("h"):rep(CAP - 60) .. "\n" end },
+  { name = "a 16 MB model name for an enabled Ollama",
+    refused = "c%.yml:6:5: providers%.ollama%.model: is 16777016 characters long; a model name or key is at most 1024",
+    text = function()
+      return "providers:\n  default: ollama\n  ollama:\n    enabled: true\n    base_url: http://127.0.0.1:1\n    model: "
+        .. ("m"):rep(CAP - 200) .. "\n"
+    end },
+  { name = "a 16 MB key (explicit, so YAML allows its length)", loads = true, warns = "c%.yml:1:3: k+… %(16777196 characters%): unknown key %(ignored%)",
+    text = function() return "? " .. ("k"):rep(CAP - 20) .. "\n: 1\n" end },
+  { name = "a pool of 24k Ollama servers",
+    refused = "c%.yml:6:5: providers%.ollama%.base_url: has 24000 items; at most 64",
+    text = function()
+      return "providers:\n  default: ollama\n  ollama:\n    enabled: true\n    model: qwen3\n    base_url:\n"
+        .. lines(24000, function(i) return "    - http://127.0.0.1:1/p" .. i .. "\n" end)
+    end },
   { name = "an alias bomb: 9 gates x 9^10 leaves", loads = true,
     text = function()
       local t = { "junk:\n  l0: &l0 {" .. lines(9, function(i) return ("k%d: lol, "):format(i) end) .. "}\n" }
@@ -118,6 +140,10 @@ describe("a config file under the size cap", function()
       if shape.over then
         assert.are.equal(2, r.code, r.output)
         assert.matches("c%.yml" .. shape.over:gsub("%p", "%%%0") .. " more than " .. N .. " values %(keys, list items and scalars%) in one document; a codeassist file needs a few hundred at most — is this the right file%?", r.output)
+      elseif shape.refused then
+        assert.are.equal(2, r.code, r.output)
+        assert.matches(shape.refused, r.output)
+        assert.is_true(#r.output < 1000, "the message quotes the whole value")
       elseif shape.errors then
         assert.are.equal(2, r.code, r.output)
         assert.matches("c%.yml has " .. shape.errors .. " problems:\n  .-c%.yml:2:14: safety%.forbidden%[1%]: expected a string, found a number %(1%)", r.output)
@@ -127,6 +153,7 @@ describe("a config file under the size cap", function()
       else
         assert.are.equal(1, r.code, r.output)   -- loaded; the doctor then finds no API key
         assert.matches("ANTHROPIC_API_KEY is not set", r.output)
+        if shape.warns then assert.matches(shape.warns, r.output) end
       end
     end)
   end
