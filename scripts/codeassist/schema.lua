@@ -226,13 +226,13 @@ check = function(value, node, path, report, parent, key, opts, state)
       return report("error", path, ("'%s' is not one of %s%s"):format(quoted(value), table.concat(node.enum, ", "),
         M.did_you_mean(value, node.enum)), parent, key)
     end
-    if node.token and (value == "" or value:find("[%s%c]")) then
-      return report("error", path, value == "" and "must not be empty"
-        or "must not contain spaces, line breaks or control characters", parent, key)
-    end
     if node.token and #value > M.MAX_TOKEN then
       return report("error", path, ("is %d characters long; a model name or key is at most %d"):format(#value, M.MAX_TOKEN),
         parent, key)
+    end
+    if node.token and (value == "" or value:find("[%s%c]")) then
+      return report("error", path, value == "" and "must not be empty"
+        or "must not contain spaces, line breaks or control characters", parent, key)
     end
   elseif t == "url" then
     local problem = M.url_problem(value)

@@ -82,7 +82,7 @@ static void run(const uint8_t *s, size_t n, size_t max_size, unsigned split, str
         free(chunk);
         at += len;
     }
-    r->status = rc != FRAME_OK ? rc : frame_finish(&f);
+    r->status = rc != FRAME_OK ? rc : frame_finish(&f, on_frame, r);
     frame_free(&f);
 }
 

@@ -1,11 +1,13 @@
 /* libFuzzer target for the model-name, size and version parsers (runtime/model_facts.c).
  *
- * Input: up to three strings separated by '\n' (a, b, c), and byte 0 (before the split) as
- * an edit-distance limit. Beyond "no crash", each function keeps its own promises:
+ * Input: byte 0 picks an edit-distance limit (0..249, a negative one, or near INT_MAX), the
+ * rest is up to three strings separated by '\n'. Beyond "no crash", each function keeps its
+ * own promises:
  *   model_name_parse    a name it accepts shows as a name it accepts again, the same model
  *   model_name_distance symmetric, 0 to itself, within 0..limit+1
  *   model_parameters    -1 (unreadable) or a finite count >= 0
  *   server_version_compare  0 to itself, antisymmetric, -2 for both orders or neither */
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,6 +41,7 @@ static void check_distance(const char *a, const char *b, int limit)
     int ab = model_name_distance(a, b, limit), ba = model_name_distance(b, a, limit);
     if (ab != ba)
         FAIL("distance('%s', '%s', %d) = %d but the other way %d", a, b, limit, ab, ba);
+    limit = limit < 0 ? 0 : limit > INT_MAX - 1 ? INT_MAX - 1 : limit;   /* as documented */
     if (ab < 0 || ab > limit + 1)
         FAIL("distance('%s', '%s', %d) = %d, outside 0..limit+1", a, b, limit, ab);
     if (strlen(a) <= 200 && model_name_distance(a, a, limit) != 0)
@@ -68,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 || size > 4096)
         return 0;
-    int limit = data[0];
+    /* 0..249, or the edges: a negative limit, INT_MAX */
+    int limit = data[0] < 250 ? data[0] : data[0] < 253 ? -data[0] : INT_MAX - (255 - data[0]);
     char *text = malloc(size);
     if (!text)
         return 0;
