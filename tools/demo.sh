@@ -91,6 +91,7 @@ echo
 echo "== codeassist whatif $run_id claude ollama_only   (the same run priced under other presets)"
 "$bin" whatif "$run_id" claude ollama_only
 echo
-echo "The run's folder (.codeassist/runs/$run_id) holds state.json, ledger.jsonl, trace.jsonl, audit.jsonl and"
-echo "report.md, the pull request's body: \`codeassist report $run_id\` prints it."
+echo "== codeassist report   (report.md, also the pull request's body; the run's folder .codeassist/runs/$run_id"
+echo "   holds it with state.json, ledger.jsonl, trace.jsonl and audit.jsonl)"
+"$bin" report | sed -n '/^Closes/,$p'
 exit "$status"

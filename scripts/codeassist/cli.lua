@@ -8,6 +8,13 @@ local PROGRAM = "codeassist"
 
 -- Global flags that take a value; the C host has already acted on them (see main.c).
 local GLOBAL_WITH_VALUE = { ["--lua-path"] = true }
+-- `run PRESET`'s own options (run_file.lua), named when someone puts them before the preset
+local LOOP_OPTIONS = {}
+for _, o in ipairs{ "--issue", "--issue-file", "--repo", "--config", "--dry-run", "--supervised", "--max-iterations",
+                    "--target-score", "--vram", "--route", "--trace", "--resume", "--json", "--record", "--replay",
+                    "--test-provider", "--doctor" } do
+  LOOP_OPTIONS[o] = true
+end
 
 local EPILOG = [[
 Exit codes:
@@ -210,6 +217,11 @@ local function split_run_args(argv)
       break
     end
     if a:sub(1, 1) ~= "-" or a == "-" then break end
+    if LOOP_OPTIONS[a:match("^[^=]*")] then
+      -- `codeassist run --issue 3 mine.lua`: the loop's options belong to the preset
+      errors.usage("run: %s comes before the file it is for; the loop's options go after the preset: "
+        .. "codeassist run PRESET --issue N [options] (codeassist run PRESET --help lists them)", a)
+    end
     j = j + (GLOBAL_WITH_VALUE[a] and 2 or 1)
   end
   if j > #argv then return argv, nil end

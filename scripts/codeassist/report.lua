@@ -7,13 +7,34 @@
 --   report.markdown(doc), report.summary(doc)
 local M = {}
 
+-- Dollars with enough digits that small sums still add up as they read ($0.011 of $0.030).
 local function money(usd)
   if usd == nil then return "?" end
   if usd == 0 then return "$0" end
-  if usd < 0.01 then return ("$%.4f"):format(usd) end
+  if math.abs(usd) < 0.01 then return ("$%.4f"):format(usd) end
+  if math.abs(usd) < 1 then return ("$%.3f"):format(usd) end
   return ("$%.2f"):format(usd)
 end
 M.money = money
+
+-- The order gates are shown in everywhere: the agent, then the built-in gates as the doctor
+-- lists them, then a project's own gates by name.
+M.GATE_ORDER = { "implement", "build", "security", "test", "mentor", "review", "architect", "devops", "ux" }
+local RANK = {}
+for i, g in ipairs(M.GATE_ORDER) do RANK[g] = i end
+function M.gate_before(a, b)
+  local ra, rb = RANK[a] or math.huge, RANK[b] or math.huge
+  if ra ~= rb then return ra < rb end
+  return tostring(a) < tostring(b)
+end
+
+-- A gate result's route as the terminal's table shows it.
+function M.route_cell(r)
+  local label = r.provider == "anthropic" and "claude" or r.provider
+  local route = label and (label .. " " .. tostring(r.model) .. (r.fallback and (" (fallback from " .. r.fallback .. ")") or ""))
+  if r.kind == "measured" then route = "measured" .. (route and (", explained by " .. route) or "") end
+  return route or "-"
+end
 
 local function duration(s)
   s = tonumber(s) or 0
@@ -39,18 +60,20 @@ function M.build(state, totals, opts)
   }
   for _, r in ipairs(state.last_results or {}) do
     doc.gates[#doc.gates + 1] = { gate = r.gate, score = r.score, status = r.status, provider = r.provider, model = r.model,
-                                  fallback = r.fallback, reason = r.reason }
+                                  fallback = r.fallback, reason = r.reason, kind = r.kind, route = M.route_cell(r) }
   end
   local by_gate = {}
   for gate, g in pairs(totals.by_gate or {}) do
     local routes = {}
-    for route, n in pairs(g.routes or {}) do routes[#routes + 1] = ("%s (%d)"):format(route, n) end
+    for route, n in pairs(g.routes or {}) do
+      routes[#routes + 1] = ("%s (%d)"):format(route:gsub("^anthropic ", "claude "), n)
+    end
     table.sort(routes)
     by_gate[#by_gate + 1] = { gate = gate, calls = g.calls, input_tokens = g.input_tokens, output_tokens = g.output_tokens,
                               usd = g.usd, claude_usd = g.claude_usd, saved_usd = g.claude_usd - g.usd,
                               seconds = g.seconds, routes = routes }
   end
-  table.sort(by_gate, function(a, b) return a.gate < b.gate end)
+  table.sort(by_gate, function(a, b) return M.gate_before(a.gate, b.gate) end)
   doc.cost = { calls = totals.calls or 0, paid_calls = totals.paid_calls or 0, usd = totals.usd or 0,
                claude_usd = totals.claude_usd or 0, saved_usd = totals.saved_usd or 0, unpriced_calls = totals.unpriced or 0,
                input_tokens = totals.input_tokens or 0, output_tokens = totals.output_tokens or 0, by_gate = by_gate }
@@ -64,7 +87,7 @@ local function outcome_line(doc)
   if o.status == "blocked" then return ("**BLOCKED** — %s"):format(o.reason or "") end
   if o.status == "ready" then return ("Quality gates: %s/%s after %d iteration%s."):format(doc.score, doc.target,
     doc.iterations or 0, doc.iterations == 1 and "" or "s") end
-  return ("**%s**%s"):format(o.status or "running", o.reason and (" — " .. o.reason) or "")
+  return ("**%s**%s"):format(o.status or "running", o.reason and o.reason ~= o.status and (" — " .. o.reason) or "")
 end
 
 -- report.md: also the pull request's body (outcome "ready").
@@ -80,7 +103,7 @@ function M.markdown(doc)
     lines[#lines + 1] = "| gate | score | status | route | why |"
     lines[#lines + 1] = "|---|---|---|---|---|"
     for _, g in ipairs(doc.gates) do
-      local route = g.provider and (g.provider .. " " .. tostring(g.model) .. (g.fallback and (" (fallback from " .. g.fallback .. ")") or "")) or "measured"
+      local route = g.route or M.route_cell(g)
       lines[#lines + 1] = ("| %s | %s | %s | %s | %s |"):format(md_cell(g.gate), md_cell(g.score and math.floor(g.score + 0.5)),
         md_cell(g.status), md_cell(route), md_cell(g.reason))
     end

@@ -108,7 +108,7 @@ function M.open(root, id)
   local dir = folder(root)
   if not id then
     local list = M.list(root)
-    if #list == 0 then return nil, errors.failure("not_found", ("there is no run in %s to resume"):format(dir)) end
+    if #list == 0 then return nil, errors.failure("not_found", ("there is no run in %s yet (`codeassist run PRESET --issue N` makes one)"):format(dir)) end
     id = list[1].id
   end
   if type(id) ~= "string" or not id:match("^[%w%-_.]+$") then
@@ -117,7 +117,8 @@ function M.open(root, id)
   local p = paths(dir .. "/" .. id)
   local text, err = fs.read(p.state)
   if not text then
-    return nil, errors.failure("not_found", ("no run %s in %s (codeassist runs lists them): %s"):format(id, dir, err.message))
+    local why = err.kind == "not_found" and "" or (": " .. err.message)
+    return nil, errors.failure("not_found", ("no run %s in %s (codeassist runs lists them)%s"):format(id, dir, why))
   end
   local state = json.decode(text)
   if type(state) ~= "table" or state.version ~= M.VERSION then

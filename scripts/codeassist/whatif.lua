@@ -51,6 +51,7 @@ function M.usage_by_gate(path)
       g.routes[r] = (g.routes[r] or 0) + 1
     end
   end
+  table.sort(order, report.gate_before)   -- the same order as the report and the doctor
   for _, g in pairs(gates) do   -- the route that served most of the gate's calls
     for r, n in pairs(g.routes) do
       if not g.route or n > g.routes[g.route] or (n == g.routes[g.route] and r < g.route) then g.route = r end
@@ -90,8 +91,15 @@ function M.main(opts)
   local root = opts.repo or fs.cwd()
   local st = fs.stat(root)
   if not st or st.type ~= "dir" then errors.usage("--repo %s: %s", root, st and "not a folder" or "no such folder") end
-  local run, state = runs.open(root, opts.id)
-  if not run then errors.usage("whatif: %s", state.message) end
+  local run, state = runs.open(root, opts.id ~= "latest" and opts.id or nil)
+  if not run then
+    local preset = require "codeassist.preset"
+    local hint = ""
+    for _, name in ipairs(preset.BUILTIN) do
+      if name == opts.id then hint = " — it is a preset's name: give the run first (`codeassist runs` lists them, or `latest`)" end
+    end
+    errors.usage("whatif: %s%s", state.message, hint)
+  end
   local gates, order = M.usage_by_gate(run.paths.ledger)
   if not gates or #order == 0 then
     errors.usage("whatif: run %s made no model calls (its ledger %s is %s), so there is nothing to re-price", run.id,

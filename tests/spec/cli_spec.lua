@@ -45,6 +45,10 @@ describe("codeassist CLI", function()
     r = codeassist{ "run", "--frob", "x.lua" }
     assert.are.equal(2, r.code)
     assert.matches("unknown option '%-%-frob'", r.stderr)
+    -- the loop's options before the preset: said where they go
+    r = codeassist{ "run", "--issue", "3", "x.lua" }
+    assert.are.equal(2, r.code)
+    assert.matches("the loop's options go after the preset: codeassist run PRESET %-%-issue N", r.stderr)
   end)
 
   it("hands the script its arguments through ... and arg, untouched", function()
