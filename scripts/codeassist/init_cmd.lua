@@ -389,7 +389,14 @@ function M.config_text(f)
   add("    # The server root (never .../v1); a list of URLs is a pool that fails over.")
   add("    # Default: OLLAMA_HOST, else %s.%s", d.providers.ollama.base_url,
     f.survey.reachable and "" or " (Not reached when this was written.)")
-  add("    base_url: %s", yaml_scalar(f.survey.url))
+  if f.survey.origin == "--ollama" then
+    add("    base_url: %s", yaml_scalar(f.survey.url))
+  else
+    -- the environment stays in charge: a later OLLAMA_HOST must not be beaten by this file
+    add("    # (%s now, read from %s at each run; uncomment to fix the address here)", f.survey.url,
+      f.survey.origin == "OLLAMA_HOST" and "OLLAMA_HOST" or "the default")
+    add("    # base_url: %s", yaml_scalar(f.survey.url))
+  end
   add("    # The model of an Ollama route that names none (the preset's routes name theirs).")
   add("    # No default.")
   add("    model: %s", yaml_scalar(c.main.model))
