@@ -376,12 +376,37 @@ function M.position(cfg, ...)
   return at and ("%s:%d"):format(cfg.source.path, at.line) or nil
 end
 
+-- The top folder of the project holding `dir` (default: the current folder), as git finds it:
+-- the nearest folder, upwards, with a .git entry; nil outside a repository. So a command run in
+-- a subfolder reads the project's config and run folders, not the subfolder's.
+function M.project_root(dir)
+  local fs = require "codeassist.fs"
+  dir = dir or fs.cwd()
+  for _ = 1, 256 do   -- bounded: a path has far fewer levels
+    if fs.stat(dir .. "/.git") then return dir end
+    local up = dir:match("^(.*)/[^/]+/*$")
+    if not up then return nil end
+    dir = up ~= "" and up or "/"
+    if dir == "/" then return fs.stat("/.git") and "/" or nil end
+  end
+end
+
+-- The config file a command reads when none is given: .claude/autonomous.yml here, or at the
+-- top of the project when this is a subfolder of one.
+function M.default_path()
+  local fs = require "codeassist.fs"
+  local cwd = fs.cwd()
+  local top = M.project_root(cwd)
+  if top and top ~= cwd and not fs.stat(M.DEFAULT_PATH) then return top .. "/" .. M.DEFAULT_PATH end
+  return M.DEFAULT_PATH
+end
+
 -- Loads and validates the file (a missing file means defaults, said in cfg.source; a path
 -- given explicitly must exist unless opts.missing_ok).
 -- Raises a config error (exit 2) listing every problem with its position.
 function M.load(opts)
   opts = opts or {}
-  local path = opts.path or M.DEFAULT_PATH
+  local path = opts.path or M.default_path()
   local getenv = opts.env or os.getenv
   local cfg = M.defaults()
   cfg.source = { path = path, found = false, warnings = {}, origins = {} }

@@ -23,7 +23,12 @@ local secrets = {}
 
 -- A value (an API key) that must never appear in any output.
 function M.secret(value)
-  if type(value) == "string" and #value >= 4 then secrets[value] = true end
+  if type(value) == "string" and #value >= 4 then
+    secrets[value] = true
+    -- and as JSON writes it (a "/" becomes "\/"), for the lines written as JSON
+    local encoded = require("cjson.safe").encode(value)
+    if encoded and encoded:sub(2, -2) ~= value then secrets[encoded:sub(2, -2)] = true end
+  end
 end
 
 local function scrub(text)

@@ -25,7 +25,7 @@ local function count(v) return type(v) == "number" and v == v and v >= 0 and v <
 
 local function empty_totals()
   return { calls = 0, paid_calls = 0, usd = 0, claude_usd = 0, saved_usd = 0, unpriced = 0,
-           input_tokens = 0, output_tokens = 0, seconds = 0, by_gate = {} }
+           input_tokens = 0, output_tokens = 0, seconds = 0, by_gate = {}, replayed = 0, recorded_usd = 0 }
 end
 
 -- Adds one entry (as written to the file) to the totals.
@@ -39,6 +39,10 @@ local function add(totals, e)
   totals.usd = totals.usd + (tonumber(e.usd) or 0)
   totals.claude_usd = totals.claude_usd + (tonumber(e.claude_usd) or tonumber(e.usd) or 0)
   totals.saved_usd = totals.claude_usd - totals.usd
+  if e.replayed then
+    totals.replayed = totals.replayed + 1
+    totals.recorded_usd = totals.recorded_usd + (tonumber(e.recorded_usd) or 0)
+  end
   local g = totals.by_gate[e.gate or "?"]
   if not g then
     g = { calls = 0, input_tokens = 0, output_tokens = 0, usd = 0, claude_usd = 0, seconds = 0, routes = {} }

@@ -37,6 +37,14 @@ local function failure_fields(err)
   end
   kept.kind = errors.KINDS[kept.kind] and kept.kind or "protocol"
   kept.message = kept.message or tostring(err)
+  -- the headers the retry policy decides by, so a replay retries as the recorded run did
+  local headers = type(err) == "table" and type(err.headers) == "table" and err.headers or {}
+  for _, h in ipairs{ "x-should-retry", "retry-after", "retry-after-ms" } do
+    if type(headers[h]) == "string" then
+      kept.headers = kept.headers or {}
+      kept.headers[h] = headers[h]
+    end
+  end
   return kept
 end
 
@@ -52,10 +60,25 @@ function M.check_new(dir)
   if not ok then errors.usage("--record %s: cannot create the folder: %s", dir, err.message) end
 end
 
+-- A recording inside the repository would be committed with the work (every prompt and
+-- answer in the pull request): only .codeassist/, which no commit takes, may hold one.
+function M.check_place(dir, root)
+  local function absolute(p)
+    p = p:sub(1, 1) == "/" and p or (fs.cwd() .. "/" .. p)
+    return (p:gsub("/%./", "/"):gsub("/+", "/"):gsub("/%.?$", ""))
+  end
+  local abs, top = absolute(dir), absolute(root)
+  local inside = abs:sub(1, #top + 1) == top .. "/" and abs:sub(#top + 2) or (abs == top and "" or nil)
+  if inside and not (inside .. "/"):match("^%.codeassist/") then
+    errors.usage("--record %s: the folder is inside the repository, so the recording would be committed with the work; "
+      .. "use a folder outside it, or under .codeassist/ (e.g. --record .codeassist/recordings/NAME)", dir)
+  end
+end
+
 function M.recorder(dir, complete, iteration, meta)
   M.check_new(dir)
   local path = dir .. "/" .. M.EXCHANGES
-  local meta_text = json.encode(meta or {}) or "{}"
+  local meta_text = events.scrub(json.encode(meta or {}) or "{}")
   local written, werr = fs.write_atomic(dir .. "/" .. M.META, meta_text .. "\n")
   if not written then errors.usage("--record %s: cannot write %s: %s", dir, M.META, werr.message) end
   local file, oerr = io.open(path, "a")
@@ -66,14 +89,25 @@ function M.recorder(dir, complete, iteration, meta)
     local key = key_of(gate, i, route)
     counts[key] = (counts[key] or 0) + 1
     local t0 = require("codeassist.clock").monotonic()
-    local msg, failure = complete(cfg, route, req, opts)
-    local line = json.encode{ gate = gate, iteration = i, provider = route.provider, model = route.model,
-      n = counts[key], request = req, message = msg, error = not msg and failure_fields(failure) or nil,
-      seconds = require("codeassist.clock").monotonic() - t0 }
-    if line then
-      file:write(events.scrub(line), "\n")   -- a key in a prompt is never written down
-      file:flush()
+    local done, msg, failure = pcall(complete, cfg, route, req, opts)
+    local seconds = require("codeassist.clock").monotonic() - t0
+    local entry = { gate = gate, iteration = i, provider = route.provider, model = route.model, n = counts[key],
+      request = req, seconds = seconds }
+    if not done then
+      -- cancelled (a gate's timeout, Ctrl-C): kept, so the replay waits there as this call did
+      entry.cancelled, entry.error = true, failure_fields(msg)
+    else
+      entry.message, entry.error = msg, not msg and failure_fields(failure) or nil
     end
+    local line, err = json.encode(entry)
+    if not line then
+      line = json.encode{ gate = gate, iteration = i, provider = route.provider, model = route.model, n = counts[key],
+        error = { kind = "protocol", message = "this exchange could not be recorded: " .. err.message }, seconds = seconds }
+    end
+    local wrote, werr = file:write(events.scrub(line), "\n")   -- a key in a prompt is never written down
+    if not wrote then errors.goal("--record %s: cannot write %s: %s", dir, M.EXCHANGES, tostring(werr)) end
+    file:flush()
+    if not done then error(msg, 0) end
     return msg, failure
   end
 end
@@ -107,6 +141,20 @@ function M.load(dir)
   return { dir = dir, by_key = by_key, count = count, meta = type(meta) == "table" and meta or {} }
 end
 
+-- The issue a recording was made for, to replay it without asking the forge; a different
+-- --issue is refused (its answers belong to the recorded issue).
+function M.issue(recording, asked)
+  local issue = type(recording.meta.issue) == "table" and recording.meta.issue or nil
+  if not issue or (issue.number == nil and issue.title == nil) then
+    errors.usage("--replay %s: the recording does not say which issue it was made for (its %s has no issue): record it "
+      .. "again with this codeassist", recording.dir, M.META)
+  end
+  if asked and issue.number and tostring(asked) ~= tostring(issue.number) then
+    errors.usage("--replay %s: the recording is of issue #%s, not #%s", recording.dir, tostring(issue.number), tostring(asked))
+  end
+  return issue
+end
+
 -- JSON's null (cjson.null) as nil, all the way down, so a replayed message looks as fresh.
 local function without_nulls(v, depth)
   if v == json.null then return nil end
@@ -131,6 +179,12 @@ function M.player(recording, iteration)
         .. "holds %d for it) — the run took another path than the recorded one (a changed preset, route or prompt); "
         .. "record it again with --record", recording.dir, tostring(gate), tostring(i), label(route), n, held)
     end
+    if x.cancelled then
+      -- the recorded call never ended (a gate's timeout cancelled it): wait as it did, for the
+      -- same timeout to end this one
+      require("codeassist.task").sleep((tonumber(x.seconds) or 0) + 60)
+      error(require("codeassist.task").cancelled_error(), 0)
+    end
     if x.message ~= nil and x.message ~= json.null then
       local msg = without_nulls(x.message, 0)
       if opts and opts.on_event and type(msg.content) == "table" then
@@ -145,7 +199,7 @@ function M.player(recording, iteration)
     end
     local e = without_nulls(x.error or {}, 0)
     return nil, errors.failure(errors.KINDS[e.kind] and e.kind or "protocol",
-      tostring(e.message or "a recorded failure"), { status = e.status, retryable = e.retryable,
+      tostring(e.message or "a recorded failure"), { status = e.status, retryable = e.retryable, headers = e.headers,
                                                      error_type = e.error_type, retry_after = e.retry_after, replayed = true })
   end
 end

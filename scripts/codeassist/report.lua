@@ -76,7 +76,8 @@ function M.build(state, totals, opts)
   table.sort(by_gate, function(a, b) return M.gate_before(a.gate, b.gate) end)
   doc.cost = { calls = totals.calls or 0, paid_calls = totals.paid_calls or 0, usd = totals.usd or 0,
                claude_usd = totals.claude_usd or 0, saved_usd = totals.saved_usd or 0, unpriced_calls = totals.unpriced or 0,
-               input_tokens = totals.input_tokens or 0, output_tokens = totals.output_tokens or 0, by_gate = by_gate }
+               input_tokens = totals.input_tokens or 0, output_tokens = totals.output_tokens or 0, by_gate = by_gate,
+               replayed_calls = totals.replayed or 0, recorded_usd = totals.recorded_usd or 0 }
   return doc
 end
 
@@ -110,8 +111,13 @@ function M.markdown(doc)
   end
   local c = doc.cost
   lines[#lines + 1] = ""
-  lines[#lines + 1] = ("Cost: %s for %d model calls (%d to Claude); the same tokens all on Claude: %s — saved %s."):format(
-    money(c.usd), c.calls, c.paid_calls, money(c.claude_usd), money(c.saved_usd))
+  if (c.replayed_calls or 0) > 0 and c.replayed_calls == c.calls then
+    lines[#lines + 1] = ("Cost: $0 — a replay of %d recorded model calls, no model was called; the recorded run cost %s "
+      .. "(all on Claude about %s)."):format(c.calls, money(c.recorded_usd), money(c.claude_usd))
+  else
+    lines[#lines + 1] = ("Cost: %s for %d model calls (%d to Claude); the same tokens all on Claude: %s — saved %s."):format(
+      money(c.usd), c.calls, c.paid_calls, money(c.claude_usd), money(c.saved_usd))
+  end
   if #c.by_gate > 0 then
     lines[#lines + 1] = ""
     lines[#lines + 1] = "| step | calls | tokens in / out | cost | all-Claude | routes |"
@@ -136,6 +142,12 @@ function M.summary(doc)
   lines[#lines + 1] = ("Run %s: %d iteration%s in %s; %d model calls (%d to Claude), %d tokens in, %d out"):format(
     tostring(doc.run_id), doc.iterations or 0, doc.iterations == 1 and "" or "s", duration(doc.seconds), c.calls,
     c.paid_calls, c.input_tokens, c.output_tokens)
+  if (c.replayed_calls or 0) > 0 and c.replayed_calls == c.calls then
+    -- nothing was spent, and "saved" would flatter the preset: say what the recorded run cost
+    lines[#lines + 1] = ("Cost $0: a replay, no model was called (the recorded run cost %s; all on Claude about %s)")
+      :format(money(c.recorded_usd), money(c.claude_usd))
+    return lines
+  end
   local pct = c.claude_usd > 0 and math.floor(c.saved_usd / c.claude_usd * 100 + 0.5) or 0
   lines[#lines + 1] = ("Cost %s; all on Claude it would have been about %s: saved %s (%d%%)"):format(money(c.usd),
     money(c.claude_usd), money(c.saved_usd), pct)

@@ -11,7 +11,7 @@ local prices = require "codeassist.prices"
 local M = {}
 
 local function root_of(opts)
-  local root = opts.repo or fs.cwd()
+  local root = opts.repo or require("codeassist.config").project_root() or fs.cwd()
   local st = fs.stat(root)
   if not st or st.type ~= "dir" then errors.usage("--repo %s: %s", root, st and "not a folder" or "no such folder") end
   return root

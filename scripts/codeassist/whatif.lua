@@ -45,7 +45,7 @@ function M.usage_by_gate(path)
       g.usage.output_tokens = g.usage.output_tokens + count(e.output_tokens)
       g.usage.cache_read_input_tokens = g.usage.cache_read_input_tokens + count(e.cache_read_tokens)
       g.usage.cache_creation_input_tokens = g.usage.cache_creation_input_tokens + count(e.cache_write_tokens)
-      g.usd = g.usd + count(e.usd)
+      g.usd = g.usd + count(e.replayed and e.recorded_usd or e.usd)   -- a replay: what the recorded calls cost
       g.claude_usd = g.claude_usd + count(e.claude_usd)
       local r = route_label(e.provider, e.model)
       g.routes[r] = (g.routes[r] or 0) + 1
@@ -88,7 +88,7 @@ end
 
 -- opts: {repo, config, id, presets = {name or file, ...}, json}
 function M.main(opts)
-  local root = opts.repo or fs.cwd()
+  local root = opts.repo or config.project_root() or fs.cwd()
   local st = fs.stat(root)
   if not st or st.type ~= "dir" then errors.usage("--repo %s: %s", root, st and "not a folder" or "no such folder") end
   local run, state = runs.open(root, opts.id ~= "latest" and opts.id or nil)
@@ -128,7 +128,8 @@ function M.main(opts)
     for _, c in ipairs(columns) do
       local per_gate = {}
       for name, e in pairs(c.gates) do per_gate[name] = { route = e.route, usd = e.usd, moved = e.moved } end
-      doc.presets[#doc.presets + 1] = { name = c.name, source = c.source, usd = c.usd, saved_usd = claude - c.usd,
+      doc.presets[#doc.presets + 1] = { name = c.name, source = c.source, usd = c.usd,
+        saved_usd = #c.unpriced == 0 and claude - c.usd or nil,   -- unknown while a gate has no price
         moved = json.array(c.moved), unpriced = json.array(c.unpriced), gates = per_gate }
     end
     io.stdout:write(json.encode(doc) or "{}", "\n")
@@ -158,7 +159,7 @@ function M.main(opts)
   local moved = { "gates that move", "", "", "" }
   for _, c in ipairs(columns) do
     total[#total + 1] = money(c.usd) .. (#c.unpriced > 0 and " + ?" or "")
-    saved[#saved + 1] = ("%s%s"):format(money(claude - c.usd), share(claude - c.usd, claude))
+    saved[#saved + 1] = #c.unpriced > 0 and "?" or ("%s%s"):format(money(claude - c.usd), share(claude - c.usd, claude))
     moved[#moved + 1] = #c.moved > 0 and table.concat(c.moved, ", ") or "none"
   end
   rows[#rows + 1] = total

@@ -122,10 +122,17 @@ describe("record and replay", function()
       assert.are.equal(0, r.code, r.stdout .. r.stderr)
       assert.matches("replaying %d+ recorded model exchanges from", r.stdout)
       assert.are.equal(recorded_scores, (scores_of(p)))
+      -- no forge was asked or told anything, nothing was pushed: the work stays on its own branch
+      assert.are.same({}, loop.gh_calls(p))
+      assert.matches("^[%s*]*replay/7%-add%-subtracts%-instead%-of%-adding%-%d+%-%d+\n",
+        support.sh("git branch --list 'replay/*'", { cwd = p.dir }).stdout)
+      assert.are.equal("", support.sh("git branch --list 'feature/*' 'replay/*'", { cwd = p.remote }).stdout)
       -- nothing was spent: the replayed calls cost nothing, and said so
       local report = cjson.decode(fs.read(newest_run(p) .. "/report.json"))
       assert.are.equal(0, report.cost.usd)
       assert.are.equal(0, report.cost.paid_calls)
+      assert.is_true(report.cost.recorded_usd > 0)
+      assert.matches("Cost %$0: a replay, no model was called %(the recorded run cost %$[%d.]+", r.stdout)
     end
     assert.are.equal(before, chat_calls(sim) + chat_calls(claude))
   end)
@@ -148,10 +155,17 @@ describe("record and replay", function()
     r = run(p, { "ollama_hybrid", "--resume", "--replay", p.top .. "/nothing" })
     assert.are.equal(2, r.code, r.stdout .. r.stderr)
     assert.matches("%-%-resume and %-%-replay do not go together", r.stderr)
+    -- a recording inside the repository would be committed with the work
+    r = run(p, { "ollama_hybrid", "--issue", "7", "--record", "rec/7" })
+    assert.are.equal(2, r.code, r.stdout .. r.stderr)
+    assert.matches("the folder is inside the repository, so the recording would be committed", r.stderr)
     if recorded then
       r = run(p, { "ollama_hybrid", "--issue", "7", "--record", recorded })
       assert.are.equal(2, r.code, r.stdout .. r.stderr)
       assert.matches("already holds a recording", r.stderr)
+      r = run(p, { "ollama_hybrid", "--issue", "8", "--replay", recorded })
+      assert.are.equal(2, r.code, r.stdout .. r.stderr)
+      assert.matches("the recording is of issue #7, not #8", r.stderr)
     end
   end)
 end)

@@ -116,7 +116,10 @@ function M.deliver(state, doc)
     local ok, err = state.repo:squash(onto, title .. (state.issue.number and ("\n\nCloses #" .. state.issue.number) or ""))
     if not ok then return nil, "commit: " .. err.message end
   end
-  if not state.platform then return state.branch .. " (committed here; an issue file gets no push and no pull request)" end
+  if not state.platform then
+    return state.branch .. (state.replay and " (committed here; a replay gets no push and no pull request)"
+      or " (committed here; an issue file gets no push and no pull request)")
+  end
   local pushed, err = state.repo:push("origin", state.branch)
   if not pushed then return nil, "push: " .. err.message end
   local base = state.target

@@ -82,7 +82,7 @@ end
 --        flags = {target_score, max_iterations, vram_gb, routes}}; returns the exit code.
 function M.main(opts)
   local fs = require "codeassist.fs"
-  local root = opts.repo or fs.cwd()
+  local root = opts.repo or config.project_root() or fs.cwd()   -- from a subfolder: the project
   local st = fs.stat(root)
   if not st or st.type ~= "dir" then
     errors.usage("--repo %s: %s", root, st and "not a folder" or "no such folder")
@@ -163,7 +163,7 @@ local function prepare(opts, root, cfg, plan, bus)
 
   local state = {
     cfg = cfg, plan = plan, gates = gates, bus = bus, root = root, repo = repo,
-    platform = not opts.issue_file and forge.detect(root) or nil,
+    platform = not opts.issue_file and not opts.replay and forge.detect(root) or nil,   -- a replay touches no forge
     history = {}, changed_files = {}, iteration = 0, vram_gb = (opts.flags or {}).vram_gb or cfg.providers.ollama.vram_gb,
     model_sizes = {}, notes = {}, clock_started = clock.monotonic(), started_at = os.time(),
     preset = plan.name, preset_source = tostring(plan.source), target_score = plan.target_score,
@@ -174,7 +174,10 @@ local function prepare(opts, root, cfg, plan, bus)
     { build = (plan.gates.build or {}).command, test = (plan.gates.test or {}).command })
 
   state.record_dir = opts.record
-  if opts.record then recording.check_new(opts.record) end
+  if opts.record then
+    recording.check_place(opts.record, root)
+    if not opts.dry_run then recording.check_new(opts.record) end
+  end
   if opts.replay then
     -- no model is called, so no server is checked: the recording stands in for them
     state.replay = recording.load(opts.replay)
@@ -210,11 +213,20 @@ local function start(state, opts)
   end
   state.untracked_at_start = untracked
 
-  local issue = load_issue(opts, root, state.platform)   -- read-only, so a dry run checks it too
+  local issue
+  if state.replay then
+    issue = recording.issue(state.replay, opts.issue)   -- the recorded one: no forge is asked
+  else
+    issue = load_issue(opts, root, state.platform)   -- read-only, so a dry run checks it too
+  end
   state.issue = { number = issue.number, title = issue.title, body = issue.body, labels = issue.labels, url = issue.url }
   state.issue_file = opts.issue_file
   state.slug = require("codeassist.forge").slug(issue.title or "work")
   state.branch = ("feature/%s-%s"):format(issue.number or "local", state.slug)
+  if state.replay then
+    -- its own branch, left here: a replay never pushes, opens a pull request or comments
+    state.branch = ("replay/%s-%s-%s"):format(issue.number or "local", state.slug, os.date("!%Y%m%d-%H%M%S"))
+  end
   state.base, state.base_name = branch.resolve_base(state)
   bus:emit("loop.banner", M.plan_facts(state))
   for _, text in ipairs(state.notes) do note(bus, text, "warn") end
@@ -507,7 +519,12 @@ function M.run(opts, root, cfg, plan, bus, holder)
     if state.step == "next" then
       state.step = "implement"
       preset_reload.check(state, i)   -- an edited preset takes effect from this iteration
-      if i > state.plan.max_iterations then break end
+      if i > state.plan.max_iterations then
+        state.iteration = i - 1
+        return M.blocked(state, ("score %s/%s after %d iteration%s: the edited preset allows at most %d"):format(
+          state.last_total, state.plan.target_score, i - 1, i == 2 and "" or "s", state.plan.max_iterations),
+          state.findings or {})
+      end
     end
     if state.step == "implement" or state.step == "gates" then
       bus:emit("loop.iteration", { iteration = i, max = state.plan.max_iterations })

@@ -42,6 +42,18 @@ local function chain(route)
   return table.concat(parts, " → ")
 end
 
+-- A gate's settings as "path" -> printed value, for comparing two plans.
+local function flatten(t, prefix, out, depth)
+  out = out or {}
+  if type(t) ~= "table" or (depth or 0) > 8 then return out end
+  for k, v in pairs(t) do
+    local path = (prefix and (prefix .. ".") or "") .. tostring(k)
+    if type(v) == "table" then flatten(v, path, out, (depth or 0) + 1)
+    elseif type(v) ~= "function" then out[path] = tostring(v) end
+  end
+  return out
+end
+
 -- What differs between two plans, as short phrases.
 local function changes(old, new)
   local out = {}
@@ -58,17 +70,27 @@ local function changes(old, new)
     elseif chain(a) ~= chain(b) or a.floor ~= b.floor then
       out[#out + 1] = ("%s: %s → %s%s"):format(name, chain(a), chain(b), a.floor ~= b.floor and (" (floor " .. tostring(b.floor) .. ")") or "")
     end
-    local ga, gb = old.gates[name] or {}, new.gates[name] or {}
-    for _, k in ipairs{ "weight", "required", "threshold", "parallel_group" } do
-      if b and ga[k] ~= gb[k] then out[#out + 1] = ("%s.%s: %s → %s"):format(name, k, tostring(ga[k]), tostring(gb[k])) end
+    if b then   -- every setting of the gate: weight, required, thresholds.pass, timeout_ms, command, ...
+      local fa, fb = flatten(old.gates[name]), flatten(new.gates[name])
+      local keys = {}
+      for k in pairs(fa) do keys[#keys + 1] = k end
+      for k in pairs(fb) do if fa[k] == nil then keys[#keys + 1] = k end end
+      table.sort(keys)
+      for _, k in ipairs(keys) do
+        if fa[k] ~= fb[k] then out[#out + 1] = ("%s.%s: %s → %s"):format(name, k, fa[k] or "unset", fb[k] or "unset") end
+      end
     end
   end
   for _, k in ipairs{ "target_score", "max_iterations", "iteration_delay" } do
     if old[k] ~= new[k] then out[#out + 1] = ("%s: %s → %s"):format(k, tostring(old[k]), tostring(new[k])) end
   end
+  local reread = {}
   for _, k in ipairs(preset.HOOK_NAMES) do
-    if (old[k] == nil) ~= (new[k] == nil) then out[#out + 1] = ("hook %s %s"):format(k, new[k] and "added" or "removed") end
+    if (old[k] == nil) ~= (new[k] == nil) then out[#out + 1] = ("hook %s %s"):format(k, new[k] and "added" or "removed")
+    elseif new[k] then reread[#reread + 1] = k end
   end
+  -- a hook's body cannot be compared: the new one is what runs from now on
+  if #reread > 0 then out[#out + 1] = ("hooks %s re-read"):format(table.concat(reread, ", ")) end
   return out
 end
 
@@ -110,6 +132,9 @@ function M.check(state, iteration)
   state.preset, state.preset_source = new.name, tostring(new.source)
   state.target_score, state.max_iterations = new.target_score, new.max_iterations
   state.groups = require("codeassist.loop.gates").groups(new, state.gates)
+  -- the build and test commands the measured gates run, as the new plan names them
+  state.measure_plan = require("codeassist.gates.measure").detect(state.root,
+    { build = (new.gates.build or {}).command, test = (new.gates.test or {}).command })
   render.note(state.bus, ("%s changed: re-read for iteration %d%s"):format(w.path, iteration,
     #what > 0 and (" — " .. table.concat(what, "; ")) or " (nothing the run uses changed)"), "info")
   trace(state, { event = "preset.reloaded", path = w.path, iteration = iteration, preset = new.name, changes = json.array(what) })
