@@ -11,8 +11,11 @@ cp -R "$here/examples/demo/project/." "$top/repo/"
 cp "$here/examples/demo/issue-7.json" "$top/forge/issues/7.json"
 cd "$top/repo"
 git init -q -b main .
-git -c user.name=demo -c user.email=demo@example.invalid add -A
-git -c user.name=demo -c user.email=demo@example.invalid commit -qm "calc: add() and sub()"
+# an identity of its own, so the demo commits on a machine where git has none configured
+git config user.name "codeassist demo"
+git config user.email demo@example.invalid
+git add -A
+git commit -qm "calc: add() and sub()"
 git init -q --bare "$top/remote.git"
 git remote add origin "$top/remote.git"
 git push -q origin main

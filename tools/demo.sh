@@ -11,9 +11,11 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 bin=${CODEASSIST_BIN:-$root/codeassist}   # the suite runs the demo with the binary under test
 dir=$(mktemp -d)
-sim_pid=
-claude_pid=
-trap 'kill $sim_pid $claude_pid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+cleanup() { kill $(cat "$dir"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+# Only loopback is used: a proxy in the environment must not stand in between.
+export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 
 # start_simulator NAME ARGS...: a simulator on a free loopback port; prints its URL.
 start_simulator() {
@@ -26,18 +28,16 @@ start_simulator() {
     [ -f "$dir/$name.port" ] || { cat "$dir/$name.log" >&2; echo "demo: the $name simulator did not start" >&2; exit 1; }
 }
 start_simulator gpu
-sim_pid=$(cat "$dir/gpu.pid")
 start_simulator claude --flavor anthropic
-claude_pid=$(cat "$dir/claude.pid")
 GPU_URL="http://127.0.0.1:$(cat "$dir/gpu.port")"
 CLAUDE_URL="http://127.0.0.1:$(cat "$dir/claude.port")"
 # The setup guide's models on the GPU; both scripted; replies timed like a small real run.
-curl -s -X POST --data @examples/demo-models.json "$GPU_URL/_sim/models" >/dev/null
+curl -sS --fail -o /dev/null -X POST --data @examples/demo-models.json "$GPU_URL/_sim/models"
 for url in "$GPU_URL" "$CLAUDE_URL"; do
-    curl -s -X POST --data @examples/demo/scenario.json "$url/_sim/scenario" >/dev/null
+    curl -sS --fail -o /dev/null -X POST --data @examples/demo/scenario.json "$url/_sim/scenario"
 done
-curl -s -X POST --data '{"load_seconds": 0.4, "reply_seconds": 0.15}' "$GPU_URL/_sim/scenario" >/dev/null
-curl -s -X POST --data '{"reply_seconds": 0.15}' "$CLAUDE_URL/_sim/scenario" >/dev/null
+curl -sS --fail -o /dev/null -X POST --data '{"load_seconds": 0.4, "reply_seconds": 0.15}' "$GPU_URL/_sim/scenario"
+curl -sS --fail -o /dev/null -X POST --data '{"reply_seconds": 0.15}' "$CLAUDE_URL/_sim/scenario"
 
 sh tools/demo-project.sh "$dir/demo"
 repo=$dir/demo/repo

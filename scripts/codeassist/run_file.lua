@@ -84,7 +84,7 @@ function M.run_preset(file, preset, args)
   local a = cli.parse(parser, args)
   local routes = cli.doctor_request(a).flags.routes
   local resume = a.resume and (a.resume[1] or true) or nil
-  if not a.issue and not a.issue_file and not resume then
+  if not a.issue and not a.issue_file and not resume and not a.replay then   -- a replay knows its issue
     errors.usage("%s returned a preset: give the issue to work on with --issue N or --issue-file F "
       .. "(or --resume to go on with a run, --test-provider to check its routes); --help lists the options", file)
   end
