@@ -173,6 +173,16 @@ local function prepare(opts, root, cfg, plan, bus)
   state.measure_plan = require("codeassist.gates.measure").detect(root,
     { build = (plan.gates.build or {}).command, test = (plan.gates.test or {}).command })
 
+  -- what costs nothing to check comes before the doctor's network checks
+  if not opts.resume and not opts.replay then
+    if opts.issue_file and not require("codeassist.fs").stat(opts.issue_file) then
+      errors.usage("--issue-file %s: no such file", opts.issue_file)
+    end
+    if state.platform then
+      local ok, err = forge.check_cli(state.platform)
+      if not ok then errors.goal("%s", err.message) end
+    end
+  end
   state.record_dir = opts.record
   if opts.record then
     recording.check_place(opts.record, root)
