@@ -216,10 +216,17 @@ function M.pick(name, gate, survey, preferred, vram_gb)
   end
   -- nothing there can serve it: name the model to pull, and let the doctor say so too
   local fallback = preferred or M.MAIN_MODEL
+  if survey.reachable then
+    -- the guide's model that would serve it on this GPU (the preferred one may be installed
+    -- but too big for it)
+    for _, m in ipairs(recommended_candidates(vram_gb)) do
+      if not unfit(m, gate, vram_gb) then fallback = m.name; break end
+    end
+  end
   return { model = fallback, installed = false, missing = true, instead = instead,
-           why = ("nothing %s can serve it (it needs%s a %d-token context): ollama pull %s"):format(
+           why = ("nothing %s can serve it (it needs%s a %d-token context%s): ollama pull %s"):format(
              survey.reachable and "installed" or "recommended", gate.tools and " tool calling and" or "",
-             gate.context or 0, fallback) }
+             gate.context or 0, vram_gb and (", within %g GB"):format(vram_gb) or "", fallback) }
 end
 
 -- The built-in preset to extend, and why.
