@@ -118,6 +118,13 @@ function M.run(file, args)
       local schema = require "codeassist.schema"
       local hint = not file:find("[/.]") and ((schema.did_you_mean(file, preset.BUILTIN) or "")
         .. " (built-in presets: " .. table.concat(preset.BUILTIN, ", ") .. ")") or ""
+      local fs = require "codeassist.fs"
+      for _, candidate in ipairs{ "presets/" .. file .. ".lua", file .. ".lua", "presets/" .. file } do
+        if not file:find("/") and fs.stat(candidate) then
+          hint = (" — did you mean %s?"):format(candidate)   -- `codeassist init` writes presets/mine.lua
+          break
+        end
+      end
       errors.usage("run: cannot open '%s': %s%s", file, err:match(": ([^:]+)$") or "no such file", hint)
     end
     errors.usage("%s", err)   -- a syntax error: "file:line: message"

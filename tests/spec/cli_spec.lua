@@ -65,6 +65,13 @@ print(a, b, select("#", ...), arg[0], arg[1], arg[2], #arg)
     assert.matches("^%-%-issue\t%-%-help\t2\t", r.stdout)
   end)
 
+  it("points at presets/NAME.lua when run is given NAME", function()
+    support.write(dir .. "/presets/mine.lua", "return {}\n")
+    local r = codeassist({ "run", "mine", "--issue", "3" }, { cwd = dir })
+    assert.are.equal(2, r.code)
+    assert.matches("cannot open 'mine': .- — did you mean presets/mine%.lua%?", r.stderr)
+  end)
+
   it("reports an error in the script as FILE:LINE: and exits 2", function()
     support.write(dir .. "/x.lua", "local t = nil\n\nreturn t.field\n")
     local r = codeassist({ "run", "x.lua" }, { cwd = dir })
