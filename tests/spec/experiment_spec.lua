@@ -172,6 +172,38 @@ describe("record and replay", function()
   end)
 end)
 
+describe("a recorded gate timeout", function()
+  local sim
+  setup(function() sim = support.simulator() end)
+  teardown(function() sim:stop(); support.cleanup() end)
+
+  it("replays as it happened: the call waits again and the gate times out again", function()
+    local p = project{ config = ollama_config(sim.url) }
+    local file = p.top .. "/slow_review.lua"
+    support.write(file, [[
+local preset = require "codeassist.preset"
+return preset.define{ name = "slow_review", extends = "ollama_only",
+  routes = { build = { provider = "ollama", model = "qwen3-coder" }, architect = { provider = "ollama", model = "qwen3-coder" },
+             devops = { provider = "ollama", model = "qwen3-coder" }, review = { provider = "ollama", model = "qwen3:8b" } },
+  gates = { review = { timeout_ms = 500 } } }
+]])
+    sim:control("/_sim/scenario", scenario())
+    sim:fault{ match = { path = "/api/chat", model = "qwen3:8b" }, times = 1, kind = "delay", seconds = 3 }
+    local rec = p.top .. "/rec"
+    local r = run(p, { file, "--issue", "7", "--record", rec })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("review +0 +TIMEOUT", r.stdout)
+    assert.matches('"cancelled":true', fs.read(rec .. "/exchanges.jsonl"))
+    local recorded_scores = scores_of(p)
+
+    local again = project{ config = ollama_config(CLOSED) }
+    r = run(again, { file, "--replay", rec })
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("review +0 +TIMEOUT", r.stdout)
+    assert.are.equal(recorded_scores, (scores_of(again)))
+  end)
+end)
+
 describe("a preset edited during a run", function()
   local sim, claude
   setup(function()
