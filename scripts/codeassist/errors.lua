@@ -123,7 +123,10 @@ function M.call_user(where, fn, ...)
   local r = pack(pcall(fn, ...))
   if r[1] then return unpack(r, 2, r.n) end
   local e = r[2]
-  if type(e) == "string" and not e:match("^[^\n]-:%d+: ") then e = where .. ": " .. e end
+  if type(e) == "string" then
+    -- "file:line: message" says where; what was running there is said too
+    e = e:match("^[^\n]-:%d+: ") and (e .. " (in " .. where .. ")") or (where .. ": " .. e)
+  end
   error(e, 0)
 end
 

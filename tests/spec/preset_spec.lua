@@ -94,6 +94,12 @@ return p
     local r = doctor(file)
     assert.are.equal(2, r.code)
     assert.matches(file:gsub("%p", "%%%0") .. ":3: attempt to index local 'x'", r.stderr)
+    -- a mistake inside a hook: its line, and which hook was running
+    file = preset_file("local preset = require 'codeassist.preset'\nreturn preset.define{ name = 'h', extends = 'claude',\n"
+      .. "  route = function(gate, ctx) return ctx.issue.title end }\n")
+    r = doctor(file)
+    assert.are.equal(2, r.code)
+    assert.matches(":3: attempt to index field 'issue' %(a nil value%) %(in the route%(gate, ctx%) hook of ", r.stderr)
   end)
 
   it("turns the run-time mistakes of built-in presets' users into exit 2, never exit 3", function()
