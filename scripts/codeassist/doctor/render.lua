@@ -107,7 +107,7 @@ local function header(ev, p)
   local lines = {}
   lines[#lines + 1] = p.bold("codeassist doctor") .. " — preset " .. tostring(r.preset)
     .. (r.extends and (" (extends " .. r.extends .. ")") or "") .. ", config " .. tostring(r.config)
-    .. (r.found_config and "" or " (not found: defaults)")
+    .. (r.found_config and "" or " (not found: defaults; `codeassist init` writes one)")
   local t = r.targets
   lines[#lines + 1] = ("Target: score %s (%s), at most %s iterations (%s), %ss apart (%s)"):format(
     t.target_score.value, short_origin(t.target_score.origin), t.max_iterations.value,
