@@ -27,7 +27,12 @@ Exit codes:
 Environment:
   CODEASSIST_PATH   folders searched for library modules before the built-in ones
   CODEASSIST_DEBUG  set to 1 for tracebacks, like --debug
-  NO_COLOR          disables colours, like --no-color]]
+  NO_COLOR          disables colours, like --no-color
+  ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, ANTHROPIC_BASE_URL   Claude's key and server
+  OLLAMA_HOST       the Ollama server (else providers.ollama.base_url, else localhost:11434)
+
+First steps: codeassist init, then codeassist doctor presets/mine.lua, then
+codeassist run presets/mine.lua --issue N.]]
 
 local function versions_text()
   local v = require("codeassist.host").versions()
@@ -124,7 +129,7 @@ local function build_parser()
     :argname("<dir>")
 
   local run = parser:command("run")
-    :summary("Run a Lua file (a script or a preset) with the runtime API.")
+    :summary("Run the development loop with a preset (run ollama_hybrid --issue 12), or a Lua script.")
     :description("Runs FILE like `lua FILE`: the arguments after FILE reach it as `...` and "
       .. "in the global `arg` (arg[0] is FILE). The built-in modules (codeassist.fs, "
       .. "codeassist.proc, codeassist.yaml, codeassist.term, codeassist.clock, cjson) are "

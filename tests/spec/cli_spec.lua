@@ -20,7 +20,7 @@ describe("codeassist CLI", function()
     local r = codeassist{ "--help" }
     assert.are.equal(0, r.code)
     assert.matches("Usage: codeassist", r.stdout)
-    assert.matches("run%s+Run a Lua file", r.stdout)
+    assert.matches("run%s+Run the development loop with a preset", r.stdout)
     assert.matches("130%s+interrupted", r.stdout)
     r = codeassist{ "run", "--help" }
     assert.are.equal(0, r.code)
