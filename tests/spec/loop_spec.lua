@@ -139,6 +139,10 @@ describe("codeassist run", function()
     -- what the issue hears names no private server
     local comments = cjson.decode(fs.read(p.forge .. "/comments.json"))
     assert.is_nil(comments[1].body:find("127.0.0.1", 1, true))
+    -- a finding's quoted output stays in a code block, so it renders as written
+    for item in comments[1].body:gmatch("\n%- ([^\n]*\n[^%-][^\n]*)") do
+      assert.matches("^[^\n]*\n\n  ```\n", item .. "\n")
+    end
   end)
 
   it("continues a run from its own feature branch and still delivers one clean commit", function()

@@ -597,7 +597,17 @@ function M.blocked(state, reason, findings, public_reason)
   state.bus:emit("run.summary", { lines = require("codeassist.report").summary(doc) })
   if state.platform and state.issue and state.issue.number then
     local body = ("codeassist: BLOCKED — %s\n\n"):format(public(state, public_reason or reason))
-    for _, f in ipairs(findings or {}) do body = body .. "- " .. public(state, f) .. "\n" end
+    for _, f in ipairs(findings or {}) do
+      -- a finding that quotes a command's output keeps its lines in a code block
+      local text = public(state, f)
+      local first, rest = text:match("^([^\n]*)\n(.*)$")
+      if first and rest:find("%S") then
+        local quoted = rest:gsub("%s+$", ""):gsub("```", "` ` `"):gsub("\n", "\n  ")
+        body = body .. "- " .. first .. "\n\n  ```\n  " .. quoted .. "\n  ```\n"
+      else
+        body = body .. "- " .. text .. "\n"
+      end
+    end
     require("codeassist.forge").comment(state.platform, state.issue.number, body, state.root)
   end
   return 1
