@@ -34,7 +34,7 @@ function M.run_preset(file, preset, args)
   local cli = require "codeassist.cli"
   for _, a in ipairs(args) do
     if a == "--test-provider" or a == "--doctor" then
-      local parser = require("argparse")("codeassist run " .. file .. " --test-provider")
+      local parser = require("argparse")("codeassist run " .. file .. " --test-provider"):help_max_width(100)
         :description("Checks the preset's routes, like `codeassist doctor " .. file .. "`.")
       parser:flag("--test-provider", "Run the doctor on this preset (the old runner's flag).")
       parser:flag("--doctor", "The same as --test-provider.")
@@ -45,6 +45,7 @@ function M.run_preset(file, preset, args)
     end
   end
   local parser = require("argparse")("codeassist run " .. file)
+    :help_max_width(100)
     :description("Runs the development loop with this preset: implements the issue with the agent, runs the "
       .. "quality gates, feeds their findings back, and opens a verified pull request at the target score. "
       .. "--test-provider (or --doctor) instead checks the preset's routes, as `codeassist doctor` does.")
@@ -76,6 +77,8 @@ function M.run_preset(file, preset, args)
   parser:option("--resume", "Go on with a run that stopped (killed, interrupted, out of budget) from its last completed "
     .. "step: the newest run, or the one named (codeassist runs lists them)."):args("?"):argname("<run-id>")
   parser:flag("--json", "Print every event as one JSON object a line, for machines, instead of text.")
+  parser:flag("--test-provider", "Check the preset's routes instead, as `codeassist doctor` does (the old runner's "
+    .. "flag); the doctor's options follow."):hidden_name("--doctor")
   parser:mutex(
     parser:option("--record", "Keep every model exchange of this run in a new folder, to replay it later."):argname("<dir>"),
     parser:option("--replay", "Serve the model exchanges recorded with --record again: no model is called; the "
