@@ -263,7 +263,7 @@ check = function(value, node, path, report, parent, key, opts, state)
         if items and items[item] then
           report("error", path .. "[" .. i .. "]", ("'%s' is listed twice"):format(quoted(item)), value, i)
         end
-        if items then items[item] = true end
+        if items and item == item then items[item] = true end   -- NaN (.nan) cannot be a key
       end
     elseif not node.open then
       M.check_fields(value, node, path, report, parent, key, opts, state)

@@ -27,6 +27,11 @@ describe("config validation", function()
     assert.not_matches("'implement'", w)   -- the agent is routed like a gate
   end)
 
+  it("names a NaN in a list that must not repeat, rather than failing on it (a fuzzer's find)", function()
+    local message = load_error("providers:\n  ollama:\n    base_url: [.nan, .nan]\n")
+    assert.matches("providers%.ollama%.base_url%[1%]", message)
+  end)
+
   it("names the bad value of a route's field, not the route's shape", function()
     local msg = load_error("providers:\n  gate_providers:\n    review:\n      provider: ollama\n      floor: best\n")
     assert.matches("autonomous%.yml:5:7: providers%.gate_providers%.review%.floor: 'best' is not one of critical, degradable", msg)
