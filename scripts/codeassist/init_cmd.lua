@@ -23,7 +23,7 @@ local shown = require("codeassist.http").redact   -- URLs shown never carry cred
 
 local M = {}
 
-M.CONFIG_FILE = ".claude/autonomous.yml"
+M.CONFIG_FILE = config.DEFAULT_PATH
 M.PRESET_FILE = "presets/mine.lua"
 M.DEFAULT_OLLAMA = "http://127.0.0.1:11434"
 M.TIMEOUT = 3               -- seconds per server check: init asks, it does not wait for a cold server

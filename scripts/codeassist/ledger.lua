@@ -21,7 +21,9 @@ local M = {}
 local Ledger = {}
 Ledger.__index = Ledger
 
+-- A token count as a ledger keeps it: a whole number >= 0 (anything else from a server is 0).
 local function count(v) return type(v) == "number" and v == v and v >= 0 and v < math.huge and math.floor(v) or 0 end
+M.count = count
 
 local function empty_totals()
   return { calls = 0, paid_calls = 0, usd = 0, claude_usd = 0, saved_usd = 0, unpriced = 0,

@@ -19,7 +19,9 @@ local M = {}
 
 local money = report.money
 
-local function count(v) return type(v) == "number" and v == v and v >= 0 and v < math.huge and v or 0 end
+local count = require("codeassist.ledger").count
+-- dollars as the ledger wrote them: a finite amount >= 0, else 0
+local function dollars(v) return type(v) == "number" and v == v and v >= 0 and v < math.huge and v or 0 end
 
 local function route_label(provider, model)
   return ("%s %s"):format(preset.provider_label(provider), tostring(model))
@@ -45,8 +47,8 @@ function M.usage_by_gate(path)
       g.usage.output_tokens = g.usage.output_tokens + count(e.output_tokens)
       g.usage.cache_read_input_tokens = g.usage.cache_read_input_tokens + count(e.cache_read_tokens)
       g.usage.cache_creation_input_tokens = g.usage.cache_creation_input_tokens + count(e.cache_write_tokens)
-      g.usd = g.usd + count(e.replayed and e.recorded_usd or e.usd)   -- a replay: what the recorded calls cost
-      g.claude_usd = g.claude_usd + count(e.claude_usd)
+      g.usd = g.usd + dollars(e.replayed and e.recorded_usd or e.usd)   -- a replay: what the recorded calls cost
+      g.claude_usd = g.claude_usd + dollars(e.claude_usd)
       local r = route_label(e.provider, e.model)
       g.routes[r] = (g.routes[r] or 0) + 1
     end

@@ -1,6 +1,7 @@
 -- How the loop reads as text: the plan, each iteration's gate table with the rules, every
 -- switch of route with its reason, the outcome. Formats for codeassist.events text sinks.
 local tty = require "codeassist.tty"
+local report = require "codeassist.report"
 
 local M = {}
 
@@ -49,9 +50,7 @@ local STATUS_MARK = { PASS = "ok", WARN = "warn", FAIL = "bad", TIMEOUT = "bad",
 local function gate_table(ev, p)
   local rows = { { "GATE", "SCORE", "STATUS", "ROUTE", "WHY" } }
   for _, r in ipairs(ev.results) do
-    local route = r.provider and (r.provider .. " " .. tostring(r.model) .. (r.fallback and (" (fallback from " .. r.fallback .. ")") or ""))
-    if r.kind == "measured" then route = "measured" .. (route and (", explained by " .. route) or "") end
-    rows[#rows + 1] = { r.gate, r.score and tostring(math.floor(r.score + 0.5)) or "-", r.status, route or "-",
+    rows[#rows + 1] = { r.gate, r.score and tostring(math.floor(r.score + 0.5)) or "-", r.status, report.route_cell(r),
       printable(r.reason or "") }
   end
   local lines = tty.columns(rows, "  ")
