@@ -181,6 +181,7 @@ end
 -- preset.define{...}: checks the spec and returns the preset value.
 function M.define(spec)
   local where = caller_position(2)
+  M.last_made = where   -- run_file names it when a preset file forgot its `return`
   if type(spec) ~= "table" then
     errors.config("%s: preset.define: give a table {name = ..., routes = {...}}, not %s", where,
       spec == nil and "nothing" or ("a " .. type(spec)))
@@ -199,6 +200,7 @@ function M.extend(base_ref, change)
       where, change == nil and "nothing" or ("a " .. type(change)))
   end
   local base = resolve_base(base_ref, where)
+  M.last_made = where   -- after the base, which may be a file that makes presets of its own
   if type(change) == "table" then
     local spec = {}
     for k, v in pairs(change) do spec[k] = v end

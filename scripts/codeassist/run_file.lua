@@ -104,6 +104,23 @@ function M.run_preset(file, preset, args)
   }
 end
 
+-- Flags only the loop takes: given to a file that made a preset and returned nothing, they
+-- mean its `return` is missing; running it as a plain script would end 0 having done nothing.
+local LOOP_FLAGS = { ["--issue"] = true, ["--issue-file"] = true, ["--resume"] = true, ["--dry-run"] = true,
+  ["--test-provider"] = true, ["--doctor"] = true, ["--record"] = true, ["--replay"] = true }
+
+local function check_forgotten_return(file, args)
+  local preset = package.loaded["codeassist.preset"]
+  local made = preset and preset.last_made
+  if not made then return end
+  for _, a in ipairs(args) do
+    if LOOP_FLAGS[a:match("^%-%-[%w-]+")] then
+      errors.usage("%s made a preset (at %s) but returned nothing, so there is no preset to run %s with: "
+        .. "end the file with `return <the preset>` (e.g. `return preset.extend(...)`)", file, made, a:match("^%-%-[%w-]+"))
+    end
+  end
+end
+
 function M.run(file, args)
   local st = require("codeassist.fs").stat(file)
   if st and st.type ~= "file" then   -- a FIFO would block for ever
@@ -139,9 +156,12 @@ function M.run(file, args)
   arg = { [0] = file, [-1] = "codeassist run" }
   for i, a in ipairs(args) do arg[i] = a end
 
+  local made_before = package.loaded["codeassist.preset"]
+  if made_before then made_before.last_made = nil end
   -- through C, so that error(msg, 2) at the script's top level is still the script's
   local result = require("codeassist.host").call(chunk, unpack(args, 1, #args))
   M.finish_tasks()
+  if result == nil then check_forgotten_return(file, args) end
   if result == nil or result == true then return 0 end
   if result == false then return 1 end
   if type(result) == "number" and result >= 0 and result <= 255 and result % 1 == 0 then

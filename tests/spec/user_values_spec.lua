@@ -159,6 +159,24 @@ describe("values a user controls", function()
     assert.matches("not a regular file", r.stderr)
   end)
 
+  it("a preset file that forgot its `return` is named, not run as a script that did nothing", function()
+    local dir = project(nil, {
+      ["presets/mine.lua"] = 'local preset = require "codeassist.preset"\n'
+        .. 'local p = preset.extend("ollama_hybrid", { description = "mine" })\n',
+      ["tool.lua"] = 'local preset = require "codeassist.preset"\n'
+        .. 'print(preset.define{ name = "x", default_route = { provider = "ollama", model = "m" } }.name)\n' })
+    for _, flags in ipairs{ { "--issue", "3" }, { "--issue=3" }, { "--test-provider" }, { "--resume" } } do
+      local r = run(dir, { "run", "presets/mine.lua", unpack(flags) })
+      assert.are.equal(2, r.code, table.concat(flags, " "))
+      assert.matches("presets/mine.lua made a preset %(at presets/mine.lua:2%) but returned nothing", r.stderr)
+      assert.matches("end the file with `return", r.stderr)
+    end
+    -- a script that makes a preset to look at it, with no loop flag, is still a script
+    local r = run(dir, { "run", "tool.lua", "--verbose" })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("^x\n", r.stdout)
+  end)
+
   it("never prints credentials from a URL, nor a registered secret in --json", function()
     local sim = support.simulator()
     local url = sim.url:gsub("^http://", "http://user:" .. SECRET .. "@")
