@@ -106,6 +106,34 @@ local function run_probes(cfg, plan, facts, opts, bus)
   return list
 end
 
+-- Optional gates that cannot be served score 0; when that puts the target out of reach the
+-- run would stop before it starts (loop/preflight.lua), so the doctor says so too.
+local function target_out_of_reach(entries, plan)
+  local weights, lost, unserved = 0, 0, {}
+  for _, e in ipairs(entries) do
+    local weight = tonumber(e.weight) or 0
+    weights = weights + weight
+    if e.status == "fail" and not e.required and not e.measured and weight > 0 then
+      lost = lost + weight
+      unserved[#unserved + 1] = e.gate
+    end
+  end
+  local best = weights > 0 and math.floor((weights - lost) / weights * 1000 + 0.5) / 10 or 100
+  if best >= (tonumber(plan.target_score) or 0) then return nil end
+  return { check = "target", severity = "error",
+    message = ("the target %s cannot be reached: %s cannot be served and will score 0, so the best total is %s")
+      :format(plan.target_score, table.concat(unserved, ", "), best),
+    remedy = "Fix their routes (above), or lower target_score" }
+end
+
+-- A measured gate (build, test) runs its command whatever its route: the model only explains a
+-- failure, so the run goes on without it, as the loop's preflight does.
+local function is_measured(name)
+  local builtin = false
+  for _, b in ipairs(require("codeassist.gates").BUILTIN) do builtin = builtin or b == name end
+  return builtin and require("codeassist.gates." .. name).kind == "measured"
+end
+
 -- The report for one gate: its route's problems; when it cannot be used and its floor
 -- allows, the first usable route down its fallback chain.
 local function gate_entry(name, plan, facts, cfg, opts)
@@ -114,7 +142,7 @@ local function gate_entry(name, plan, facts, cfg, opts)
   local required = gate.required == true
   local entry = { gate = name, required = required, provider = render.provider_label(route.provider),
                   model = route.model, floor = route.floor, origin = route.origin,
-                  group = gate.parallel_group, weight = gate.weight }
+                  group = gate.parallel_group, weight = gate.weight, measured = is_measured(name) }
   entry.problems = assess(route, gate, facts, cfg, opts)
   entry.usable = not has_error(entry.problems)
   local pr = facts.probes[probe_key(route, gate.tools)]
@@ -213,8 +241,13 @@ function M.check(cfg, plan, opts, bus)
 
   for _, name in ipairs(render.gate_order(plan)) do
     local entry, required = gate_entry(name, plan, facts, cfg, opts)
-    if entry.status == "fail" and required then report.ok = false end
+    if entry.status == "fail" and required and not entry.measured then report.ok = false end
     report.gates[#report.gates + 1] = entry
+  end
+  local unreachable = target_out_of_reach(report.gates, plan)
+  if unreachable then
+    report.ok = false
+    report.warnings[#report.warnings + 1] = unreachable
   end
   for _, w in ipairs(ollama.assess_groups(report, facts, plan, opts)) do report.warnings[#report.warnings + 1] = w end
   bus:emit("doctor.report", { report = report })

@@ -195,6 +195,9 @@ local function status_text(e)
   local first
   for _, pr in ipairs(e.problems) do if pr.severity == "error" then first = first or pr end end
   first = first or e.problems[1]
+  -- the run goes on without these: an optional gate scores 0, a measured one runs unexplained
+  if e.measured then return "⚠ " .. (FAILED[first.check] or first.check) .. " (measured anyway)" end
+  if not e.required then return "⚠ " .. (FAILED[first.check] or first.check) .. " (scores 0)" end
   return "✗ " .. (FAILED[first.check] or first.check)
 end
 
@@ -215,31 +218,58 @@ local function report_text(ev, p)
     for _, n in ipairs(r.notes) do say("  - " .. n.message) end
   end
 
-  -- Problems, each said once with the gates it concerns; ✗ is an error, ⚠ a warning.
+  -- Problems, each said once with the gates it concerns. ✗ marks what stops a run (a required
+  -- gate with no usable route, or a fault of no gate); an error every gate it concerns gets
+  -- round (by its fallback, or by being optional) is ⚠ and says how, so the list never
+  -- contradicts the verdict below it.
   local problems, seen = {}, {}
-  local function add(pr, gate)
+  local function add(pr, gate, effect)
     local key = pr.severity .. "|" .. pr.message .. "|" .. tostring(pr.remedy)
-    if seen[key] then
-      if gate then seen[key].gates[#seen[key].gates + 1] = gate end
-    else
-      seen[key] = { pr = pr, gates = { gate } }
-      problems[#problems + 1] = seen[key]
+    local item = seen[key]
+    if not item then
+      item = { pr = pr, gates = {}, effects = {} }
+      seen[key] = item
+      problems[#problems + 1] = item
     end
+    if gate then item.gates[#item.gates + 1] = gate end
+    item.effects[effect or "stops"] = true
   end
   for _, e in ipairs(r.gates) do
-    for _, pr in ipairs(e.problems) do add(pr, e.gate) end
-    if e.fallback then for _, pr in ipairs(e.fallback.problems) do add(pr, e.gate .. " (fallback)") end end
+    local effect = e.status == "fallback" and "fallback" or e.status ~= "fail" and "fallback_only"
+      or e.measured and "measured" or e.required and "stops" or "scores_zero"
+    for _, pr in ipairs(e.problems) do add(pr, e.gate, effect) end
+    if e.fallback then
+      for _, pr in ipairs(e.fallback.problems) do
+        add(pr, e.gate .. " (fallback)", effect == "fallback" and "fallback_only" or effect)
+      end
+    end
     if e.fallback_refused and not e.usable then
-      add({ severity = "warning", message = e.fallback_refused, remedy = "Make the route degradable to let it fall back" }, e.gate)
+      add({ severity = "warning", message = e.fallback_refused, remedy = "Make the route degradable to let it fall back" },
+          e.gate, effect)
     end
   end
   for _, w in ipairs(r.warnings) do add(w, nil) end
+  local GOT_ROUND = { fallback = "the fallback runs instead", scores_zero = "optional: it will score 0",
+                      measured = "a measured gate: it runs, but a failure will not be explained",
+                      fallback_only = "only the fallback is affected" }
   if #problems > 0 then
     say("")
     say("Problems:")
     for _, item in ipairs(problems) do
       local label = #item.gates > 0 and (table.concat(item.gates, ", ") .. ": ") or ""
-      say("  " .. (item.pr.severity == "error" and p.bad or p.warn)(label .. printable(item.pr.message)))
+      local text, mark = label .. printable(item.pr.message), p.warn
+      if item.pr.severity == "error" then
+        if item.effects.stops or #item.gates == 0 then
+          mark = p.bad
+        else
+          local how = {}
+          for _, effect in ipairs{ "fallback", "measured", "scores_zero", "fallback_only" } do
+            if item.effects[effect] then how[#how + 1] = GOT_ROUND[effect] end
+          end
+          text = text .. " (" .. table.concat(how, "; ") .. ")"
+        end
+      end
+      say("  " .. mark(text))
       if item.pr.remedy then say("      → " .. printable(item.pr.remedy)) end
     end
   end
@@ -248,8 +278,12 @@ local function report_text(ev, p)
     say(p.ok(#problems == 0 and "All providers healthy: every route is usable." or "Every required route is usable."))
   else
     local n = 0
-    for _, e in ipairs(r.gates) do if e.status == "fail" and e.required then n = n + 1 end end
-    say(p.bad(("Some providers are unhealthy: %d required route%s not usable."):format(n, n == 1 and " is" or "s are")))
+    for _, e in ipairs(r.gates) do if e.status == "fail" and e.required and not e.measured then n = n + 1 end end
+    if n > 0 then
+      say(p.bad(("Some providers are unhealthy: %d required route%s not usable."):format(n, n == 1 and " is" or "s are")))
+    else
+      say(p.bad("A run with this preset would stop before it starts: see the problems above."))
+    end
   end
   return table.concat(lines, "\n")
 end
