@@ -1,6 +1,6 @@
 -- The development loop: `codeassist run PRESET --issue N`.
 --
---   doctor (every required route usable, or exit 1) -> the issue (gh / glab / a Markdown file)
+--   doctor (a run can start: loop/preflight.lua, or exit 1) -> the issue (gh / glab / a Markdown file)
 --   -> branch feature/<issue>-<slug> -> iteration i:
 --        implement (the agent, with the failing gates' findings from i = 2)
 --        -> commit the iteration -> gates by group -> score -> hooks -> stop? -> iteration_delay

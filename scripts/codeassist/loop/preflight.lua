@@ -49,7 +49,8 @@ function M.check(state, report, opts, bus)
       add("bad", w.message, w.remedy, "agent sandbox")
     end
   end
-  for _, key in ipairs(order) do
+  -- a dry run has printed the doctor's whole report, these problems included
+  for _, key in ipairs(opts.dry_run and {} or order) do
     local g = groups[key]
     render.note(bus, ("%s: %s%s"):format(table.concat(g.gates, ", "), g.text, g.remedy and (" — " .. g.remedy) or ""), g.level)
   end
