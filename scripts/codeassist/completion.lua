@@ -1,8 +1,9 @@
 -- `codeassist completion bash|zsh`: completion scripts made from the command line's own
 -- parser (lua-argparse's generators), so commands and options never drift from `--help`.
--- What argparse cannot know is added here: a preset argument (`run FILE`, `doctor PRESET`,
--- `whatif RUN_ID PRESET...`) completes the built-in presets' names, presets/*.lua and the
--- *.lua files of the current folder, read when TAB is pressed.
+-- What argparse cannot know is added here, read when TAB is pressed: a preset argument (`run
+-- FILE`, `doctor PRESET`, `whatif RUN_ID PRESET...`) completes the built-in presets' names,
+-- presets/*.lua and the *.lua files of the current folder; a run id (`report`, `whatif`,
+-- `run FILE --resume`) the repository's runs and `latest`; `run FILE --route` the gates.
 --
 -- This reads argparse 0.7's fields (_commands, _arguments, _options, ...): the copy compiled
 -- into the binary is the one it was written against (tests/spec/completion_spec.lua).
@@ -80,6 +81,17 @@ local function builtin_names()
   return table.concat(preset.BUILTIN, " ")
 end
 
+local function names_a_run(argument)
+  return argument._name == "run_id"
+end
+
+-- "implement= build= ...": what `--route GATE=PROVIDER[:MODEL]` starts with.
+local function route_starts()
+  local list = {}
+  for _, name in ipairs(require("codeassist.config").ROUTABLE) do list[#list + 1] = name .. "=" end
+  return table.concat(list, " ")
+end
+
 local BASH = [=[
 
 # Added by codeassist (scripts/codeassist/completion.lua): each command's own options, the
@@ -88,6 +100,14 @@ local BASH = [=[
 _codeassist_presets() {
     local f candidates="%s"
     for f in presets/*.lua *.lua; do [[ -f $f ]] && candidates+=" $f"; done
+    COMPREPLY=($(compgen -W "$candidates" -- "$1"))
+}
+
+# The repository's runs (newest last, as ids sort), and `latest`.
+_codeassist_runs() {
+    local top d candidates="latest"
+    top=$(git rev-parse --show-toplevel 2>/dev/null) || top=.
+    for d in "$top"/.codeassist/runs/*/; do [[ -f $d/state.json ]] && d=${d%%/} && candidates+=" ${d##*/}"; done
     COMPREPLY=($(compgen -W "$candidates" -- "$1"))
 }
 
@@ -128,12 +148,22 @@ _codeassist() {
         (( i++ ))
     done
     (( i > COMP_CWORD )) && return 0   # the cursor is on an option's value
+    # after `run FILE` every word is the file's: the loop's options that take values
+    if [[ $cmd == run ]] && (( n >= 1 )); then
+        case ${COMP_WORDS[COMP_CWORD-1]} in
+            --resume) _codeassist_runs "$cur"; return 0 ;;
+            --route) COMPREPLY=($(compgen -W "%s" -- "$cur")); compopt -o nospace 2>/dev/null; return 0 ;;
+            --record|--replay|--repo) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
+        esac
+    fi
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$(_codeassist_options "$cmd" "$n")" -- "$cur"))
     elif [[ -n $cmd ]]; then
         words=$(_codeassist_positional "$cmd" $(( n + 1 )))
         if [[ $words == @preset ]]; then
             _codeassist_presets "$cur"
+        elif [[ $words == @run ]]; then
+            _codeassist_runs "$cur"
         elif [[ -n $words ]]; then
             COMPREPLY=($(compgen -W "$words" -- "$cur"))
         fi
@@ -161,7 +191,7 @@ local function bash(parser)
     for _, argument in ipairs(command._arguments) do
       local count = argument._maxargs
       local last = count == math.huge and 999 or position + count - 1
-      local words = names_a_preset(command, argument) and "@preset"
+      local words = names_a_preset(command, argument) and "@preset" or names_a_run(argument) and "@run"
         or argument._choices and table.concat(argument._choices, " ")
       if words then
         tests[#tests + 1] = ('(( $2 >= %d && $2 <= %d )) && echo "%s"'):format(position, last, words)
@@ -172,7 +202,7 @@ local function bash(parser)
     if #tests > 0 then positional[#positional + 1] = ("        %s) %s ;;"):format(pattern, table.concat(tests, "; ")) end
   end
   return generated .. BASH:format(builtin_names(), table.concat(options_with_values(parser), "|"),
-    table.concat(options, "\n"), table.concat(positional, "\n"))
+    table.concat(options, "\n"), table.concat(positional, "\n"), route_starts())
 end
 
 local ZSH_PRESETS = [=[
@@ -189,9 +219,25 @@ _codeassist_presets() {
     'files:Lua file:_path_files -g "*.lua(-.) *(-/)"'
 }
 
-# After `run FILE`: the development loop's options (the file gets every word), else files.
+# A run id: the repository's runs, and `latest`.
+_codeassist_runs() {
+  local top
+  local -a run_ids
+  top=$(git rev-parse --show-toplevel 2>/dev/null) || top=.
+  run_ids=(latest $top/.codeassist/runs/*/state.json(N-.:h:t))
+  compadd -a run_ids
+}
+
+# After `run FILE`: the development loop's options (the file gets every word), a run id after
+# --resume, a gate after --route, else files.
 _codeassist_run_args() {
-  if [[ $PREFIX == -* ]]; then
+  if [[ $words[CURRENT-1] == --resume ]]; then
+    _codeassist_runs
+  elif [[ $words[CURRENT-1] == --route ]]; then
+    local -a route_starts
+    route_starts=(%s)
+    compadd -S '' -a route_starts
+  elif [[ $PREFIX == -* ]]; then
     local -a loop_options
     loop_options=(%s)
     compadd -a loop_options
@@ -211,7 +257,7 @@ else
 fi
 ]=]
 
-local MARK, RUN_ARGS_MARK = "__codeassist_presets__", "__codeassist_run_args__"
+local MARK, RUN_ARGS_MARK, RUN_ID_MARK = "__codeassist_presets__", "__codeassist_run_args__", "__codeassist_runs__"
 
 local function zsh(parser)
   -- a preset argument is marked as one with a single choice, then that choice becomes our
@@ -223,13 +269,19 @@ local function zsh(parser)
     end
   end
   for _, command in ipairs(parser._commands) do
+    for _, argument in ipairs(command._arguments) do
+      if names_a_run(argument) then argument._choices = { RUN_ID_MARK } end
+    end
+  end
+  for _, command in ipairs(parser._commands) do
     command._description = command._description or command._summary
   end
   local generated = parser:get_zsh_complete()
   generated = generated:gsub(":%(" .. MARK .. "%)", ":_codeassist_presets")
     :gsub(":%(" .. RUN_ARGS_MARK .. "%)", ":_codeassist_run_args")
+    :gsub(":%(" .. RUN_ID_MARK .. "%)", ":_codeassist_runs")
   generated = generated:gsub("\n_codeassist\n$", "\n")
-  return generated .. ZSH_PRESETS:format(builtin_names(), loop_options()) .. ZSH_TAIL
+  return generated .. ZSH_PRESETS:format(builtin_names(), route_starts(), loop_options()) .. ZSH_TAIL
 end
 
 -- The script for shell ("bash" or "zsh"; the CLI's choices), made from parser.

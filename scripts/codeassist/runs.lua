@@ -11,7 +11,7 @@
 --   local runs = require "codeassist.runs"
 --   local run = runs.create(root, { issue = 7, preset = "ollama_hybrid" })
 --   run:checkpoint(state_table)            -- nil, failure when it cannot be written
---   local run, state = runs.open(root, id)  -- id nil: the latest run
+--   local run, state = runs.open(root, id)  -- id nil or "latest": the latest run
 --   runs.list(root)                         -- {{id, state}, ...} newest first
 local fs = require "codeassist.fs"
 local json = require "codeassist.json"
@@ -106,7 +106,7 @@ end
 -- The run with this id (or the newest one), and its state; nil and a failure when there is none.
 function M.open(root, id)
   local dir = folder(root)
-  if not id then
+  if not id or id == "latest" then   -- every command that takes a run id takes `latest`
     local list = M.list(root)
     if #list == 0 then return nil, errors.failure("not_found", ("there is no run in %s yet (`codeassist run PRESET --issue N` makes one)"):format(dir)) end
     id = list[1].id

@@ -93,7 +93,7 @@ function M.main(opts)
   local root = opts.repo or config.project_root() or fs.cwd()
   local st = fs.stat(root)
   if not st or st.type ~= "dir" then errors.usage("--repo %s: %s", root, st and "not a folder" or "no such folder") end
-  local run, state = runs.open(root, opts.id ~= "latest" and opts.id or nil)
+  local run, state = runs.open(root, opts.id)
   if not run then
     local preset = require "codeassist.preset"
     local hint = ""

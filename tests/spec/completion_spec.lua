@@ -16,6 +16,8 @@ local function workdir()
   support.write(dir .. "/presets/team.lua", "return {}\n")
   support.write(dir .. "/mine.lua", "return {}\n")
   support.write(dir .. "/notes.txt", "not a preset\n")
+  support.write(dir .. "/.codeassist/runs/20261130-101010-issue-3-ab12/state.json", "{}\n")
+  support.write(dir .. "/.codeassist/runs/not-a-run/notes.txt", "no state.json\n")
   return dir
 end
 
@@ -107,6 +109,8 @@ describe("bash completion", function()
       "codeassist doctor --", "codeassist doctor --config x ol", "codeassist doctor ollama_only ",
       "codeassist run mine.lua --", "codeassist run mine.lua --is", "codeassist run --", "codeassist completion ",
       "codeassist --lua-path lib run es",
+      "codeassist report ", "codeassist whatif ", "codeassist whatif latest ol", "codeassist run mine.lua --resume ",
+      "codeassist run mine.lua --route bu", "codeassist run mine.lua --route ",
     })
   end)
   teardown(support.cleanup)
@@ -148,6 +152,16 @@ describe("bash completion", function()
     assert.is_false(includes(offered["codeassist run --"], "--issue"))   -- before FILE: run's own
     assert.are.same({ "bash", "zsh" }, offered["codeassist completion "])
   end)
+
+  it("completes run ids (the runs with a state, and latest) and --route's gates", function()
+    local runs = { "20261130-101010-issue-3-ab12", "latest" }
+    assert.are.same(runs, offered["codeassist report "])
+    assert.are.same(runs, offered["codeassist whatif "])
+    assert.are.same(runs, offered["codeassist run mine.lua --resume "])
+    assert.are.same({ "ollama_hybrid", "ollama_only" }, offered["codeassist whatif latest ol"])
+    assert.are.same({ "build=" }, offered["codeassist run mine.lua --route bu"])
+    assert.are.equal(9, #offered["codeassist run mine.lua --route "])   -- implement and the eight gates
+  end)
 end)
 
 describe("zsh completion", function()
@@ -166,12 +180,16 @@ describe("zsh completion", function()
 
   it("completes commands, preset names and options when TAB is typed", function()
     local offered = zsh_complete(workdir(), { "codeassist d", "codeassist run ol", "codeassist doctor pres",
-      "codeassist doctor --pr", "codeassist run mine.lua --is", "codeassist completion " })
+      "codeassist doctor --pr", "codeassist run mine.lua --is", "codeassist completion ", "codeassist report ",
+      "codeassist run mine.lua --resume ", "codeassist run mine.lua --route bu" })
     assert.are.same({ "doctor" }, offered["codeassist d"])
     assert.are.same({ "ollama_hybrid", "ollama_only" }, offered["codeassist run ol"])
     assert.is_true(includes(offered["codeassist doctor pres"], "presets/team.lua"))
     assert.are.same({ "--probe", "--probe-timeout" }, offered["codeassist doctor --pr"])
     assert.are.same({ "--issue", "--issue-file" }, offered["codeassist run mine.lua --is"])
     assert.are.same({ "bash", "zsh" }, offered["codeassist completion "])
+    assert.are.same({ "20261130-101010-issue-3-ab12", "latest" }, offered["codeassist report "])
+    assert.are.same({ "20261130-101010-issue-3-ab12", "latest" }, offered["codeassist run mine.lua --resume "])
+    assert.are.same({ "build=" }, offered["codeassist run mine.lua --route bu"])
   end)
 end)

@@ -88,6 +88,8 @@ describe("run state", function()
     assert.matches("^Run " .. id:gsub("%p", "%%%0") .. "\n\nCloses #7\n\n%*%*Done%*%* — score 100/95 after 1 iteration", rep.stdout)
     local js = support.codeassist({ "report", "--json" }, { cwd = p.dir })   -- the newest
     assert.are.equal("done", cjson.decode(js.stdout).outcome.status)
+    local latest = support.codeassist({ "report", "latest" }, { cwd = p.dir })   -- as whatif and --resume take it
+    assert.are.equal(rep.stdout, latest.stdout, latest.stderr)
     -- from a subfolder, the project's runs and config, as git finds its top
     fs.mkdir_p(p.dir .. "/sub/deeper")
     list = support.codeassist({ "runs" }, { cwd = p.dir .. "/sub/deeper" })
