@@ -83,6 +83,8 @@ function M.doctor_options(cmd)
     :convert(M.positive("--vram"))
   cmd:option("--route", "Route a gate for this run: GATE=PROVIDER[:MODEL]; beats the preset. Repeatable.")
     :argname("<gate=provider[:model]>"):count("*"):convert(M.parse_route_flag)
+  cmd:option("--target-score", "The score a run would aim for (beats the preset), for the check that optional gates "
+    .. "scoring 0 leave it within reach."):argname("<n>"):convert(M.positive("--target-score", 100))
   M.command_flags(cmd)
 end
 
@@ -150,7 +152,8 @@ local function build_parser()
     end
   end
   doctor_commands("Check that every gate's provider and model is reachable, present, capable and big enough.",
-    "Exit 0 when every required route is usable, 1 otherwise, 2 for a config or usage error.")
+    "Exit 0 when a run could start: every required gate served (build and test run their commands whatever "
+      .. "their model) and the target within reach of the gates that are; 1 otherwise; 2 for a config or usage error.")
   local m = parser:command("models")
     :summary("List the Ollama server's models and the setup guide's recommendations for your GPU.")
   m:option("--vram", "GPU memory in GB: show the recommendations for that much "
@@ -260,7 +263,7 @@ function M.doctor_request(args, preset_value)
   return {
     preset = args.preset, preset_value = preset_value, config = args.config, json = args.json,
     probe = args.probe, timeout = args.timeout, probe_timeout = args.probe_timeout or args.timeout,
-    flags = { vram_gb = args.vram, routes = routes },
+    flags = { vram_gb = args.vram, routes = routes, target_score = args.target_score },
   }
 end
 

@@ -97,18 +97,44 @@ local BASH = [=[
 # Added by codeassist (scripts/codeassist/completion.lua): each command's own options, the
 # choices of its arguments, and preset names where it takes a preset — the built-in ones,
 # presets/*.lua and *.lua here, looked up at each TAB.
+# (compgen -G rather than a bare glob: safe with failglob and nullglob; one name per line, so
+# a file name with spaces stays one word.)
 _codeassist_presets() {
-    local f candidates="%s"
-    for f in presets/*.lua *.lua; do [[ -f $f ]] && candidates+=" $f"; done
-    COMPREPLY=($(compgen -W "$candidates" -- "$1"))
+    local f
+    COMPREPLY=()
+    for f in %s; do [[ $f == "$1"* ]] && COMPREPLY+=("$f"); done
+    while IFS= read -r f; do
+        [[ -f $f && $f == "$1"* ]] && COMPREPLY+=("$f")
+    done < <(compgen -G 'presets/*.lua'; compgen -G '*.lua')
+    compopt -o filenames 2>/dev/null
 }
 
-# The repository's runs (newest last, as ids sort), and `latest`.
+# The runs of the repository (the one --repo names, else this one), and `latest`.
 _codeassist_runs() {
-    local top d candidates="latest"
-    top=$(git rev-parse --show-toplevel 2>/dev/null) || top=.
-    for d in "$top"/.codeassist/runs/*/; do [[ -f $d/state.json ]] && d=${d%%/} && candidates+=" ${d##*/}"; done
-    COMPREPLY=($(compgen -W "$candidates" -- "$1"))
+    local repo= top d k
+    for (( k = 1; k < COMP_CWORD; k++ )); do
+        [[ ${COMP_WORDS[k]} == --repo ]] && repo=${COMP_WORDS[k+1]}
+    done
+    repo=${repo/#\~/$HOME}
+    top=$(git -C "${repo:-.}" rev-parse --show-toplevel 2>/dev/null) || top=${repo:-.}
+    COMPREPLY=()
+    [[ latest == "$1"* ]] && COMPREPLY+=(latest)
+    while IFS= read -r d; do
+        d=${d%%/state.json}; d=${d##*/}
+        [[ $d == "$1"* ]] && COMPREPLY+=("$d")
+    done < <(compgen -G "$top/.codeassist/runs/*/state.json")
+}
+
+# The value of option $1 being typed ($2), where we know better than argparse's files;
+# false for the others (and for --resume's optional value when an option is typed instead).
+_codeassist_value() {
+    case $1 in
+        --resume) [[ $2 == -* ]] && return 1; _codeassist_runs "$2" ;;
+        --route) COMPREPLY=($(compgen -W "%s" -- "$2")); compopt -o nospace 2>/dev/null ;;
+        --record|--replay|--repo|--lua-path)
+            mapfile -t COMPREPLY < <(compgen -d -- "$2"); compopt -o filenames 2>/dev/null ;;
+        *) return 1 ;;
+    esac
 }
 
 # Whether OPTION of COMMAND ("" for codeassist's own) takes a value.
@@ -147,14 +173,13 @@ _codeassist() {
         fi
         (( i++ ))
     done
-    (( i > COMP_CWORD )) && return 0   # the cursor is on an option's value
-    # after `run FILE` every word is the file's: the loop's options that take values
-    if [[ $cmd == run ]] && (( n >= 1 )); then
-        case ${COMP_WORDS[COMP_CWORD-1]} in
-            --resume) _codeassist_runs "$cur"; return 0 ;;
-            --route) COMPREPLY=($(compgen -W "%s" -- "$cur")); compopt -o nospace 2>/dev/null; return 0 ;;
-            --record|--replay|--repo) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
-        esac
+    if (( i > COMP_CWORD )); then   # the cursor is on an option's value
+        _codeassist_value "${COMP_WORDS[COMP_CWORD-1]}" "$cur"
+        return 0
+    fi
+    # after `run FILE` every word is the file's, the loop's options and their values too
+    if [[ $cmd == run ]] && (( n >= 1 )) && _codeassist_value "${COMP_WORDS[COMP_CWORD-1]}" "$cur"; then
+        return 0
     fi
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$(_codeassist_options "$cmd" "$n")" -- "$cur"))
@@ -201,8 +226,8 @@ local function bash(parser)
     end
     if #tests > 0 then positional[#positional + 1] = ("        %s) %s ;;"):format(pattern, table.concat(tests, "; ")) end
   end
-  return generated .. BASH:format(builtin_names(), table.concat(options_with_values(parser), "|"),
-    table.concat(options, "\n"), table.concat(positional, "\n"), route_starts())
+  return generated .. BASH:format(builtin_names(), route_starts(), table.concat(options_with_values(parser), "|"),
+    table.concat(options, "\n"), table.concat(positional, "\n"))
 end
 
 local ZSH_PRESETS = [=[
@@ -219,13 +244,21 @@ _codeassist_presets() {
     'files:Lua file:_path_files -g "*.lua(-.) *(-/)"'
 }
 
-# A run id: the repository's runs, and `latest`.
+# A run id: the runs of the repository (the one --repo names, else this one), and `latest`.
 _codeassist_runs() {
-  local top
+  local repo=${(Q)opt_args[--repo]} top
   local -a run_ids
-  top=$(git rev-parse --show-toplevel 2>/dev/null) || top=.
+  repo=${~repo}
+  top=$(git -C "${repo:-.}" rev-parse --show-toplevel 2>/dev/null) || top=${repo:-.}
   run_ids=(latest $top/.codeassist/runs/*/state.json(N-.:h:t))
   compadd -a run_ids
+}
+
+# --route's value starts with a gate's name.
+_codeassist_routes() {
+  local -a route_starts
+  route_starts=(%s)
+  compadd -S '' -a route_starts
 }
 
 # After `run FILE`: the development loop's options (the file gets every word), a run id after
@@ -234,9 +267,9 @@ _codeassist_run_args() {
   if [[ $words[CURRENT-1] == --resume ]]; then
     _codeassist_runs
   elif [[ $words[CURRENT-1] == --route ]]; then
-    local -a route_starts
-    route_starts=(%s)
-    compadd -S '' -a route_starts
+    _codeassist_routes
+  elif [[ $words[CURRENT-1] == (--record|--replay|--repo) ]]; then
+    _files -/
   elif [[ $PREFIX == -* ]]; then
     local -a loop_options
     loop_options=(%s)
@@ -281,6 +314,11 @@ local function zsh(parser)
     :gsub(":%(" .. RUN_ARGS_MARK .. "%)", ":_codeassist_run_args")
     :gsub(":%(" .. RUN_ID_MARK .. "%)", ":_codeassist_runs")
   generated = generated:gsub("\n_codeassist\n$", "\n")
+  -- option values argparse can only offer files for: --route's gates, --repo's folders
+  generated = generated:gsub("[^\n]+", function(line)
+    if line:find('"%*?%-%-route%[') then return (line:gsub(': :_files"$', ': :_codeassist_routes"')) end
+    if line:find('"%-%-repo%[') then return (line:gsub(': :_files"$', ': :_files -/"')) end
+  end)
   return generated .. ZSH_PRESETS:format(builtin_names(), route_starts(), loop_options()) .. ZSH_TAIL
 end
 

@@ -181,12 +181,13 @@ end
 -- preset.define{...}: checks the spec and returns the preset value.
 function M.define(spec)
   local where = caller_position(2)
-  M.last_made = where   -- run_file names it when a preset file forgot its `return`
   if type(spec) ~= "table" then
     errors.config("%s: preset.define: give a table {name = ..., routes = {...}}, not %s", where,
       spec == nil and "nothing" or ("a " .. type(spec)))
   end
-  return build(spec, where)
+  local p = build(spec, where)
+  M.last_made = where   -- run_file names it when a preset file forgot its `return`
+  return p
 end
 
 -- preset.extend(base, spec_or_fn): a preset built on another. base is a built-in name, a
@@ -200,12 +201,13 @@ function M.extend(base_ref, change)
       where, change == nil and "nothing" or ("a " .. type(change)))
   end
   local base = resolve_base(base_ref, where)
-  M.last_made = where   -- after the base, which may be a file that makes presets of its own
   if type(change) == "table" then
     local spec = {}
     for k, v in pairs(change) do spec[k] = v end
     spec.extends = base
-    return build(spec, where)
+    local p = build(spec, where)
+    M.last_made = where
+    return p
   end
   local copy = M.to_spec(base)
   local result = errors.call_user(file_of(where), change, copy)
@@ -215,6 +217,7 @@ function M.extend(base_ref, change)
   end
   local p = build(M.to_spec(result), where)
   p.extends, p.base = base.name, base
+  M.last_made = where
   return p
 end
 
@@ -481,6 +484,19 @@ end
 
 -- Every route of a gate, the planned one first, then its fallbacks:
 --   for route, depth in preset.route_chain(plan.routes.build) do ... end
+-- A project's own gates (.codeassist/gates/*.lua), added to a plan that does not route them:
+-- their defaults, routed like the config's default provider.
+function M.add_project_gates(plan, gates, cfg)
+  for name, g in pairs(gates) do
+    if not plan.gates[name] then
+      plan.gates[name] = { weight = g.weight or 0, required = g.required or false, parallel_group = g.parallel_group or 3,
+                           timeout_ms = (g.timeout or 300) * 1000, tools = g.tools, context = g.context,
+                           call_timeout = g.call_timeout }
+      plan.routes[name] = M.resolve_route(cfg, name, cfg.providers.default, "project gate " .. g.source, false)
+    end
+  end
+end
+
 function M.route_chain(first)
   local route, depth = nil, -1
   return function()

@@ -75,7 +75,7 @@ function M.run_preset(file, preset, args)
   parser:option("--trace", "Write every event of the run (routes, calls, switches, gate results) to this file as JSON lines.")
     :argname("<file>")
   parser:option("--resume", "Go on with a run that stopped (killed, interrupted, out of budget) from its last completed "
-    .. "step: the newest run, or the one named (codeassist runs lists them)."):args("?"):argname("<run-id>")
+    .. "step: the newest run (also `latest`), or the one named (codeassist runs lists them)."):args("?"):argname("<run-id>")
   parser:flag("--json", "Print every event as one JSON object a line, for machines, instead of text.")
   parser:flag("--test-provider", "Check the preset's routes instead, as `codeassist doctor` does (the old runner's "
     .. "flag); the doctor's options follow."):hidden_name("--doctor")
@@ -104,19 +104,21 @@ function M.run_preset(file, preset, args)
   }
 end
 
--- Flags only the loop takes: given to a file that made a preset and returned nothing, they
--- mean its `return` is missing; running it as a plain script would end 0 having done nothing.
-local LOOP_FLAGS = { ["--issue"] = true, ["--issue-file"] = true, ["--resume"] = true, ["--dry-run"] = true,
-  ["--test-provider"] = true, ["--doctor"] = true, ["--record"] = true, ["--replay"] = true }
+-- Flags that only the loop takes (a script's own flags may well be called --dry-run or
+-- --resume): given to a file that made a preset on one of its own lines and returned nothing,
+-- they mean its `return` is missing; run as a plain script it would end 0 having done nothing.
+local LOOP_FLAGS = { ["--issue"] = true, ["--issue-file"] = true, ["--test-provider"] = true, ["--doctor"] = true }
 
 local function check_forgotten_return(file, args)
   local preset = package.loaded["codeassist.preset"]
   local made = preset and preset.last_made
-  if not made then return end
+  if not made or made:gsub(":%d+$", "") ~= file then return end
   for _, a in ipairs(args) do
-    if LOOP_FLAGS[a:match("^%-%-[%w-]+")] then
+    if a == "--" then return end
+    local flag = a:match("^%-%-[%w-]+")
+    if LOOP_FLAGS[flag] then
       errors.usage("%s made a preset (at %s) but returned nothing, so there is no preset to run %s with: "
-        .. "end the file with `return <the preset>` (e.g. `return preset.extend(...)`)", file, made, a:match("^%-%-[%w-]+"))
+        .. "end the file with `return <the preset>` (e.g. `return preset.extend(...)`)", file, made, flag)
     end
   end
 end

@@ -18,6 +18,8 @@ local function workdir()
   support.write(dir .. "/notes.txt", "not a preset\n")
   support.write(dir .. "/.codeassist/runs/20261130-101010-issue-3-ab12/state.json", "{}\n")
   support.write(dir .. "/.codeassist/runs/not-a-run/notes.txt", "no state.json\n")
+  support.write(dir .. "/other/.codeassist/runs/20261201-090000-issue-9-cd34/state.json", "{}\n")
+  support.write(dir .. "/spaced dir/x", "\n")
   return dir
 end
 
@@ -40,6 +42,7 @@ end
 
 -- Calls bash's completion function for each line as bash would on TAB at its end.
 local BASH_DRIVER = [=[
+shopt -s failglob   # as some users have it: a glob that matches nothing is an error
 source "$1"; shift
 complete -p codeassist
 for line in "$@"; do
@@ -111,6 +114,8 @@ describe("bash completion", function()
       "codeassist --lua-path lib run es",
       "codeassist report ", "codeassist whatif ", "codeassist whatif latest ol", "codeassist run mine.lua --resume ",
       "codeassist run mine.lua --route bu", "codeassist run mine.lua --route ",
+      "codeassist doctor --route ar", "codeassist report --repo other ", "codeassist run mine.lua --resume --js",
+      "codeassist run mine.lua --record sp", "codeassist whatif --repo other 2026",
     })
   end)
   teardown(support.cleanup)
@@ -161,6 +166,14 @@ describe("bash completion", function()
     assert.are.same({ "ollama_hybrid", "ollama_only" }, offered["codeassist whatif latest ol"])
     assert.are.same({ "build=" }, offered["codeassist run mine.lua --route bu"])
     assert.are.equal(9, #offered["codeassist run mine.lua --route "])   -- implement and the eight gates
+    assert.are.same({ "architect=" }, offered["codeassist doctor --route ar"])
+    -- --repo names the repository whose runs are meant
+    assert.are.same({ "20261201-090000-issue-9-cd34", "latest" }, offered["codeassist report --repo other "])
+    assert.are.same({ "20261201-090000-issue-9-cd34" }, offered["codeassist whatif --repo other 2026"])
+    -- --resume's run id is optional: an option may follow it
+    assert.are.same({ "--json" }, offered["codeassist run mine.lua --resume --js"])
+    -- a folder with a space is one word
+    assert.are.same({ "spaced dir" }, offered["codeassist run mine.lua --record sp"])
   end)
 end)
 
@@ -181,7 +194,8 @@ describe("zsh completion", function()
   it("completes commands, preset names and options when TAB is typed", function()
     local offered = zsh_complete(workdir(), { "codeassist d", "codeassist run ol", "codeassist doctor pres",
       "codeassist doctor --pr", "codeassist run mine.lua --is", "codeassist completion ", "codeassist report ",
-      "codeassist run mine.lua --resume ", "codeassist run mine.lua --route bu" })
+      "codeassist run mine.lua --resume ", "codeassist run mine.lua --route bu", "codeassist doctor --route ar",
+      "codeassist report --repo other " })
     assert.are.same({ "doctor" }, offered["codeassist d"])
     assert.are.same({ "ollama_hybrid", "ollama_only" }, offered["codeassist run ol"])
     assert.is_true(includes(offered["codeassist doctor pres"], "presets/team.lua"))
@@ -191,5 +205,7 @@ describe("zsh completion", function()
     assert.are.same({ "20261130-101010-issue-3-ab12", "latest" }, offered["codeassist report "])
     assert.are.same({ "20261130-101010-issue-3-ab12", "latest" }, offered["codeassist run mine.lua --resume "])
     assert.are.same({ "build=" }, offered["codeassist run mine.lua --route bu"])
+    assert.are.same({ "architect=" }, offered["codeassist doctor --route ar"])
+    assert.are.same({ "20261201-090000-issue-9-cd34", "latest" }, offered["codeassist report --repo other "])
   end)
 end)

@@ -137,9 +137,14 @@ return preset.define{
     assert.are.equal(0, r.code, r.stdout)
     assert.matches("⚠ not installed %(measured anyway%)", gate_line(r.stdout, "test"))
     assert.matches("⚠ not installed %(scores 0%)", gate_line(r.stdout, "ux"))
-    assert.matches("⚠ test, ux: qwen3%-codr is not installed on [^\n]* %(a measured gate: it runs, but a failure will "
-      .. "not be explained; optional: it will score 0%)", r.stdout)
-    assert.matches("✓ Every required route is usable%.", r.stdout)
+    assert.matches("⚠ test, ux: qwen3%-codr is not installed on [^\n]* %(test — measured: it runs, but a failure will "
+      .. "not be explained; ux — optional: it will score 0%)", r.stdout)
+    assert.matches("✓ A run can start: every required gate is served, or measured", r.stdout)
+    -- --target-score beats the preset's, as run's does
+    r = doctor(dir, { "--target-score", "99" })
+    assert.are.equal(1, r.code, r.stdout)
+    assert.matches("Target: score 99 %(%-%-target%-score%)", r.stdout)
+    assert.matches("✗ the target 99 cannot be reached: ux cannot be served and will score 0, so the best total is 95", r.stdout)
     -- with every optional gate lost the target is out of reach: the run would stop, so the doctor fails
     local all = "  gate_providers:\n"
     for _, g in ipairs{ "review", "architect", "devops", "ux" } do all = all .. "    " .. g .. ": { provider: ollama, model: nope }\n" end
@@ -147,6 +152,32 @@ return preset.define{
     assert.are.equal(1, r.code, r.stdout)
     assert.matches("✗ the target 95 cannot be reached: [a-z, ]+ cannot be served and will score 0, so the best total is [%d.]+", r.stdout)
     assert.matches("✗ A run with this preset would stop before it starts", r.stdout)
+  end)
+
+  it("checks a project's own gates, and decides about them as `run` does", function()
+    -- the project replaces the measured build gate with a judged one: its model now matters
+    local dir = project(ollama_config(sim.url, "  gate_providers:\n    build: { provider: ollama, model: nope }\n"))
+    support.write(dir .. "/.codeassist/gates/build.lua", [[
+return require("codeassist.gates.common").reviewer{ penalty = { critical = 100, high = 50, medium = 10, low = 2 },
+  prompt = "Judge the build files." }
+]])
+    support.write(dir .. "/.codeassist/gates/perf.lua", [[
+return require("codeassist.gates.common").reviewer{ name = "perf", weight = 5, parallel_group = 3,
+  penalty = { critical = 50, high = 20, medium = 5, low = 1 }, prompt = "You review performance." }
+]])
+    support.write(dir .. "/issue.md", "# Add a flag\n")
+    support.sh("git init -q && git -c user.email=t@t -c user.name=t commit -q --allow-empty -m init", { cwd = dir })
+    local r = doctor(dir, {})
+    assert.are.equal(1, r.code, r.stdout)
+    assert.matches("✗ not installed", gate_line(r.stdout, "build"))
+    assert.matches("project gate perf%.lua +✓ ok", gate_line(r.stdout, "perf"))
+    local run = support.codeassist({ "run", "ollama_only", "--issue-file", "issue.md", "--dry-run", "--route", "build=ollama:nope" },
+      { cwd = dir, env = { NO_COLOR = "1", OLLAMA_HOST = sim.url, ANTHROPIC_API_KEY = false }, timeout = 60 })
+    assert.are.equal(1, run.code, run.stdout .. run.stderr)
+    assert.matches("a required route cannot be served", run.stderr)
+    -- each problem is said once: the doctor's report has listed it, the preflight does not repeat it
+    local _, times = (run.stdout .. run.stderr):gsub("nope is not installed", "")
+    assert.are.equal(1, times, run.stdout .. run.stderr)
   end)
 
   it("refuses a context window too small for the gate", function()

@@ -236,7 +236,10 @@ describe("codeassist run", function()
       { tool_calls = { { name = "edit", input = { path = "calc.sh", old_string = "$1 - $2", new_string = "$1 + $2" } } } },
       { tool_calls = { { name = "bash", input = { command = "sleep 4.5; make test" } } } },
       { text = "Done." } } })
-    local argv = { support.bin, "run", "ollama_only", "--issue", "7", table.unpack(INSTALLED) }
+    -- the trace file names this project's folder, so the interrupt reaches this run and no other
+    -- (another spec running at the same time may run the same command)
+    local marker = p.dir .. "/interrupt-me.jsonl"
+    local argv = { support.bin, "run", "ollama_only", "--issue", "7", "--trace", marker, table.unpack(INSTALLED) }
     argv.cwd, argv.timeout = p.dir, 60
     argv.env = { PATH = support.root .. "/tests/fakes:" .. os.getenv("PATH"), FAKE_FORGE_DIR = p.forge, NO_COLOR = "1",
                  ANTHROPIC_API_KEY = false, OLLAMA_HOST = false, GH_TOKEN = false }
@@ -244,7 +247,7 @@ describe("codeassist run", function()
     local t = task.spawn(function() return proc.run(argv) end)
     local started = clock.monotonic()
     repeat task.sleep(0.05) until support.sh("pgrep -f '^sleep 4.5$' || true").stdout ~= "" or clock.monotonic() - started > 30
-    support.sh("pkill -INT -f 'codeassist run ollama_only --issue 7' || true")
+    support.sh(("pkill -INT -f -- '--trace %s' || true"):format(marker))
     local _, r = task.join(t)
     assert.are.equal(130, r.code, r.stdout .. r.stderr)
     assert.matches("interrupted in iteration 1: the work so far is on feature/7%-add%-subtracts%-instead%-of%-adding %(1 commit since main%)", r.stdout)

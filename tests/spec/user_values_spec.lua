@@ -165,16 +165,23 @@ describe("values a user controls", function()
         .. 'local p = preset.extend("ollama_hybrid", { description = "mine" })\n',
       ["tool.lua"] = 'local preset = require "codeassist.preset"\n'
         .. 'print(preset.define{ name = "x", default_route = { provider = "ollama", model = "m" } }.name)\n' })
-    for _, flags in ipairs{ { "--issue", "3" }, { "--issue=3" }, { "--test-provider" }, { "--resume" } } do
+    for _, flags in ipairs{ { "--issue", "3" }, { "--issue=3" }, { "--test-provider" }, { "--issue-file", "x.md" } } do
       local r = run(dir, { "run", "presets/mine.lua", unpack(flags) })
       assert.are.equal(2, r.code, table.concat(flags, " "))
       assert.matches("presets/mine.lua made a preset %(at presets/mine.lua:2%) but returned nothing", r.stderr)
       assert.matches("end the file with `return", r.stderr)
     end
-    -- a script that makes a preset to look at it, with no loop flag, is still a script
-    local r = run(dir, { "run", "tool.lua", "--verbose" })
+    -- a script that makes a preset to look at it is still a script: with its own flags (a
+    -- --dry-run of its own), or loop flags after `--`, or a preset made in another file
+    for _, args in ipairs{ { "--verbose" }, { "--dry-run" }, { "--resume" }, { "--", "--issue", "3" } } do
+      local r = run(dir, { "run", "tool.lua", unpack(args) })
+      assert.are.equal(0, r.code, table.concat(args, " ") .. ": " .. r.stderr)
+      assert.matches("^x\n", r.stdout)
+    end
+    support.write(dir .. "/other.lua", 'require "presets.ollama_hybrid"\n'
+      .. 'print(pcall(require("codeassist.preset").define, 42))\n')
+    local r = run(dir, { "run", "other.lua", "--issue", "3" })
     assert.are.equal(0, r.code, r.stderr)
-    assert.matches("^x\n", r.stdout)
   end)
 
   it("never prints credentials from a URL, nor a registered secret in --json", function()

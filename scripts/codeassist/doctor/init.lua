@@ -7,8 +7,11 @@
 -- soon as its checks finish, with live lines for slow ones, and --json prints one document.
 -- With --probe, every route (fallbacks and warned ones too) gets a one-token request through
 -- the router, and a tools gate must really call a tool. A degradable route that cannot be
--- used passes through its fallback. Exit 0 only when every required gate can be served.
+-- used passes through its fallback. Exit 0 only when a run could start, as the loop's
+-- preflight decides: every required gate served (a measured one runs anyway) and the target
+-- within reach of the gates that are.
 local task = require "codeassist.task"
+local gates_mod = require "codeassist.gates"
 local clock = require "codeassist.clock"
 local term = require "codeassist.term"
 local events = require "codeassist.events"
@@ -106,9 +109,9 @@ local function run_probes(cfg, plan, facts, opts, bus)
   return list
 end
 
--- Optional gates that cannot be served score 0; when that puts the target out of reach the
--- run would stop before it starts (loop/preflight.lua), so the doctor says so too.
-local function target_out_of_reach(entries, plan)
+-- Optional gates that cannot be served score 0: the best total a run can reach, and those
+-- gates (weight 0 ones cost nothing). The doctor and the run's preflight both decide by it.
+function M.best_total(entries)
   local weights, lost, unserved = 0, 0, {}
   for _, e in ipairs(entries) do
     local weight = tonumber(e.weight) or 0
@@ -118,31 +121,29 @@ local function target_out_of_reach(entries, plan)
       unserved[#unserved + 1] = e.gate
     end
   end
-  local best = weights > 0 and math.floor((weights - lost) / weights * 1000 + 0.5) / 10 or 100
+  return weights > 0 and math.floor((weights - lost) / weights * 1000 + 0.5) / 10 or 100, unserved
+end
+
+local function target_out_of_reach(entries, plan)
+  local best, unserved = M.best_total(entries)
   if best >= (tonumber(plan.target_score) or 0) then return nil end
   return { check = "target", severity = "error",
     message = ("the target %s cannot be reached: %s cannot be served and will score 0, so the best total is %s")
       :format(plan.target_score, table.concat(unserved, ", "), best),
-    remedy = "Fix their routes (above), or lower target_score" }
-end
-
--- A measured gate (build, test) runs its command whatever its route: the model only explains a
--- failure, so the run goes on without it, as the loop's preflight does.
-local function is_measured(name)
-  local builtin = false
-  for _, b in ipairs(require("codeassist.gates").BUILTIN) do builtin = builtin or b == name end
-  return builtin and require("codeassist.gates." .. name).kind == "measured"
+    remedy = "Fix their routes (above), or lower target_score (or give --target-score)" }
 end
 
 -- The report for one gate: its route's problems; when it cannot be used and its floor
 -- allows, the first usable route down its fallback chain.
-local function gate_entry(name, plan, facts, cfg, opts)
+local function gate_entry(name, plan, facts, cfg, opts, gates)
   local gate = gate_view(plan, name)
   local route = plan.routes[name]
   local required = gate.required == true
   local entry = { gate = name, required = required, provider = render.provider_label(route.provider),
                   model = route.model, floor = route.floor, origin = route.origin,
-                  group = gate.parallel_group, weight = gate.weight, measured = is_measured(name) }
+                  group = gate.parallel_group, weight = gate.weight,
+                  -- runs its command whatever its route (the model only explains a failure)
+                  measured = gates[name] ~= nil and gates[name].kind == "measured" }
   entry.problems = assess(route, gate, facts, cfg, opts)
   entry.usable = not has_error(entry.problems)
   local pr = facts.probes[probe_key(route, gate.tools)]
@@ -239,8 +240,9 @@ function M.check(cfg, plan, opts, bus)
   if opts.probe then report.probes = run_probes(cfg, plan, facts, opts, bus) end
   report.probed = opts.probe and true or false
 
+  local gates = opts.gates or gates_mod.load(nil)   -- {name = gate}: the loaded gates (built-in only when not given)
   for _, name in ipairs(render.gate_order(plan)) do
-    local entry, required = gate_entry(name, plan, facts, cfg, opts)
+    local entry, required = gate_entry(name, plan, facts, cfg, opts, gates)
     if entry.status == "fail" and required and not entry.measured then report.ok = false end
     report.gates[#report.gates + 1] = entry
   end
@@ -259,6 +261,7 @@ end
 function M.main(opts)
   local config = require "codeassist.config"
   local cfg = config.load{ path = opts.config }
+  local root = config.project_root() or require("codeassist.fs").cwd()
   events.secret(cfg.providers.anthropic.api_key)
   events.secret(cfg.providers.anthropic.auth_token)
   events.secret(cfg.providers.ollama.api_key)
@@ -271,6 +274,8 @@ function M.main(opts)
   end
   local flags = opts.flags or {}
   local plan = preset.plan(p, cfg, flags)
+  local gates = gates_mod.load(root)   -- the project's own gates too, as a run loads them
+  preset.add_project_gates(plan, gates, cfg)
   local bus = events.new()
   if not opts.json then
     local tty = term.isatty("stdout")
@@ -278,7 +283,8 @@ function M.main(opts)
   end
   -- live lines are erased however the check ends
   local ok, report = pcall(M.check, cfg, plan, { timeout = opts.timeout, probe = opts.probe,
-    probe_timeout = opts.probe_timeout, vram_gb = flags.vram_gb, vram_origin = flags.vram_gb and "--vram" or nil }, bus)
+    probe_timeout = opts.probe_timeout, vram_gb = flags.vram_gb, vram_origin = flags.vram_gb and "--vram" or nil,
+    gates = gates }, bus)
   bus:close()
   if not ok then error(report, 0) end
   if opts.json then io.stdout:write(render.json(report), "\n") end

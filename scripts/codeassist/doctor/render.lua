@@ -90,6 +90,8 @@ local function short_origin(origin)
   if origin:match("^flag") then return origin:match("(%-%-[%w-]+)") or origin end
   if origin:match("^hook") then return "route() hook" end
   if origin:match("^built%-in default") then return "default" end
+  local gate_file = origin:match("^project gate .-([^/]+)$")
+  if gate_file then return "project gate " .. gate_file end
   return origin:match("([^/]+:%d+)") or origin
 end
 M.short_origin = short_origin
@@ -227,12 +229,19 @@ local function report_text(ev, p)
     local key = pr.severity .. "|" .. pr.message .. "|" .. tostring(pr.remedy)
     local item = seen[key]
     if not item then
-      item = { pr = pr, gates = {}, effects = {} }
+      item = { pr = pr, gates = {}, effects = {}, by_effect = {} }
       seen[key] = item
       problems[#problems + 1] = item
     end
     if gate then item.gates[#item.gates + 1] = gate end
-    item.effects[effect or "stops"] = true
+    effect = effect or "stops"
+    if not item.effects[effect] then
+      item.effects[effect] = true
+      item.by_effect[#item.by_effect + 1] = { effect = effect, gates = {} }
+    end
+    for _, group in ipairs(item.by_effect) do
+      if group.effect == effect and gate then group.gates[#group.gates + 1] = gate end
+    end
   end
   for _, e in ipairs(r.gates) do
     local effect = e.status == "fallback" and "fallback" or e.status ~= "fail" and "fallback_only"
@@ -250,7 +259,7 @@ local function report_text(ev, p)
   end
   for _, w in ipairs(r.warnings) do add(w, nil) end
   local GOT_ROUND = { fallback = "the fallback runs instead", scores_zero = "optional: it will score 0",
-                      measured = "a measured gate: it runs, but a failure will not be explained",
+                      measured = "measured: it runs, but a failure will not be explained",
                       fallback_only = "only the fallback is affected" }
   if #problems > 0 then
     say("")
@@ -262,9 +271,11 @@ local function report_text(ev, p)
         if item.effects.stops or #item.gates == 0 then
           mark = p.bad
         else
+          -- one way round for all, or each gate's: "(build — measured: …; ux — optional: …)"
           local how = {}
-          for _, effect in ipairs{ "fallback", "measured", "scores_zero", "fallback_only" } do
-            if item.effects[effect] then how[#how + 1] = GOT_ROUND[effect] end
+          for _, group in ipairs(item.by_effect) do
+            how[#how + 1] = #item.by_effect == 1 and GOT_ROUND[group.effect]
+              or (table.concat(group.gates, ", ") .. " — " .. GOT_ROUND[group.effect])
           end
           text = text .. " (" .. table.concat(how, "; ") .. ")"
         end
@@ -275,7 +286,11 @@ local function report_text(ev, p)
   end
   say("")
   if r.ok then
-    say(p.ok(#problems == 0 and "All providers healthy: every route is usable." or "Every required route is usable."))
+    local measured_unserved = false
+    for _, e in ipairs(r.gates) do measured_unserved = measured_unserved or (e.status == "fail" and e.required and e.measured) end
+    say(p.ok(#problems == 0 and "All providers healthy: every route is usable."
+      or measured_unserved and "A run can start: every required gate is served, or measured (it runs its command anyway)."
+      or "Every required route is usable."))
   else
     local n = 0
     for _, e in ipairs(r.gates) do if e.status == "fail" and e.required and not e.measured then n = n + 1 end end

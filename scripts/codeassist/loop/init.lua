@@ -159,7 +159,7 @@ local function prepare(opts, root, cfg, plan, bus)
   if not repo:output{ "rev-parse", "--git-dir" } then errors.usage("%s is not a git repository (give --repo DIR)", root) end
 
   local gates = gates_mod.load(root)
-  preset_reload.add_project_gates(plan, gates, cfg)
+  preset.add_project_gates(plan, gates, cfg)
 
   local state = {
     cfg = cfg, plan = plan, gates = gates, bus = bus, root = root, repo = repo,
@@ -200,7 +200,9 @@ local function prepare(opts, root, cfg, plan, bus)
   end
   -- the doctor first: nothing is spent on a run that cannot be served
   local doctor = require "codeassist.doctor"
-  local report_, facts = doctor.check(cfg, plan, { timeout = 5 }, opts.dry_run and bus or events.new())
+  local flags = opts.flags or {}
+  local report_, facts = doctor.check(cfg, plan, { timeout = 5, gates = gates, vram_gb = flags.vram_gb,
+    vram_origin = flags.vram_gb and "--vram" or nil }, opts.dry_run and bus or events.new())
   for _, s in ipairs(facts.ollama_list or {}) do
     for _, m in ipairs(s.models or {}) do state.model_sizes[m.name] = m.size end
   end

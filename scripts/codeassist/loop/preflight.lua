@@ -10,7 +10,7 @@ local M = {}
 -- when that leaves the target out of reach the run stops too; a measured gate still runs; a
 -- gate that will use its fallback is announced.
 function M.check(state, report, opts, bus)
-  local plan, gates = state.plan, state.gates
+  local plan = state.plan
   local groups, order = {}, {}
   local function add(level, text, remedy, gate)
     local key = level .. "\0" .. text .. "\0" .. (remedy or "")
@@ -20,22 +20,17 @@ function M.check(state, report, opts, bus)
     end
     table.insert(groups[key].gates, gate)
   end
-  local blocking, lost, weights, unserved = 0, 0, 0, {}
+  local blocking = 0
   for _, e in ipairs(report.gates) do
-    local weight = tonumber((plan.gates[e.gate] or {}).weight) or 0
-    weights = weights + weight
     local first = e.problems[1] or {}
-    local measured = gates[e.gate] and gates[e.gate].kind == "measured"
     if e.status == "fail" then
-      if measured then
+      if e.measured then   -- the doctor was given the run's gates (state.gates)
         add("warn", (first.message or "unusable") .. " (a measured gate: it runs, but a failure will not be explained)",
           first.remedy, e.gate)
       elseif e.required then
         blocking = blocking + 1
         add("bad", first.message or "unusable", first.remedy, e.gate)
       else
-        lost = lost + weight
-        unserved[#unserved + 1] = e.gate
         add("warn", (first.message or "unusable") .. " (optional: it will score 0)", first.remedy, e.gate)
       end
     elseif e.status == "fallback" and e.fallback then
@@ -58,7 +53,7 @@ function M.check(state, report, opts, bus)
   if blocking > 0 then
     errors.goal("a required route cannot be served (see above, or `codeassist doctor %s`)", name)
   end
-  local best = weights > 0 and math.floor((weights - lost) / weights * 1000 + 0.5) / 10 or 100
+  local best, unserved = require("codeassist.doctor").best_total(report.gates)   -- as the doctor decides
   if best < plan.target_score then
     errors.goal("the target %s cannot be reached: %s cannot be served and will score 0, so the best total is %s — "
       .. "fix their routes (see above, or `codeassist doctor %s`) or lower the target", plan.target_score,

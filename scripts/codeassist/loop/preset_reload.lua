@@ -11,19 +11,6 @@ local render = require "codeassist.loop.render"
 
 local M = {}
 
--- A project's own gates (.claude/gates/*), added to a plan that does not route them: their
--- defaults, routed like the config's default provider.
-function M.add_project_gates(plan, gates, cfg)
-  for name, g in pairs(gates) do
-    if not plan.gates[name] then
-      plan.gates[name] = { weight = g.weight or 0, required = g.required or false, parallel_group = g.parallel_group or 3,
-                           timeout_ms = (g.timeout or 300) * 1000, tools = g.tools, context = g.context,
-                           call_timeout = g.call_timeout }
-      plan.routes[name] = preset.resolve_route(cfg, name, cfg.providers.default, "project gate " .. g.source, false)
-    end
-  end
-end
-
 -- Starts watching the run's preset file (nothing for a built-in preset given by name).
 function M.watch(state, opts)
   local path = type(opts.preset) == "string" and opts.preset or nil
@@ -116,7 +103,7 @@ function M.check(state, iteration)
   w.text = text
   local ok, new = pcall(function()
     local plan = preset.plan(preset.load(w.path, state.cfg), state.cfg, w.flags)
-    M.add_project_gates(plan, state.gates, state.cfg)
+    preset.add_project_gates(plan, state.gates, state.cfg)
     return plan
   end)
   if not ok then

@@ -15,12 +15,12 @@ local function banner(ev, p)
     ("Target: score %s in at most %s iterations; platform %s"):format(ev.target, ev.max_iterations,
       ev.platform or "none (a local issue file)"),
   }
-  local rows = { { "GATE", "WEIGHT", "REQ", "GROUP", "ROUTE", "SOURCE" } }
+  local rows = { { "GATE", "WEIGHT", "REQ", "GROUP", "ROUTE", "DEFINED IN" } }   -- the gate's file, not its route's origin
   for _, g in ipairs(ev.gates) do
     local route = g.route or "?"
     if g.measured then route = "measured" .. (g.route and (", explained by " .. g.route) or "") end
     rows[#rows + 1] = { g.name, tostring(g.weight), g.required and "yes" or "no", tostring(g.group), route,
-      printable(g.source or "built-in") }
+      printable((g.source or "built-in"):gsub("^.*/(%.codeassist/gates/)", "%1")) }
   end
   lines[#lines + 1] = ""
   for _, l in ipairs(tty.columns(rows, "  ")) do lines[#lines + 1] = l end
