@@ -20,7 +20,7 @@ local function banner(ev, p)
     local route = g.route or "?"
     if g.measured then route = "measured" .. (g.route and (", explained by " .. g.route) or "") end
     rows[#rows + 1] = { g.name, tostring(g.weight), g.required and "yes" or "no", tostring(g.group), route,
-      printable((g.source or "built-in"):gsub("^.*/(%.codeassist/gates/)", "%1")) }
+      printable(((g.source or "built-in"):gsub("^.*/(%.codeassist/gates/)", "%1"))) }
   end
   lines[#lines + 1] = ""
   for _, l in ipairs(tty.columns(rows, "  ")) do lines[#lines + 1] = l end
