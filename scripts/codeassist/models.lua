@@ -37,8 +37,11 @@ local function recommendations_text(ev, p)
   local lines = { "", ("Recommended for %gGB of VRAM (%s) — %s:"):format(r.vram_gb, r.vram_origin, r.label) }
   for _, m in ipairs(r.recommended) do
     local mark = not r.reachable and "·" or m.installed and p.green("✓") or p.yellow("·")
-    lines[#lines + 1] = ("  %s %-24s %3dGB  %s%s"):format(mark, m.name, m.vram_gb, m.use,
-      m.installed and ("  (installed as " .. m.installed .. ")") or "")
+    -- the guide's figure is the GPU memory the model wants, not its file: say which, and the
+    -- installed file's size beside it, so the two numbers are not read as one disagreeing
+    local size = m.installed_size and (", %.1fGB on disk"):format(m.installed_size / GB) or ""
+    lines[#lines + 1] = ("  %s %-24s %3dGB VRAM  %s%s"):format(mark, m.name, m.vram_gb, m.use,
+      m.installed and ("  (installed as " .. m.installed .. size .. ")") or "")
   end
   if r.reachable and #r.pulls > 0 then
     lines[#lines + 1] = ""
@@ -77,8 +80,9 @@ function M.report(cfg, opts)
   list, r.error, r.remedy = ask_server(cfg, base, opts)
   r.error = tty.printable(r.error)   -- a server's words
   r.reachable = list ~= nil
-  local installed = {}
+  local installed, size_of = {}, {}
   for _, m in ipairs(list or {}) do
+    size_of[m.name] = m.size
     r.models[#r.models + 1] = { name = tty.printable(m.name), parameter_size = tty.printable(m.parameter_size),
                                 size = m.size, capability = m.capability, tier = m.tier }
     installed[#installed + 1] = m.name
@@ -92,7 +96,8 @@ function M.report(cfg, opts)
   r.label = rec.label
   for _, m in ipairs(rec.models) do
     local have = list and models.match(m[1], installed) or nil
-    r.recommended[#r.recommended + 1] = { name = m[1], vram_gb = m[2], use = m[3], installed = have }
+    r.recommended[#r.recommended + 1] = { name = m[1], vram_gb = m[2], use = m[3], installed = have,
+                                          installed_size = have and size_of[have] or nil }
     if list and not have then r.pulls[#r.pulls + 1] = m[1] end
   end
   return r
