@@ -135,7 +135,15 @@ function M.list(root)
     local state = json.decode(fs.read(p.state) or "")
     if type(state) == "table" then out[#out + 1] = { id = id, state = state, paths = p } end
   end
-  table.sort(out, function(a, b) return a.id > b.id end)
+  -- newest first: by the second in the id, then (two runs in one second) by the start time
+  -- the state keeps to the microsecond, then by id so the order is always the same
+  table.sort(out, function(a, b)
+    local sa, sb = a.id:sub(1, 15), b.id:sub(1, 15)
+    if sa ~= sb then return sa > sb end
+    local wa, wb = tonumber(a.state.started_wall) or 0, tonumber(b.state.started_wall) or 0
+    if wa ~= wb then return wa > wb end
+    return a.id > b.id
+  end)
   return out
 end
 

@@ -201,12 +201,11 @@ describe("CI recipes", function()
       return r
     end
 
+    -- the newest run (as `codeassist runs` orders them: two may start in the same second)
     local function state_of(dir)
-      local runs = fs.list(dir .. "/.codeassist/runs") or {}
-      table.sort(runs)
+      local runs = require("codeassist.runs").list(dir)
       assert.is_true(#runs > 0, "no run folder in " .. dir)
-      local d = dir .. "/.codeassist/runs/" .. runs[#runs]
-      return cjson.decode(fs.read(d .. "/state.json")), d, #runs
+      return runs[1].state, runs[1].paths.dir, #runs
     end
 
     local function chats()

@@ -10,15 +10,12 @@ table.unpack = table.unpack or unpack
 
 local two_iterations = loop.two_iterations
 
--- The newest run folder with a state (a run killed before its first step has none).
+-- The newest run folder with a state (a run killed before its first step has none), as
+-- `codeassist runs` orders them.
 local function run_dir(p)
-  local ids = {}
-  for _, id in ipairs(fs.list(p.dir .. "/.codeassist/runs") or {}) do
-    if fs.stat(p.dir .. "/.codeassist/runs/" .. id .. "/state.json") then ids[#ids + 1] = id end
-  end
-  table.sort(ids)
-  if #ids == 0 then return nil end
-  return p.dir .. "/.codeassist/runs/" .. ids[#ids], ids[#ids]
+  local newest = require("codeassist.runs").list(p.dir)[1]
+  if not newest then return nil end
+  return newest.paths.dir, newest.id
 end
 
 local function lines_of(path)
@@ -26,6 +23,25 @@ local function lines_of(path)
   for line in (fs.read(path) or ""):gmatch("[^\n]+") do out[#out + 1] = line end
   return out
 end
+
+describe("the runs of a repository", function()
+  teardown(support.cleanup)
+
+  it("are newest first, two runs started in the same second by their start time", function()
+    local dir = support.tmpdir()
+    local function run_folder(id, wall)
+      support.write(("%s/.codeassist/runs/%s/state.json"):format(dir, id), cjson.encode{ run_id = id, started_wall = wall })
+    end
+    -- the same second; the later start has the smaller random tag
+    run_folder("20261130-101010-7-ffff", 1796033410.25)
+    run_folder("20261130-101010-7-0001", 1796033410.75)
+    run_folder("20261130-101009-7-9999", 1796033409.5)
+    fs.mkdir_p(dir .. "/.codeassist/runs/20261130-235959-7-aaaa")   -- killed before its first state: not a run
+    local ids = {}
+    for _, r in ipairs(require("codeassist.runs").list(dir)) do ids[#ids + 1] = r.id end
+    assert.are.same({ "20261130-101010-7-0001", "20261130-101010-7-ffff", "20261130-101009-7-9999" }, ids)
+  end)
+end)
 
 describe("run state", function()
   local sim

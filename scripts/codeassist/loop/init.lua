@@ -166,6 +166,7 @@ local function prepare(opts, root, cfg, plan, bus)
     platform = not opts.issue_file and not opts.replay and forge.detect(root) or nil,   -- a replay touches no forge
     history = {}, changed_files = {}, iteration = 0, vram_gb = (opts.flags or {}).vram_gb or cfg.providers.ollama.vram_gb,
     model_sizes = {}, notes = {}, clock_started = clock.monotonic(), started_at = os.time(),
+    started_wall = clock.wall(),   -- orders two runs started in the same second (runs.list)
     preset = plan.name, preset_source = tostring(plan.source), target_score = plan.target_score,
     max_iterations = plan.max_iterations, progress = {},
   }

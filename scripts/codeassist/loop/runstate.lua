@@ -17,7 +17,7 @@ local M = {}
 local KEPT = { "preset", "preset_source", "issue", "issue_file", "platform", "branch", "slug", "base", "base_name",
                "target", "start", "remote_tip", "untracked_at_start", "iteration", "step", "history", "findings",
                "last_total", "last_results", "done_results", "agent_messages", "agent_turns", "same", "last_signature",
-               "baseline_counts", "head", "routing", "outcome", "started_at", "elapsed", "changed_files", "target_score",
+               "baseline_counts", "head", "routing", "outcome", "started_at", "started_wall", "elapsed", "changed_files", "target_score",
                "max_iterations", "checkpoints" }
 
 -- A gate result as the state keeps it: without the measured command's whole output.
