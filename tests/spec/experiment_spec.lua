@@ -11,10 +11,11 @@ table.unpack = table.unpack or unpack
 local KEY = "sk-ant-experiment-secret-0123456789"
 local CLOSED = "http://127.0.0.1:9"   -- nothing listens: a replay must not need a model
 
+-- as `codeassist runs` orders them (two runs may start in the same second)
 local function newest_run(p)
-  local ids = fs.list(p.dir .. "/.codeassist/runs") or {}
-  table.sort(ids)
-  return ids[#ids] and p.dir .. "/.codeassist/runs/" .. ids[#ids], ids[#ids]
+  local newest = require("codeassist.runs").list(p.dir)[1]
+  if not newest then return nil end
+  return newest.paths.dir, newest.id
 end
 
 -- Each gate's score per iteration, from a finished run's state.
