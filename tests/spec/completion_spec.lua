@@ -77,27 +77,7 @@ local function zsh_complete(dir, lines)
   return parse_hits(require("codeassist.fs").read(dir .. "/offered"))
 end
 
--- The commands `codeassist --help` lists, and the options `codeassist ARGS --help` lists.
-local function help_commands()
-  local help = support.codeassist{ "--help" }.stdout
-  local list = {}
-  for line in (help:match("\nCommands:\n(.-)\n\n") or ""):gmatch("[^\n]+") do
-    list[#list + 1] = line:match("^   ([%w-]+)")   -- a summary's second line starts further right
-  end
-  table.sort(list)
-  return list
-end
-
-local function help_options(args)
-  local argv = {}
-  for _, a in ipairs(args) do argv[#argv + 1] = a end
-  argv[#argv + 1] = "--help"
-  local text = support.codeassist(argv).stdout
-  local list = {}
-  for name in (text:match("\nOptions:\n(.*)$") or ""):gmatch("%s(%-%-[%w-]+)") do list[#list + 1] = name end
-  assert.is_true(#list > 0, table.concat(args, " ") .. " --help lists no options")
-  return list
-end
+local help_commands, help_options = support.help_commands, support.help_options
 
 local function includes(list, word)
   for _, w in ipairs(list) do if w == word then return true end end

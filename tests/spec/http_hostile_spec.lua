@@ -29,11 +29,7 @@ local function start_server()
   server.url = "http://127.0.0.1:" .. fs.read(port_file)
 end
 
-local function timed(fn)
-  local t0 = clock.monotonic()
-  local a, b = fn()
-  return a, b, clock.monotonic() - t0
-end
+local timed = support.timed
 
 -- Reads a whole SSE stream; returns the number of events and how it ended.
 local function drain_events(res)

@@ -23,11 +23,7 @@ local function eventually(cond, what)
   end
 end
 
-local function timed(fn)
-  local t0 = clock.monotonic()
-  local a, b = fn()
-  return a, b, clock.monotonic() - t0
-end
+local timed = support.timed
 
 describe("codeassist.http", function()
   setup(function() sim = support.simulator() end)

@@ -7,26 +7,7 @@ local preset = require "codeassist.preset"
 
 local MAN = support.root .. "/docs/codeassist.1"
 
--- `codeassist --help`'s commands, and the options of `codeassist ARGS --help`.
-local function help_commands()
-  local help = support.codeassist{ "--help" }.stdout
-  local list = {}
-  for line in (help:match("\nCommands:\n(.-)\n\n") or ""):gmatch("[^\n]+") do
-    list[#list + 1] = line:match("^   ([%w-]+)")
-  end
-  return list
-end
-
-local function help_options(args)
-  local argv = {}
-  for _, a in ipairs(args) do argv[#argv + 1] = a end
-  argv[#argv + 1] = "--help"
-  local list = {}
-  for name in (support.codeassist(argv).stdout:match("\nOptions:\n(.*)$") or ""):gmatch("%s(%-%-[%w-]+)") do
-    list[#list + 1] = name
-  end
-  return list
-end
+local help_commands, help_options = support.help_commands, support.help_options
 
 local function make(target, destdir)
   -- BUILD as the Makefile's default: the sanitizer suite (BUILD=build/asan) must not install its binary

@@ -1,6 +1,7 @@
 -- Helpers shared by the specs: run the real binary, make temp folders, write files.
 local proc = require "codeassist.proc"
 local fs = require "codeassist.fs"
+local clock = require "codeassist.clock"
 
 local M = {}
 
@@ -44,6 +45,37 @@ function M.write(path, content)
   return path
 end
 
+-- The commands `codeassist --help` lists (sorted), and the options `codeassist ARGS --help`
+-- lists: what completion and the man page must cover.
+function M.help_commands()
+  local help = M.codeassist{ "--help" }.stdout
+  local list = {}
+  for line in (help:match("\nCommands:\n(.-)\n\n") or ""):gmatch("[^\n]+") do
+    list[#list + 1] = line:match("^   ([%w-]+)")   -- a summary's second line starts further right
+  end
+  table.sort(list)
+  return list
+end
+
+function M.help_options(args)
+  local argv = {}
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  argv[#argv + 1] = "--help"
+  local list = {}
+  for name in (M.codeassist(argv).stdout:match("\nOptions:\n(.*)$") or ""):gmatch("%s(%-%-[%w-]+)") do
+    list[#list + 1] = name
+  end
+  assert(#list > 0, table.concat(args, " ") .. " --help lists no options")
+  return list
+end
+
+-- fn's results, then the seconds it took.
+function M.timed(fn)
+  local t0 = clock.monotonic()
+  local a, b = fn()
+  return a, b, clock.monotonic() - t0
+end
+
 -- A loopback URL where nothing listens: a port that was bound, then closed (connection refused).
 function M.closed_port_url()
   local r = M.sh([[python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1]); s.close()"]])
@@ -74,7 +106,6 @@ local Simulator = {}
 Simulator.__index = Simulator
 
 function M.simulator(args)
-  local clock = require "codeassist.clock"
   local dir = M.tmpdir()
   local port_file = dir .. "/port"
   -- The shell waits for the port file: were it to exit first, proc.run would end its process
