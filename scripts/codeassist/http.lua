@@ -192,7 +192,7 @@ function M.request(opts)
     error(tr, 2)
   end
   local res = setmetatable({ url = M.redact(url), method = method, _t = tr, _permit = permit,
-                             _raw_url = url, _max_body = opts.stream and opts.max_body or nil }, Response)
+                             _raw_url = url }, Response)
 
   while not tr:status() do
     local st = tr:state()
@@ -291,29 +291,16 @@ local function frame_reader(tr)
   end
 end
 
--- A stream's frames count against max_body: an answer that never ends must not fill memory.
--- Ends the stream with a too_large failure.
-local function too_large(self)
-  self.err = failure("too_large", self.method, self._raw_url,
-    ("a streamed answer larger than the limit of %d bytes (max_body)"):format(self._max_body))
-  self:close()
-  return nil, self.err
-end
-
 -- for data, event_name in res:events() do ... end   (SSE; strings, undecoded)
 function Response:events()
   local next_frame = frame_reader(self._t)
   local tr = self._t   -- keeps the transfer alive while its pointer is in use
-  local limit, received = self._max_body, 0
+  -- (the transfer bounds the stream as a whole by max_body: an endless answer ends too_large)
   return function()
     local data, name = next_frame()
     if not data then
       data, name = slow_next(self, tr)
       if not data then return data, name end
-    end
-    if limit then
-      received = received + #data
-      if received > limit then return too_large(self) end
     end
     return data, name
   end
@@ -323,17 +310,12 @@ end
 function Response:lines()
   local next_frame = frame_reader(self._t)
   local decode = cjson.decode
-  local limit, received = self._max_body, 0
   return function()
     local line = next_frame()
     if not line then
       local err
       line, err = slow_next(self)
       if not line then return nil, err end
-    end
-    if limit then
-      received = received + #line
-      if received > limit then return too_large(self) end
     end
     local obj, why = decode(line)
     if obj == nil then

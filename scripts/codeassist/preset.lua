@@ -482,8 +482,6 @@ function M.plan(p, cfg, flags)
   return plan
 end
 
--- Every route of a gate, the planned one first, then its fallbacks:
---   for route, depth in preset.route_chain(plan.routes.build) do ... end
 -- A project's own gates (.codeassist/gates/*.lua), added to a plan that does not route them:
 -- their defaults, routed like the config's default provider.
 function M.add_project_gates(plan, gates, cfg)
@@ -497,6 +495,8 @@ function M.add_project_gates(plan, gates, cfg)
   end
 end
 
+-- Every route of a gate, the planned one first, then its fallbacks:
+--   for route, depth in preset.route_chain(plan.routes.build) do ... end
 function M.route_chain(first)
   local route, depth = nil, -1
   return function()

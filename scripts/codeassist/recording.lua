@@ -48,8 +48,6 @@ local function failure_fields(err)
   return kept
 end
 
--- A recorder: wraps a complete(cfg, route, req, opts) function so every attempt is written to
--- DIR. iteration() says which iteration a call belongs to.
 -- Raises a usage error when DIR cannot take a new recording (checked before anything is spent).
 function M.check_new(dir)
   if fs.stat(dir .. "/" .. M.EXCHANGES) then
@@ -63,18 +61,18 @@ end
 -- A recording inside the repository would be committed with the work (every prompt and
 -- answer in the pull request): only .codeassist/, which no commit takes, may hold one.
 function M.check_place(dir, root)
-  local function absolute(p)
-    p = p:sub(1, 1) == "/" and p or (fs.cwd() .. "/" .. p)
-    return (p:gsub("/%./", "/"):gsub("/+", "/"):gsub("/%.?$", ""))
-  end
-  local abs, top = absolute(dir), absolute(root)
-  local inside = abs:sub(1, #top + 1) == top .. "/" and abs:sub(#top + 2) or (abs == top and "" or nil)
+  -- resolved as the kernel would (.., symlinks): nil when the folder is outside the repository
+  local real = fs.confine(root, dir:sub(1, 1) == "/" and dir or (fs.cwd() .. "/" .. dir))
+  local top = real and fs.confine(root, ".")
+  local inside = real and (real == top and "" or real:sub(#top + 2))
   if inside and not (inside .. "/"):match("^%.codeassist/") then
     errors.usage("--record %s: the folder is inside the repository, so the recording would be committed with the work; "
       .. "use a folder outside it, or under .codeassist/ (e.g. --record .codeassist/recordings/NAME)", dir)
   end
 end
 
+-- A recorder: wraps a complete(cfg, route, req, opts) function so every attempt is written to
+-- DIR. iteration() says which iteration a call belongs to.
 function M.recorder(dir, complete, iteration, meta)
   M.check_new(dir)
   local path = dir .. "/" .. M.EXCHANGES

@@ -162,6 +162,11 @@ describe("record and replay", function()
     r = run(p, { "ollama_hybrid", "--issue", "7", "--record", "rec/7" })
     assert.are.equal(2, r.code, r.stdout .. r.stderr)
     assert.matches("the folder is inside the repository, so the recording would be committed", r.stderr)
+    -- so is one reached through a link from outside
+    support.sh(("ln -s '%s' '%s/into-repo'"):format(p.dir, p.top))
+    r = run(p, { "ollama_hybrid", "--issue", "7", "--record", p.top .. "/into-repo/rec" })
+    assert.are.equal(2, r.code, r.stdout .. r.stderr)
+    assert.matches("the folder is inside the repository", r.stderr)
     if recorded then
       r = run(p, { "ollama_hybrid", "--issue", "7", "--record", recorded })
       assert.are.equal(2, r.code, r.stdout .. r.stderr)
