@@ -29,7 +29,7 @@ Environment:
   CODEASSIST_DEBUG  set to 1 for tracebacks, like --debug
   NO_COLOR          disables colours, like --no-color
   ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, ANTHROPIC_BASE_URL   Claude's key and server
-  OLLAMA_HOST       the Ollama server (else providers.ollama.base_url, else localhost:11434)
+  OLLAMA_HOST       the Ollama server when the config sets no providers.ollama.base_url
 
 First steps: codeassist init, then codeassist doctor presets/mine.lua, then
 codeassist run presets/mine.lua --issue N.]]

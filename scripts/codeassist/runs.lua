@@ -5,7 +5,7 @@
 --                  atomically at every step (temp file, fsync, rename, fsync of the folder)
 --   ledger.jsonl   one line per model call (codeassist.ledger)
 --   audit.jsonl    every tool call and guardrail decision (the agent's and the runtime's git)
---   trace.jsonl    every model request and response, secrets scrubbed
+--   trace.jsonl    every model request and response, and preset reloads, secrets scrubbed
 --   report.md, report.json   at the end
 --
 --   local runs = require "codeassist.runs"

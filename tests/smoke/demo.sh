@@ -18,7 +18,7 @@ failed=0
 n=$((n + 1))
 if [ "$status" -eq 0 ]; then echo "ok $n - demo: exits 0"; else echo "not ok $n - demo: exits 0 (it exited $status)"; failed=1; fi
 check "the doctor accepts every route" "Every required route is usable"
-check "a preset's typos are named" "architcet"
+check "a preset's typos are named" "architcet.*did you mean 'architect'"
 check "iteration 1 fails the real build" "build +0 +FAIL +measured.*error: expected"
 check "the finding reaches iteration 2, which passes" "^  test +100 +PASS +measured +all 3 tests passed"
 check "done in two iterations with a pull request" "Done: score 100/95 after 2 iterations; pull request https://"

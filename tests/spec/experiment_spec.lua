@@ -110,7 +110,7 @@ describe("record and replay", function()
     assert.matches("no run nope", r.stderr)
     r = support.codeassist({ "whatif", id, "cluade" }, { cwd = p.dir })
     assert.are.equal(2, r.code)
-    assert.matches("claude", r.stderr)
+    assert.matches("did you mean 'claude'", r.stderr)
   end)
 
   it("replays it twice to the same scores with no model at all", function()
@@ -167,7 +167,8 @@ describe("record and replay", function()
     r = run(p, { "ollama_hybrid", "--issue", "7", "--record", p.top .. "/into-repo/rec" })
     assert.are.equal(2, r.code, r.stdout .. r.stderr)
     assert.matches("the folder is inside the repository", r.stderr)
-    if recorded then
+    do
+      assert.is_string(recorded, "the recording test above did not run")
       r = run(p, { "ollama_hybrid", "--issue", "7", "--record", recorded })
       assert.are.equal(2, r.code, r.stdout .. r.stderr)
       assert.matches("already holds a recording", r.stderr)

@@ -292,12 +292,6 @@ describe("hostile servers", function()
     it("a gzip-encoded answer is decoded: SSE, NDJSON and /api/tags", function()
       claude:fault{ kind = "gzip" }
       local out = call("anthropic")
-      -- libcurl decodes once the host asks it to (CURLOPT_ACCEPT_ENCODING, which also makes it
-      -- send Accept-Encoding); until that change to runtime/http.c is in, this cannot pass
-      if not claude:log()[1].headers["accept-encoding"] then
-        pending("runtime/http.c does not ask libcurl to decode (no Accept-Encoding sent); got: " .. tostring(out.message))
-        return
-      end
       assert.is_true(out.ok, out.message)
       assert.are.equal(SIM_TEXT, out.text)
       sim:fault{ match = { path = "/api/chat" }, kind = "gzip" }

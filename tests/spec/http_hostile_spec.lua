@@ -204,6 +204,7 @@ describe("codeassist.http against a hostile server", function()
       assert.are.equal("<html>Moved</html>", tr:body())
       assert.is_nil(tr:failure())
       tr:close()
+      assert.are.equal(2, hits()["/redirect"])   -- the counter works: both asks reached the server
       assert.is_nil(hits()["/redirected"])
     end)
   end)

@@ -140,9 +140,12 @@ describe("codeassist run", function()
     local comments = cjson.decode(fs.read(p.forge .. "/comments.json"))
     assert.is_nil(comments[1].body:find("127.0.0.1", 1, true))
     -- a finding's quoted output stays in a code block, so it renders as written
+    local quoted = 0
     for item in comments[1].body:gmatch("\n%- ([^\n]*\n[^%-][^\n]*)") do
       assert.matches("^[^\n]*\n\n  ```\n", item .. "\n")
+      quoted = quoted + 1
     end
+    assert.is_true(quoted > 0, "no finding with quoted output in:\n" .. comments[1].body)
   end)
 
   it("continues a run from its own feature branch and still delivers one clean commit", function()
