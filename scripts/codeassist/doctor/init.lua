@@ -110,13 +110,13 @@ local function run_probes(cfg, plan, facts, opts, bus)
 end
 
 -- Optional gates that cannot be served score 0: the best total a run can reach, and those
--- gates (weight 0 ones cost nothing). The doctor and the run's preflight both decide by it.
-function M.best_total(entries)
+-- gates (weight 0 ones cost nothing). A target above it stops a run before it starts.
+local function best_total(entries)
   local weights, lost, unserved = 0, 0, {}
   for _, e in ipairs(entries) do
     local weight = tonumber(e.weight) or 0
     weights = weights + weight
-    if e.status == "fail" and not e.required and not e.measured and weight > 0 then
+    if e.effect == "scores_zero" and weight > 0 then
       lost = lost + weight
       unserved[#unserved + 1] = e.gate
     end
@@ -125,7 +125,7 @@ function M.best_total(entries)
 end
 
 local function target_out_of_reach(entries, plan)
-  local best, unserved = M.best_total(entries)
+  local best, unserved = best_total(entries)
   if best >= (tonumber(plan.target_score) or 0) then return nil end
   return { check = "target", severity = "error",
     message = ("the target %s cannot be reached: %s cannot be served and will score 0, so the best total is %s")
@@ -167,6 +167,12 @@ local function gate_entry(name, plan, facts, cfg, opts, gates)
   end
   entry.status = entry.usable and (#entry.problems == 0 and "ok" or "warn")
     or entry.via_fallback and "fallback" or "fail"
+  -- what it means for a run, read by the report, its text and the run's preflight alike:
+  -- "stops" it, or the gate gets round: "fallback", "measured" (runs anyway), "scores_zero"
+  if entry.status == "fallback" then entry.effect = "fallback"
+  elseif entry.status == "fail" then
+    entry.effect = entry.measured and "measured" or required and "stops" or "scores_zero"
+  end
   return entry, required
 end
 
@@ -243,7 +249,7 @@ function M.check(cfg, plan, opts, bus)
   local gates = opts.gates or gates_mod.load(nil)   -- {name = gate}: the loaded gates (built-in only when not given)
   for _, name in ipairs(render.gate_order(plan)) do
     local entry, required = gate_entry(name, plan, facts, cfg, opts, gates)
-    if entry.status == "fail" and required and not entry.measured then report.ok = false end
+    if entry.effect == "stops" then report.ok = false end
     report.gates[#report.gates + 1] = entry
   end
   local unreachable = target_out_of_reach(report.gates, plan)

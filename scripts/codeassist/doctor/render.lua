@@ -198,8 +198,8 @@ local function status_text(e)
   for _, pr in ipairs(e.problems) do if pr.severity == "error" then first = first or pr end end
   first = first or e.problems[1]
   -- the run goes on without these: an optional gate scores 0, a measured one runs unexplained
-  if e.measured then return "⚠ " .. (FAILED[first.check] or first.check) .. " (measured anyway)" end
-  if not e.required then return "⚠ " .. (FAILED[first.check] or first.check) .. " (scores 0)" end
+  if e.effect == "measured" then return "⚠ " .. (FAILED[first.check] or first.check) .. " (measured anyway)" end
+  if e.effect == "scores_zero" then return "⚠ " .. (FAILED[first.check] or first.check) .. " (scores 0)" end
   return "✗ " .. (FAILED[first.check] or first.check)
 end
 
@@ -229,23 +229,24 @@ local function report_text(ev, p)
     local key = pr.severity .. "|" .. pr.message .. "|" .. tostring(pr.remedy)
     local item = seen[key]
     if not item then
-      item = { pr = pr, gates = {}, effects = {}, by_effect = {} }
+      item = { pr = pr, gates = {}, groups = {}, group_of = {} }   -- the gates it concerns, by effect
       seen[key] = item
       problems[#problems + 1] = item
     end
-    if gate then item.gates[#item.gates + 1] = gate end
     effect = effect or "stops"
-    if not item.effects[effect] then
-      item.effects[effect] = true
-      item.by_effect[#item.by_effect + 1] = { effect = effect, gates = {} }
+    local group = item.group_of[effect]
+    if not group then
+      group = { effect = effect, gates = {} }
+      item.group_of[effect] = group
+      item.groups[#item.groups + 1] = group
     end
-    for _, group in ipairs(item.by_effect) do
-      if group.effect == effect and gate then group.gates[#group.gates + 1] = gate end
+    if gate then
+      item.gates[#item.gates + 1] = gate
+      group.gates[#group.gates + 1] = gate
     end
   end
   for _, e in ipairs(r.gates) do
-    local effect = e.status == "fallback" and "fallback" or e.status ~= "fail" and "fallback_only"
-      or e.measured and "measured" or e.required and "stops" or "scores_zero"
+    local effect = e.effect or "fallback_only"   -- a usable gate's problems can only be its fallback's
     for _, pr in ipairs(e.problems) do add(pr, e.gate, effect) end
     if e.fallback then
       for _, pr in ipairs(e.fallback.problems) do
@@ -268,13 +269,13 @@ local function report_text(ev, p)
       local label = #item.gates > 0 and (table.concat(item.gates, ", ") .. ": ") or ""
       local text, mark = label .. printable(item.pr.message), p.warn
       if item.pr.severity == "error" then
-        if item.effects.stops or #item.gates == 0 then
+        if item.group_of.stops or #item.gates == 0 then
           mark = p.bad
         else
           -- one way round for all, or each gate's: "(build — measured: …; ux — optional: …)"
           local how = {}
-          for _, group in ipairs(item.by_effect) do
-            how[#how + 1] = #item.by_effect == 1 and GOT_ROUND[group.effect]
+          for _, group in ipairs(item.groups) do
+            how[#how + 1] = #item.groups == 1 and GOT_ROUND[group.effect]
               or (table.concat(group.gates, ", ") .. " — " .. GOT_ROUND[group.effect])
           end
           text = text .. " (" .. table.concat(how, "; ") .. ")"
@@ -287,13 +288,13 @@ local function report_text(ev, p)
   say("")
   if r.ok then
     local measured_unserved = false
-    for _, e in ipairs(r.gates) do measured_unserved = measured_unserved or (e.status == "fail" and e.required and e.measured) end
+    for _, e in ipairs(r.gates) do measured_unserved = measured_unserved or (e.effect == "measured" and e.required) end
     say(p.ok(#problems == 0 and "All providers healthy: every route is usable."
       or measured_unserved and "A run can start: every required gate is served, or measured (it runs its command anyway)."
       or "Every required route is usable."))
   else
     local n = 0
-    for _, e in ipairs(r.gates) do if e.status == "fail" and e.required and not e.measured then n = n + 1 end end
+    for _, e in ipairs(r.gates) do if e.effect == "stops" then n = n + 1 end end
     if n > 0 then
       say(p.bad(("Some providers are unhealthy: %d required route%s not usable."):format(n, n == 1 and " is" or "s are")))
     else
