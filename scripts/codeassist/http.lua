@@ -84,14 +84,12 @@ local function error_text(body)
   end
   return excerpt(body)
 end
-M.error_text = error_text
-
-function M.is_redirect(res)
+local function is_redirect(res)
   return res.status >= 300 and res.status < 400
 end
 
 -- A redirect as a failure: where it pointed, and what to do. Its body is not read.
-function M.redirect_failure(res)
+local function redirect_failure(res)
   local location = res.headers.location
   return failure("http", res.method, res._raw_url, ("HTTP %d %s — codeassist does not follow redirects "
       .. "(set base_url to the final address)"):format(res.status,
@@ -215,9 +213,9 @@ function M.request(opts)
       { status = res.status, headers = res.headers, body = body })
   end
 
-  if opts.stream and M.is_redirect(res) then
+  if opts.stream and is_redirect(res) then
     res:close()
-    return nil, M.redirect_failure(res)
+    return nil, redirect_failure(res)
   end
 
   local want = CONTENT_TYPES[opts.stream or ""]
@@ -345,9 +343,9 @@ function M.json(url, opts)
   local res, err = M.request{ url = url, method = body and "POST" or "GET", body = body,
     headers = headers, timeout = opts.timeout }
   if not res then return nil, err end
-  if M.is_redirect(res) then
+  if is_redirect(res) then
     res:close()
-    return nil, M.redirect_failure(res)
+    return nil, redirect_failure(res)
   end
   local text, e = res:body()
   if not text then return nil, e end

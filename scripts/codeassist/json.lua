@@ -102,6 +102,11 @@ function M.describe(v)
   return "a " .. t
 end
 
+-- Whether a decoded field is left out: missing, or null.
+function M.absent(v)
+  return v == nil or v == cjson.null
+end
+
 -- Whether v is a number that can be counted with: finite and at least 0.
 function M.is_count(v)
   return type(v) == "number" and v == v and v >= 0 and v ~= math.huge

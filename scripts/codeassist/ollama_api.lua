@@ -67,10 +67,7 @@ end
 -- type (or a number that is NaN, infinite or negative) is left out and said in a problem that
 -- names it: '/api/tags: models[3].size is "big", expected a number of bytes'. Absent fields
 -- (and null) are simply unknown.
-local describe, is_count = json.describe, json.is_count
-local null = json.null
-
-local function absent(v) return v == nil or v == null end
+local describe, is_count, absent = json.describe, json.is_count, json.absent
 
 local function say(problems, where, field, value, expected)
   problems[#problems + 1] = ("%s: %s is %s, expected %s"):format(where, field, describe(value), expected)
@@ -140,7 +137,7 @@ function M.tags(server)
       local params = models.parameters(parameter_size)
       list[#list + 1] = {
         name = name, size = size, family = family, parameter_size = parameter_size,
-        quantization = quantization, parameters = params, problems = problems,
+        quantization = quantization, parameters = params,
         tier = catalogue.tier(params), capability = catalogue.capability(name, family),
       }
     end

@@ -47,7 +47,7 @@ local function ctx_for(state, gate)
   return ctx
 end
 
--- The issue: from the platform, or a Markdown file.
+-- The issue: from the platform (whose CLI prepare has checked), or a Markdown file.
 local function load_issue(opts, root, platform)
   local forge = require "codeassist.forge"
   if opts.issue_file then
@@ -55,10 +55,7 @@ local function load_issue(opts, root, platform)
     if not issue then errors.usage("--issue-file %s: %s", opts.issue_file, err.message) end
     return issue
   end
-  local ok, err = forge.check_cli(platform)
-  if not ok then errors.goal("%s", err.message) end
-  local issue
-  issue, err = forge.fetch_issue(platform, opts.issue, root)
+  local issue, err = forge.fetch_issue(platform, opts.issue, root)
   if not issue then
     local message = err.message
     if not message:find("#" .. tostring(opts.issue), 1, true) then message = ("issue #%s: %s"):format(tostring(opts.issue), message) end

@@ -96,7 +96,7 @@ local function wrong(event, field, value, expected)
   return failure("protocol", ("a %s event's %s is %s, expected %s"):format(event, field, describe(value), expected))
 end
 
-local function absent(v) return v == nil or v == cjson.null end
+local absent = require("codeassist.json").absent
 local function valid_index(i) return type(i) == "number" and i >= 0 and i < 10000 and i % 1 == 0 end
 
 -- usage: token counts are numbers >= 0; other entries (service_tier, server_tool_use) are kept

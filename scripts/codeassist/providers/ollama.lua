@@ -106,7 +106,7 @@ local STOP = { stop = "end_turn", length = "max_tokens", load = "end_turn", unlo
 local describe = require("codeassist.json").describe
 local is_count = require("codeassist.json").is_count
 
-local function absent(v) return v == nil or v == cjson.null end
+local absent = require("codeassist.json").absent
 
 local function wrong(field, value, expected)
   return failure("protocol", ("a line of the stream: %s is %s, expected %s"):format(field, describe(value), expected))
@@ -114,11 +114,12 @@ end
 
 local COUNTS = { "prompt_eval_count", "eval_count", "total_duration", "load_duration", "prompt_eval_duration",
                  "eval_duration" }
+local LINE_STRINGS, MESSAGE_STRINGS = { "model", "done_reason" }, { "content", "thinking" }   -- checked per line
 
 -- Checks one line's fields; the failure, or nil when they are all usable.
 local function check_line(line)
   if not absent(line.done) and type(line.done) ~= "boolean" then return wrong("done", line.done, "true or false") end
-  for _, f in ipairs{ "model", "done_reason" } do
+  for _, f in ipairs(LINE_STRINGS) do
     if not absent(line[f]) and type(line[f]) ~= "string" then return wrong(f, line[f], "a string") end
   end
   for _, f in ipairs(COUNTS) do
@@ -127,7 +128,7 @@ local function check_line(line)
   local m = line.message
   if absent(m) then return nil end
   if type(m) ~= "table" then return wrong("message", m, "an object") end
-  for _, f in ipairs{ "content", "thinking" } do
+  for _, f in ipairs(MESSAGE_STRINGS) do
     if not absent(m[f]) and type(m[f]) ~= "string" then return wrong("message." .. f, m[f], "a string") end
   end
   local calls = m.tool_calls
