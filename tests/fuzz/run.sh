@@ -30,8 +30,8 @@ for t in "$@"; do
     fuzz_one "$t" &
     running=$((running + 1))
     if [ "$running" -ge "$jobs" ]; then
-        wait
-        running=$((running - 1))
+        wait   # the whole batch (POSIX sh has no wait -n)
+        running=0
     fi
 done
 wait
