@@ -395,9 +395,10 @@ end
 -- top of the project when this is a subfolder of one.
 function M.default_path()
   local fs = require "codeassist.fs"
+  if fs.stat(M.DEFAULT_PATH) then return M.DEFAULT_PATH end   -- the usual case: no walk up
   local cwd = fs.cwd()
   local top = M.project_root(cwd)
-  if top and top ~= cwd and not fs.stat(M.DEFAULT_PATH) then return top .. "/" .. M.DEFAULT_PATH end
+  if top and top ~= cwd then return top .. "/" .. M.DEFAULT_PATH end
   return M.DEFAULT_PATH
 end
 
