@@ -17,24 +17,6 @@ local function names_a_preset(command, argument)
     or (command._name == "run" and argument._name == "file")
 end
 
--- Each command's preset argument as positions: {command = {first, last}} (last = 999: any
--- number of them), counting the command's positional arguments from 1.
-local function preset_positions(parser)
-  local found = {}
-  for _, command in ipairs(parser._commands) do
-    local position = 1
-    for _, argument in ipairs(command._arguments) do
-      local count = argument._maxargs
-      if names_a_preset(command, argument) then
-        found[#found + 1] = { command = command, first = position, last = count == math.huge and 999 or position + count - 1 }
-      end
-      if count == math.huge then break end
-      position = position + count
-    end
-  end
-  return found
-end
-
 -- "COMMAND OPTION" for every option that takes a value ("" for the program's own), so the
 -- bash script can skip values when it counts positional arguments.
 local function options_with_values(parser)
@@ -73,8 +55,7 @@ local function loop_options()
   local ok, err = pcall(run_file.run_preset, "PRESET", {}, {})
   cli.parse = real_parse
   if ok or err ~= stop or not caught then return "" end
-  -- handled before that parser, by run_preset itself
-  return table.concat({ option_names(caught._options), "--test-provider", "--doctor" }, " ")
+  return option_names(caught._options)   -- --test-provider and its hidden name --doctor included
 end
 
 local function builtin_names()
@@ -293,20 +274,14 @@ fi
 local MARK, RUN_ARGS_MARK, RUN_ID_MARK = "__codeassist_presets__", "__codeassist_run_args__", "__codeassist_runs__"
 
 local function zsh(parser)
-  -- a preset argument is marked as one with a single choice, then that choice becomes our
-  -- function; commands with only a summary get it as their description
-  for _, p in ipairs(preset_positions(parser)) do
-    for _, argument in ipairs(p.command._arguments) do
-      if names_a_preset(p.command, argument) then argument._choices = { MARK } end
-      if p.command._name == "run" and argument._name == "args" then argument._choices = { RUN_ARGS_MARK } end
-    end
-  end
+  -- a preset or run argument is marked as one with a single choice, then that choice becomes
+  -- our function; commands with only a summary get it as their description
   for _, command in ipairs(parser._commands) do
     for _, argument in ipairs(command._arguments) do
-      if names_a_run(argument) then argument._choices = { RUN_ID_MARK } end
+      if names_a_preset(command, argument) then argument._choices = { MARK }
+      elseif names_a_run(argument) then argument._choices = { RUN_ID_MARK }
+      elseif command._name == "run" and argument._name == "args" then argument._choices = { RUN_ARGS_MARK } end
     end
-  end
-  for _, command in ipairs(parser._commands) do
     command._description = command._description or command._summary
   end
   local generated = parser:get_zsh_complete()
