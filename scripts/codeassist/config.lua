@@ -391,6 +391,18 @@ function M.project_root(dir)
   end
 end
 
+-- The repository a command works on: --repo's folder, else the project this folder is in,
+-- else this folder. A --repo that is not a folder is a usage error.
+function M.repo_root(repo)
+  local fs = require "codeassist.fs"
+  local root = repo or M.project_root() or fs.cwd()
+  local st = fs.stat(root)
+  if not st or st.type ~= "dir" then
+    require("codeassist.errors").usage("--repo %s: %s", root, st and "not a folder" or "no such folder")
+  end
+  return root
+end
+
 -- The config file a command reads when none is given: .claude/autonomous.yml here, or at the
 -- top of the project when this is a subfolder of one.
 function M.default_path()

@@ -11,10 +11,7 @@ local prices = require "codeassist.prices"
 local M = {}
 
 local function root_of(opts)
-  local root = opts.repo or require("codeassist.config").project_root() or fs.cwd()
-  local st = fs.stat(root)
-  if not st or st.type ~= "dir" then errors.usage("--repo %s: %s", root, st and "not a folder" or "no such folder") end
-  return root
+  return require("codeassist.config").repo_root(opts.repo)
 end
 
 -- A run's report: report.json when the run ended, else built from its state and ledger (a run

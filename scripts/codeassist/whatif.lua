@@ -90,9 +90,7 @@ end
 
 -- opts: {repo, config, id, presets = {name or file, ...}, json}
 function M.main(opts)
-  local root = opts.repo or config.project_root() or fs.cwd()
-  local st = fs.stat(root)
-  if not st or st.type ~= "dir" then errors.usage("--repo %s: %s", root, st and "not a folder" or "no such folder") end
+  local root = config.repo_root(opts.repo)
   local run, state = runs.open(root, opts.id)
   if not run then
     local preset = require "codeassist.preset"

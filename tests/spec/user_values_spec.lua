@@ -159,6 +159,16 @@ describe("values a user controls", function()
     assert.matches("not a regular file", r.stderr)
   end)
 
+  it("--repo that is not a folder is named by every command that takes it", function()
+    local dir = project(nil, { ["file"] = "x\n" })
+    for _, args in ipairs{ { "runs", "--repo", "nope" }, { "report", "--repo", "file" }, { "whatif", "latest", "claude", "--repo", "nope" },
+                           { "run", "ollama_only", "--issue", "1", "--repo", "nope" } } do
+      local r = run(dir, args)
+      assert.are.equal(2, r.code, table.concat(args, " ") .. ": " .. r.stderr)
+      assert.matches("%-%-repo " .. args[#args] .. ": " .. (args[#args] == "file" and "not a folder" or "no such folder"), r.stderr)
+    end
+  end)
+
   it("a preset file that forgot its `return` is named, not run as a script that did nothing", function()
     local dir = project(nil, {
       ["presets/mine.lua"] = 'local preset = require "codeassist.preset"\n'

@@ -78,12 +78,7 @@ end
 --        supervised, resume = true | run id, json, trace = path, record = dir, replay = dir,
 --        flags = {target_score, max_iterations, vram_gb, routes}}; returns the exit code.
 function M.main(opts)
-  local fs = require "codeassist.fs"
-  local root = opts.repo or config.project_root() or fs.cwd()   -- from a subfolder: the project
-  local st = fs.stat(root)
-  if not st or st.type ~= "dir" then
-    errors.usage("--repo %s: %s", root, st and "not a folder" or "no such folder")
-  end
+  local root = config.repo_root(opts.repo)   -- from a subfolder: the project
   local cfgpath = opts.config or (root .. "/" .. config.DEFAULT_PATH)
   local cfg = config.load{ path = cfgpath, missing_ok = not opts.config }
   cfg.source.path = opts.config or config.DEFAULT_PATH
