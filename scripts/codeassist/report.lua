@@ -17,14 +17,17 @@ local function money(usd)
 end
 M.money = money
 
--- The order gates are shown in everywhere: the agent, then the built-in gates as the doctor
--- lists them, then a project's own gates by name.
-M.GATE_ORDER = { "implement", "build", "security", "test", "mentor", "review", "architect", "devops", "ux" }
-local RANK = {}
-for i, g in ipairs(M.GATE_ORDER) do RANK[g] = i end
+-- The order gates are shown in everywhere, as the doctor lists them: by parallel group (the
+-- agent's is 0; a project's own gates default to 3, as preset.add_project_gates puts them),
+-- then by name.
+local function group_of(gate)
+  if gate == "implement" then return 0 end
+  local defaults = require("codeassist.config").GATE_DEFAULTS[gate]
+  return defaults and defaults.parallel_group or 3
+end
 function M.gate_before(a, b)
-  local ra, rb = RANK[a] or math.huge, RANK[b] or math.huge
-  if ra ~= rb then return ra < rb end
+  local ga, gb = group_of(a), group_of(b)
+  if ga ~= gb then return ga < gb end
   return tostring(a) < tostring(b)
 end
 
