@@ -217,11 +217,10 @@ function M.pick(name, gate, survey, preferred, vram_gb)
   -- nothing there can serve it: name the model to pull, and let the doctor say so too
   local fallback = preferred or M.MAIN_MODEL
   if survey.reachable then
-    -- the guide's model that would serve it on this GPU (the preferred one may be installed
-    -- but too big for it)
-    for _, m in ipairs(recommended_candidates(vram_gb)) do
-      if not unfit(m, gate, vram_gb) then fallback = m.name; break end
-    end
+    -- the guide's model that would serve it on this GPU, chosen as with no server (the
+    -- preferred one may be installed but too big for it)
+    local offline = M.pick(name, gate, { reachable = false }, nil, vram_gb)
+    if not offline.missing then fallback = offline.model end
   end
   return { model = fallback, installed = false, missing = true, instead = instead,
            why = ("nothing %s can serve it (it needs%s a %d-token context%s): ollama pull %s"):format(
