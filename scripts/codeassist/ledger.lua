@@ -56,7 +56,7 @@ local function add(totals, e)
   g.usd = g.usd + (tonumber(e.usd) or 0)
   g.claude_usd = g.claude_usd + (tonumber(e.claude_usd) or tonumber(e.usd) or 0)
   g.seconds = g.seconds + (tonumber(e.seconds) or 0)
-  local route = tostring(e.provider) .. " " .. tostring(e.model)
+  local route = require("codeassist.preset").route_label(e)   -- as people read it: "claude …"
   g.routes[route] = (g.routes[route] or 0) + 1
 end
 

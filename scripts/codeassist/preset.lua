@@ -374,6 +374,11 @@ function M.provider_label(provider)
   return provider == "anthropic" and "claude" or provider
 end
 
+-- A route as people read it, everywhere it is shown: "claude claude-sonnet-4-5".
+function M.route_label(route)
+  return tostring(M.provider_label(route.provider)) .. " " .. tostring(route.model)
+end
+
 local function default_model(cfg, provider)
   if provider == "ollama" then return cfg.providers.ollama.model end
   return (cfg.providers.claude and cfg.providers.claude.model) or cfg.providers.anthropic.model

@@ -24,9 +24,7 @@ local function key_of(gate, iteration, route)
   return table.concat({ tostring(gate), tostring(iteration), tostring(route.provider), tostring(route.model) }, "\0")
 end
 
-local function label(route)
-  return ("%s %s"):format(route.provider == "anthropic" and "claude" or tostring(route.provider), tostring(route.model))
-end
+local label = require("codeassist.preset").route_label
 
 -- The fields of a failure that a replay gives back (the rest are the transfer's own).
 local function failure_fields(err)

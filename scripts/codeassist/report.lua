@@ -33,8 +33,8 @@ end
 
 -- A gate result's route as the terminal's table shows it.
 function M.route_cell(r)
-  local label = r.provider == "anthropic" and "claude" or r.provider
-  local route = label and (label .. " " .. tostring(r.model) .. (r.fallback and (" (fallback from " .. r.fallback .. ")") or ""))
+  local route = r.provider and (require("codeassist.preset").route_label(r)
+    .. (r.fallback and (" (fallback from " .. r.fallback .. ")") or ""))
   if r.kind == "measured" then route = "measured" .. (route and (", explained by " .. route) or "") end
   return route or "-"
 end
@@ -69,7 +69,7 @@ function M.build(state, totals, opts)
   for gate, g in pairs(totals.by_gate or {}) do
     local routes = {}
     for route, n in pairs(g.routes or {}) do
-      routes[#routes + 1] = ("%s (%d)"):format(route:gsub("^anthropic ", "claude "), n)
+      routes[#routes + 1] = ("%s (%d)"):format(route, n)
     end
     table.sort(routes)
     by_gate[#by_gate + 1] = { gate = gate, calls = g.calls, input_tokens = g.input_tokens, output_tokens = g.output_tokens,

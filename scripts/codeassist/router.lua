@@ -30,9 +30,7 @@ local function key_of(route)
 end
 M.key_of = key_of
 
-local function label(route)
-  return preset.provider_label(route.provider) .. " " .. tostring(route.model)
-end
+local label = preset.route_label
 M.label = label
 
 -- ===== circuit breaker =====

@@ -23,9 +23,6 @@ local count = require("codeassist.ledger").count
 -- dollars as the ledger wrote them: a finite amount >= 0, else 0
 local function dollars(v) return type(v) == "number" and v == v and v >= 0 and v < math.huge and v or 0 end
 
-local function route_label(provider, model)
-  return ("%s %s"):format(preset.provider_label(provider), tostring(model))
-end
 
 -- Per gate, from ledger.jsonl: tokens, the dollars spent, the all-Claude dollars, the routes used.
 function M.usage_by_gate(path)
@@ -49,7 +46,7 @@ function M.usage_by_gate(path)
       g.usage.cache_creation_input_tokens = g.usage.cache_creation_input_tokens + count(e.cache_write_tokens)
       g.usd = g.usd + dollars(e.replayed and e.recorded_usd or e.usd)   -- a replay: what the recorded calls cost
       g.claude_usd = g.claude_usd + dollars(e.claude_usd)
-      local r = route_label(e.provider, e.model)
+      local r = preset.route_label(e)
       g.routes[r] = (g.routes[r] or 0) + 1
     end
   end
@@ -73,7 +70,8 @@ function M.price(gates, order, plan)
       entry = { route = g.route, usd = g.usd, moved = false, unrouted = true }
     else
       local usd, known = prices.cost(route.provider, route.model, g.usage)
-      entry = { route = route_label(route.provider, route.model), usd = usd, moved = route_label(route.provider, route.model) ~= g.route }
+      local label = preset.route_label(route)
+      entry = { route = label, usd = usd, moved = label ~= g.route }
       if not known then out.unpriced[#out.unpriced + 1] = name end
     end
     out.gates[name] = entry
@@ -93,7 +91,6 @@ function M.main(opts)
   local root = config.repo_root(opts.repo)
   local run, state = runs.open(root, opts.id)
   if not run then
-    local preset = require "codeassist.preset"
     local hint = ""
     for _, name in ipairs(preset.BUILTIN) do
       if name == opts.id then hint = " — it is a preset's name: give the run first (`codeassist runs` lists them, or `latest`)" end

@@ -20,7 +20,7 @@ function M.watch(state, opts)
 end
 
 local function label(route)
-  return route and (preset.provider_label(route.provider) .. " " .. tostring(route.model)) or "none"
+  return route and preset.route_label(route) or "none"
 end
 
 local function chain(route)
