@@ -23,7 +23,6 @@ Ledger.__index = Ledger
 
 -- A token count as a ledger keeps it: a whole number >= 0 (anything else from a server is 0).
 local function count(v) return type(v) == "number" and v == v and v >= 0 and v < math.huge and math.floor(v) or 0 end
-M.count = count
 
 local function empty_totals()
   return { calls = 0, paid_calls = 0, usd = 0, claude_usd = 0, saved_usd = 0, unpriced = 0,
@@ -47,17 +46,37 @@ local function add(totals, e)
   end
   local g = totals.by_gate[e.gate or "?"]
   if not g then
-    g = { calls = 0, input_tokens = 0, output_tokens = 0, usd = 0, claude_usd = 0, seconds = 0, routes = {} }
+    g = { calls = 0, input_tokens = 0, output_tokens = 0, cache_read_tokens = 0, cache_write_tokens = 0, usd = 0,
+          claude_usd = 0, recorded_usd = 0, seconds = 0, routes = {} }
     totals.by_gate[e.gate or "?"] = g
   end
   g.calls = g.calls + 1
   g.input_tokens = g.input_tokens + count(e.input_tokens)
   g.output_tokens = g.output_tokens + count(e.output_tokens)
+  g.cache_read_tokens = g.cache_read_tokens + count(e.cache_read_tokens)
+  g.cache_write_tokens = g.cache_write_tokens + count(e.cache_write_tokens)
   g.usd = g.usd + (tonumber(e.usd) or 0)
+  if e.replayed then g.recorded_usd = g.recorded_usd + (tonumber(e.recorded_usd) or 0) end
   g.claude_usd = g.claude_usd + (tonumber(e.claude_usd) or tonumber(e.usd) or 0)
   g.seconds = g.seconds + (tonumber(e.seconds) or 0)
   local route = require("codeassist.preset").route_label(e)   -- as people read it: "claude …"
   g.routes[route] = (g.routes[route] or 0) + 1
+end
+
+-- The totals of a ledger file, read only; with the wall-clock times of its paid calls.
+-- nil and the failure when the file cannot be read.
+function M.read(path)
+  local text, err = fs.read(path)
+  if not text then return nil, err end
+  local totals, paid_times = empty_totals(), {}
+  for line in text:gmatch("[^\n]+") do
+    local e = json.decode(line)
+    if type(e) == "table" then   -- a line cut by a crash is not a call
+      add(totals, e)
+      if e.provider == "anthropic" and not e.replayed and tonumber(e.time) then paid_times[#paid_times + 1] = tonumber(e.time) end
+    end
+  end
+  return totals, paid_times
 end
 
 -- Opens (or creates) a ledger file; an existing one is read back into the totals (a resumed
@@ -65,16 +84,9 @@ end
 function M.open(path, opts)
   errors.argcheck(type(path) == "string", "ledger.open: give the ledger file's path")
   opts = opts or {}
+  local totals, paid_times = M.read(path)
   local self = setmetatable({ path = path, claude_model = opts.claude_model or "claude-sonnet-4-5",
-                              totals = empty_totals(), paid_times = {} }, Ledger)
-  local text = fs.read(path)
-  for line in (text or ""):gmatch("[^\n]+") do
-    local e = json.decode(line)
-    if type(e) == "table" then   -- a line cut by a crash is not a call
-      add(self.totals, e)
-      if e.provider == "anthropic" and not e.replayed and tonumber(e.time) then self.paid_times[#self.paid_times + 1] = tonumber(e.time) end
-    end
-  end
+                              totals = totals or empty_totals(), paid_times = paid_times or {} }, Ledger)
   local f, err = io.open(path, "a")
   if not f then errors.goal("cannot write the ledger %s: %s", path, tostring(err)) end
   self.file = f

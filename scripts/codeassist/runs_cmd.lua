@@ -19,12 +19,7 @@ end
 local function report_of(entry)
   local doc = json.decode(fs.read(entry.paths.report_json) or "")
   if type(doc) == "table" and entry.state.outcome then return doc end
-  local totals
-  if fs.stat(entry.paths.ledger) then
-    local l = ledger.open(entry.paths.ledger)
-    totals = l.totals
-    l:close()
-  end
+  local totals = ledger.read(entry.paths.ledger)   -- nil when there is none
   local state = {}
   for k, v in pairs(entry.state) do state[k] = v end
   state.run_id = entry.id

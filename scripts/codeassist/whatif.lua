@@ -11,7 +11,6 @@ local preset = require "codeassist.preset"
 local config = require "codeassist.config"
 local report = require "codeassist.report"
 local json = require "codeassist.json"
-local fs = require "codeassist.fs"
 local tty = require "codeassist.tty"
 local errors = require "codeassist.errors"
 
@@ -19,43 +18,24 @@ local M = {}
 
 local money = report.money
 
-local count = require("codeassist.ledger").count
--- dollars as the ledger wrote them: a finite amount >= 0, else 0
-local function dollars(v) return type(v) == "number" and v == v and v >= 0 and v < math.huge and v or 0 end
-
-
--- Per gate, from ledger.jsonl: tokens, the dollars spent, the all-Claude dollars, the routes used.
+-- Per gate, from ledger.jsonl (the ledger's own totals): calls, tokens as prices.cost takes
+-- them, the dollars spent (a replay: what the recorded calls cost), the all-Claude dollars,
+-- the route that served most of its calls. nil and the failure when there is no ledger.
 function M.usage_by_gate(path)
-  local text, err = fs.read(path)
-  if not text then return nil, err end
+  local totals, err = require("codeassist.ledger").read(path)
+  if not totals then return nil, err end
   local gates, order = {}, {}
-  for line in text:gmatch("[^\n]+") do
-    local e = json.decode(line)
-    if type(e) == "table" and type(e.gate) == "string" then   -- a line cut by a crash is not a call
-      local g = gates[e.gate]
-      if not g then
-        g = { gate = e.gate, calls = 0, usd = 0, claude_usd = 0, routes = {}, usage = { input_tokens = 0,
-              output_tokens = 0, cache_read_input_tokens = 0, cache_creation_input_tokens = 0 } }
-        gates[e.gate] = g
-        order[#order + 1] = e.gate
-      end
-      g.calls = g.calls + 1
-      g.usage.input_tokens = g.usage.input_tokens + count(e.input_tokens)
-      g.usage.output_tokens = g.usage.output_tokens + count(e.output_tokens)
-      g.usage.cache_read_input_tokens = g.usage.cache_read_input_tokens + count(e.cache_read_tokens)
-      g.usage.cache_creation_input_tokens = g.usage.cache_creation_input_tokens + count(e.cache_write_tokens)
-      g.usd = g.usd + dollars(e.replayed and e.recorded_usd or e.usd)   -- a replay: what the recorded calls cost
-      g.claude_usd = g.claude_usd + dollars(e.claude_usd)
-      local r = preset.route_label(e)
-      g.routes[r] = (g.routes[r] or 0) + 1
-    end
-  end
-  table.sort(order, report.gate_before)   -- the same order as the report and the doctor
-  for _, g in pairs(gates) do   -- the route that served most of the gate's calls
+  for name, t in pairs(totals.by_gate) do
+    local g = { gate = name, calls = t.calls, usd = t.usd + t.recorded_usd, claude_usd = t.claude_usd, routes = t.routes,
+                usage = { input_tokens = t.input_tokens, output_tokens = t.output_tokens,
+                          cache_read_input_tokens = t.cache_read_tokens, cache_creation_input_tokens = t.cache_write_tokens } }
     for r, n in pairs(g.routes) do
       if not g.route or n > g.routes[g.route] or (n == g.routes[g.route] and r < g.route) then g.route = r end
     end
+    gates[name] = g
+    order[#order + 1] = name
   end
+  table.sort(order, report.gate_before)   -- the same order as the report and the doctor
   return gates, order
 end
 
