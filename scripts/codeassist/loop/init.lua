@@ -154,17 +154,14 @@ local function prepare(opts, root, cfg, plan, bus)
   preset.add_project_gates(plan, gates, cfg)
 
   local state = {
-    cfg = cfg, plan = plan, gates = gates, bus = bus, root = root, repo = repo,
+    cfg = cfg, gates = gates, bus = bus, root = root, repo = repo,
     platform = not opts.issue_file and not opts.replay and forge.detect(root) or nil,   -- a replay touches no forge
     history = {}, changed_files = {}, iteration = 0, vram_gb = (opts.flags or {}).vram_gb or cfg.providers.ollama.vram_gb,
     model_sizes = {}, notes = {}, clock_started = clock.monotonic(), started_at = os.time(),
     started_wall = clock.wall(),   -- orders two runs started in the same second (runs.list)
-    preset = plan.name, preset_source = tostring(plan.source), target_score = plan.target_score,
-    max_iterations = plan.max_iterations, progress = {},
+    progress = {},
   }
-  state.groups = loop_gates.groups(plan, gates)
-  state.measure_plan = require("codeassist.gates.measure").detect(root,
-    { build = (plan.gates.build or {}).command, test = (plan.gates.test or {}).command })
+  preset_reload.apply(state, plan)
 
   -- what costs nothing to check comes before the doctor's network checks
   if not opts.resume and not opts.replay then

@@ -93,6 +93,18 @@ local function trace(state, record)
   end
 end
 
+-- Makes plan the run's: what the state keeps of it, the parallel groups, and the build and
+-- test commands the measured gates run. At the start of a run, and when a preset is re-read.
+function M.apply(state, plan)
+  state.plan = plan
+  if state.router then state.router.plan = plan end
+  state.preset, state.preset_source = plan.name, tostring(plan.source)
+  state.target_score, state.max_iterations = plan.target_score, plan.max_iterations
+  state.groups = require("codeassist.loop.gates").groups(plan, state.gates)
+  state.measure_plan = require("codeassist.gates.measure").detect(state.root,
+    { build = (plan.gates.build or {}).command, test = (plan.gates.test or {}).command })
+end
+
 -- Between iterations: the preset file read again when it changed. Returns true when the plan
 -- was replaced.
 function M.check(state, iteration)
@@ -114,14 +126,7 @@ function M.check(state, iteration)
     return false
   end
   local what = changes(state.plan, new)
-  state.plan = new
-  state.router.plan = new
-  state.preset, state.preset_source = new.name, tostring(new.source)
-  state.target_score, state.max_iterations = new.target_score, new.max_iterations
-  state.groups = require("codeassist.loop.gates").groups(new, state.gates)
-  -- the build and test commands the measured gates run, as the new plan names them
-  state.measure_plan = require("codeassist.gates.measure").detect(state.root,
-    { build = (new.gates.build or {}).command, test = (new.gates.test or {}).command })
+  M.apply(state, new)
   render.note(state.bus, ("%s changed: re-read for iteration %d%s"):format(w.path, iteration,
     #what > 0 and (" — " .. table.concat(what, "; ")) or " (nothing the run uses changed)"), "info")
   trace(state, { event = "preset.reloaded", path = w.path, iteration = iteration, preset = new.name, changes = json.array(what) })
